@@ -1,0 +1,49 @@
+//! Places the ONNX Runtime shared library next to the binaries this build produces.
+//!
+//! bullpen loads ONNX Runtime at run time (`ort`'s `load-dynamic`), so nothing is linked here.
+//! The library comes from the Python package index wheel through `scripts/fetch-onnxruntime.py`; a build that
+//! cannot fetch it still succeeds (with a warning) and the binary then says what to do.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+const SCRIPT: &str = "scripts/fetch-onnxruntime.py";
+
+fn main() {
+    println!("cargo::rerun-if-changed={SCRIPT}");
+    println!("cargo::rerun-if-env-changed=BULLPEN_SKIP_ORT_FETCH");
+
+    // OUT_DIR is <target>/<profile>/build/<crate>-<hash>/out: the profile folder holds the binary.
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let Some(profile_dir) = out_dir.ancestors().nth(3) else {
+        println!(
+            "cargo::warning=unexpected OUT_DIR layout {}",
+            out_dir.display()
+        );
+        return;
+    };
+    println!(
+        "cargo::rustc-env=BULLPEN_ORT_BUILD_DIR={}",
+        profile_dir.display()
+    );
+
+    if env::var_os("BULLPEN_SKIP_ORT_FETCH").is_some() {
+        return;
+    }
+    let status = Command::new("python3")
+        .arg(SCRIPT)
+        .arg(profile_dir)
+        .status();
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => println!(
+            "cargo::warning=fetching ONNX Runtime failed ({status}); run `python3 {SCRIPT} {}`",
+            profile_dir.display()
+        ),
+        Err(error) => println!(
+            "cargo::warning=could not run python3 to fetch ONNX Runtime ({error}); run `python3 {SCRIPT} {}`",
+            profile_dir.display()
+        ),
+    }
+}

@@ -1,0 +1,161 @@
+//! The command line: `bullpen <command>`. Each command is a thin call into the library.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::features::{self, EmbeddedStore, FEATURE_SPEC};
+use crate::settings::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bullpen",
+    version,
+    about = "MLB win-probability prediction server"
+)]
+pub struct Cli {
+    /// Folder holding `default.toml` and `{BULLPEN_ENV}.toml`.
+    #[arg(
+        long,
+        global = true,
+        default_value = "config",
+        env = "BULLPEN_CONFIG_DIR"
+    )]
+    pub config_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Feature spec and training data.
+    #[command(subcommand)]
+    Features(FeaturesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeaturesCommand {
+    /// Write the training table (game id, date, season, features, `home_win`) as CSV.
+    Export {
+        /// Seasons to write: `2024`, `2010-2023` or `2010,2015-2016`. Earlier seasons in the
+        /// data are still read, since features carry history across seasons.
+        #[arg(long, value_parser = parse_seasons)]
+        seasons: Seasons,
+        /// Output file; standard output when absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Print the feature spec (version and ordered names) as JSON.
+    Spec,
+}
+
+/// A sorted, de-duplicated set of seasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seasons(pub Vec<i32>);
+
+fn parse_seasons(text: &str) -> Result<Seasons, String> {
+    let year = |s: &str| {
+        s.trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|y| (1871..=2100).contains(y))
+            .ok_or_else(|| format!("`{s}` is not a season such as 2024"))
+    };
+    let mut seasons = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (year(first)?, year(last)?);
+                if first > last {
+                    return Err(format!("`{part}` runs backwards"));
+                }
+                seasons.extend(first..=last);
+            }
+            None => seasons.push(year(part)?),
+        }
+    }
+    seasons.sort_unstable();
+    seasons.dedup();
+    Ok(Seasons(seasons))
+}
+
+pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Features(FeaturesCommand::Spec) => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &FEATURE_SPEC)?;
+            writeln!(out)?;
+            Ok(())
+        }
+        Command::Features(FeaturesCommand::Export { seasons, output }) => {
+            export(settings, &seasons, output.as_deref())
+        }
+    }
+}
+
+fn export(settings: &Settings, seasons: &Seasons, output: Option<&Path>) -> anyhow::Result<()> {
+    let games = crate::games::load_dir(&settings.data.dir)
+        .with_context(|| format!("loading games from {}", settings.data.dir.display()))?;
+    let progress = ProgressBar::new(games.len() as u64).with_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} games ({elapsed})")
+            .expect("the template is valid; this is a bug"),
+    );
+    progress.set_message("computing features");
+    let store = EmbeddedStore::from_games(games, |n| progress.inc(n as u64));
+    progress.finish_and_clear();
+
+    let summary = match output {
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            features::write_table(
+                BufWriter::new(file),
+                store.games(),
+                store.vectors(),
+                &seasons.0,
+            )
+        }
+        None => features::write_table(
+            std::io::stdout().lock(),
+            store.games(),
+            store.vectors(),
+            &seasons.0,
+        ),
+    }
+    .context("writing the training table")?;
+    if summary.rows == 0 {
+        anyhow::bail!(
+            "no regular-season games of {:?} in {}",
+            seasons.0,
+            settings.data.dir.display()
+        );
+    }
+    tracing::info!(
+        rows = summary.rows,
+        ties_skipped = summary.ties_skipped,
+        output = %output.map_or("stdout".into(), |p| p.display().to_string()),
+        "wrote training table"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seasons_parse_as_lists_and_ranges() {
+        assert_eq!(parse_seasons("2024"), Ok(Seasons(vec![2024])));
+        assert_eq!(
+            parse_seasons("2010-2012,2011,2020"),
+            Ok(Seasons(vec![2010, 2011, 2012, 2020]))
+        );
+        assert!(parse_seasons("2024-2010").is_err());
+        assert!(parse_seasons("twenty").is_err());
+        assert!(parse_seasons("").is_err());
+    }
+}

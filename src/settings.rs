@@ -1,0 +1,155 @@
+//! Layered configuration: the defaults compiled into the binary, then `config/default.toml`,
+//! then `config/{BULLPEN_ENV}.toml`, then `BULLPEN__SECTION__KEY` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::telemetry::LogFormat;
+
+const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Everything the binary can be configured with; see `config/default.toml` for each key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub data: DataSettings,
+    pub features: FeatureSettings,
+    pub models: ModelSettings,
+    pub inference: InferenceSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSettings {
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    pub dir: PathBuf,
+    pub default: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceSettings {
+    /// Empty means: search the usual places (see `models::runtime`).
+    pub ort_library: PathBuf,
+    pub intra_threads: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// A configuration that could not be read or does not make sense; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration could not be read: {0}")]
+    Read(#[from] config::ConfigError),
+    #[error("configuration key `{key}` is invalid: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Loads the layers from `config_dir` and the process environment, then validates them.
+    pub fn load(config_dir: &Path) -> Result<Self, SettingsError> {
+        let environment = std::env::var("BULLPEN_ENV").unwrap_or_else(|_| "local".to_owned());
+        let settings: Self = config::Config::builder()
+            .add_source(config::File::from_str(
+                EMBEDDED_DEFAULTS,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from(config_dir.join("default.toml")).required(false))
+            .add_source(config::File::from(config_dir.join(&environment)).required(false))
+            .add_source(
+                config::Environment::with_prefix("BULLPEN")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.features.version != crate::features::FEATURE_SPEC.version {
+            return Err(SettingsError::Invalid {
+                key: "features.version",
+                reason: format!(
+                    "this build computes feature spec `{}`, not `{}`",
+                    crate::features::FEATURE_SPEC.version,
+                    self.features.version
+                ),
+            });
+        }
+        if self.models.default.trim().is_empty() {
+            return invalid("models.default", "must name a model");
+        }
+        if self.inference.intra_threads == 0 {
+            return invalid("inference.intra_threads", "must be at least 1");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.telemetry.level).is_err() {
+            return invalid("telemetry.level", "is not a tracing filter such as `info`");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load_and_validate() {
+        let empty = tempfile::tempdir().expect("temp dir");
+        let settings = Settings::load(empty.path()).expect("defaults are valid");
+        assert_eq!(settings.features.version, "v1");
+        assert_eq!(settings.models.default, "home_win");
+        assert_eq!(settings.telemetry.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn files_override_defaults_and_bad_values_name_their_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("default.toml"),
+            "[inference]\nintra_threads = 0\n",
+        )
+        .expect("write config");
+        let error = Settings::load(dir.path()).expect_err("zero threads is refused");
+        assert_eq!(
+            error.to_string(),
+            "configuration key `inference.intra_threads` is invalid: must be at least 1"
+        );
+
+        std::fs::write(
+            dir.path().join("default.toml"),
+            "[telemetry]\nformat = \"xml\"\n",
+        )
+        .expect("write config");
+        let error = Settings::load(dir.path()).expect_err("unknown format is refused");
+        assert!(error.to_string().contains("telemetry.format"), "{error}");
+    }
+}
