@@ -1,0 +1,51 @@
+//! The training table: one row per game with its id, date, season, features in spec order
+//! and the label `home_win`. Written by the same code that serves, so they cannot drift.
+
+use std::io::Write;
+
+use super::spec::{FEATURE_SPEC, FeatureVector};
+use crate::games::{Game, Phase};
+
+/// What went into a table, for the command's summary.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub rows: usize,
+    /// Games without a winner (called and never resumed): they have no label.
+    pub ties_skipped: usize,
+}
+
+/// Writes the regular-season games of `seasons` as CSV.
+pub fn write_table<W: Write>(
+    out: W,
+    games: &[Game],
+    vectors: &[FeatureVector],
+    seasons: &[i32],
+) -> csv::Result<ExportSummary> {
+    let mut writer = csv::Writer::from_writer(out);
+    let mut header = vec!["game_id", "date", "season"];
+    header.extend(FEATURE_SPEC.names);
+    header.push("home_win");
+    writer.write_record(&header)?;
+
+    let mut summary = ExportSummary::default();
+    for (game, vector) in games.iter().zip(vectors) {
+        if game.phase != Phase::Regular || !seasons.contains(&game.season()) {
+            continue;
+        }
+        let Some(home_win) = game.home_win() else {
+            summary.ties_skipped += 1;
+            continue;
+        };
+        let mut record = vec![
+            game.id.to_string(),
+            game.date.to_string(),
+            game.season().to_string(),
+        ];
+        record.extend(vector.values().iter().map(ToString::to_string));
+        record.push(u8::from(home_win).to_string());
+        writer.write_record(&record)?;
+        summary.rows += 1;
+    }
+    writer.flush()?;
+    Ok(summary)
+}

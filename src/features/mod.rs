@@ -1,0 +1,12 @@
+//! The features module: point-in-time feature vectors for stored and scheduled games.
+
+mod export;
+mod history;
+mod spec;
+mod state;
+mod store;
+
+pub use export::{ExportSummary, write_table};
+pub use history::{History, compute_all};
+pub use spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureSpec, FeatureVector};
+pub use store::{EmbeddedStore, ScheduleError};
