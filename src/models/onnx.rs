@@ -1,0 +1,144 @@
+//! One ONNX model and its session. `Session::run` takes `&mut self`, so an `OnnxModel` is
+//! owned by whoever runs it; the server keeps one per inference thread.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::TensorRef;
+
+use super::manifest::{Manifest, ManifestError};
+use crate::features::{FEATURE_COUNT, FEATURE_SPEC, FeatureVector};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("model {model} expects feature spec {expected}, but this server computes {actual}")]
+    FeatureSpec {
+        model: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("model {model}: {reason}")]
+    Shape { model: String, reason: String },
+    #[error("model {path}: ONNX Runtime failed: {reason}")]
+    Onnx { path: PathBuf, reason: String },
+}
+
+#[derive(Debug)]
+pub struct OnnxModel {
+    manifest: Manifest,
+    path: PathBuf,
+    session: Session,
+}
+
+impl OnnxModel {
+    /// Reads the manifest in `dir`, checks it against this build's feature spec and opens
+    /// the ONNX session with `intra_threads` threads and no spinning (a server shares cores).
+    pub fn load(
+        environment: &Environment,
+        dir: &Path,
+        intra_threads: usize,
+    ) -> Result<Self, ModelError> {
+        let manifest = Manifest::load(dir)?;
+        let label = format!("{}@{}", manifest.name, manifest.version);
+        let spec = &manifest.feature_spec;
+        if spec.version != FEATURE_SPEC.version || spec.names != FEATURE_SPEC.names {
+            return Err(ModelError::FeatureSpec {
+                model: label,
+                expected: spec.version.clone(),
+                actual: FEATURE_SPEC.version.to_owned(),
+            });
+        }
+        let path = dir.join(&manifest.model_file);
+        let onnx_error = |reason: String| ModelError::Onnx {
+            path: path.clone(),
+            reason,
+        };
+        let session = open_session(environment, &path, intra_threads)
+            .map_err(|error| onnx_error(error.to_string()))?;
+
+        let input = session
+            .inputs()
+            .iter()
+            .find(|input| input.name() == manifest.input)
+            .ok_or_else(|| ModelError::Shape {
+                model: label.clone(),
+                reason: format!("has no input named `{}`", manifest.input),
+            })?;
+        let width = input
+            .dtype()
+            .tensor_shape()
+            .and_then(|shape| shape.last().copied());
+        if width != Some(FEATURE_COUNT as i64) {
+            return Err(ModelError::Shape {
+                model: label,
+                reason: format!("input width is {width:?}, feature spec has {FEATURE_COUNT}"),
+            });
+        }
+        if !session
+            .outputs()
+            .iter()
+            .any(|o| o.name() == manifest.output)
+        {
+            return Err(ModelError::Shape {
+                model: label,
+                reason: format!("has no output named `{}`", manifest.output),
+            });
+        }
+        Ok(Self {
+            manifest,
+            path,
+            session,
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// P(home win) for each row.
+    pub fn predict(&mut self, rows: &[FeatureVector]) -> Result<Vec<f32>, ModelError> {
+        let flat: Vec<f32> = rows.iter().flat_map(|row| *row.values()).collect();
+        let input = Array2::from_shape_vec((rows.len(), FEATURE_COUNT), flat)
+            .expect("rows are FEATURE_COUNT wide; this is a bug");
+        let onnx_error = |error: ort::Error| ModelError::Onnx {
+            path: self.path.clone(),
+            reason: error.to_string(),
+        };
+        let tensor = TensorRef::from_array_view(&input).map_err(onnx_error)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.manifest.input.as_str() => tensor])
+            .map_err(onnx_error)?;
+        let probabilities = outputs[self.manifest.output.as_str()]
+            .try_extract_array::<f32>()
+            .map_err(onnx_error)?;
+        if probabilities.shape() != [rows.len(), 2] {
+            return Err(ModelError::Shape {
+                model: format!("{}@{}", self.manifest.name, self.manifest.version),
+                reason: format!(
+                    "output shape is {:?}, expected [{}, 2]",
+                    probabilities.shape(),
+                    rows.len()
+                ),
+            });
+        }
+        Ok(probabilities.outer_iter().map(|row| row[1]).collect())
+    }
+}
+
+fn open_session(
+    environment: &Environment,
+    path: &Path,
+    intra_threads: usize,
+) -> ort::Result<Session> {
+    Session::builder(environment)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)?
+        .with_intra_threads(intra_threads)?
+        .with_intra_op_spinning(false)?
+        .commit_from_file(path)
+}
