@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Retrain the model from the data in data/ and write it to models/<name>/<version>/.
+#   training/run.sh [VERSION]        (default version: 1)
+# Steps: build bullpen (release), export the training table and feature spec with it,
+# create the pinned Python environment once, train, evaluate and export to ONNX.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version="${1:-1}"
+out="models/home_win/${version}"
+work="training/data"
+mkdir -p "$work"
+
+cargo build --release --locked
+target/release/bullpen features export --seasons 2010-2024 --output "$work/games.csv"
+target/release/bullpen features spec > "$work/spec.json"
+
+if [ ! -x training/.venv/bin/python ]; then
+  python3 -m venv training/.venv
+  training/.venv/bin/pip install --quiet -r training/requirements.txt
+fi
+training/.venv/bin/python training/train.py \
+  --table "$work/games.csv" --spec "$work/spec.json" \
+  --out-dir "$out" --name home_win --version "$version"
