@@ -1,0 +1,60 @@
+use std::process::Command;
+
+use bullpen::features::FEATURE_SPEC;
+
+use crate::helpers::repo_path;
+
+#[test]
+fn export_2024_writes_every_regular_season_game_with_no_missing_value() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let table = out.path().join("2024.csv");
+    let status = Command::new(env!("CARGO_BIN_EXE_bullpen"))
+        .current_dir(repo_path(""))
+        .args(["features", "export", "--seasons", "2024", "--output"])
+        .arg(&table)
+        .status()
+        .expect("bullpen runs");
+    assert!(status.success());
+
+    let mut reader = csv::Reader::from_path(&table).expect("table is CSV");
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    let mut expected = vec!["game_id", "date", "season"];
+    expected.extend(FEATURE_SPEC.names);
+    expected.push("home_win");
+    assert_eq!(header, expected);
+
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(
+        rows.len(),
+        2429,
+        "MLB played 2,429 regular-season games in 2024"
+    );
+    for row in &rows {
+        assert_eq!(&row[2], "2024");
+        for value in row.iter().skip(3) {
+            let parsed: f64 = value.parse().unwrap_or(f64::NAN);
+            assert!(parsed.is_finite(), "game {} has value `{value}`", &row[0]);
+        }
+        assert!(matches!(&row[row.len() - 1], "0" | "1"));
+    }
+}
+
+#[test]
+fn export_refuses_a_season_that_is_not_in_the_data() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bullpen"))
+        .current_dir(repo_path(""))
+        .args(["features", "export", "--seasons", "1999"])
+        .output()
+        .expect("bullpen runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no regular-season games of [1999]"),
+        "{stderr}"
+    );
+}
