@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::features::{self, EmbeddedStore, FEATURE_SPEC};
 use crate::settings::Settings;
+use crate::startup::{Application, shutdown_signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +33,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the HTTP API until SIGTERM or Ctrl-C.
+    Serve,
     /// Feature spec and training data.
     #[command(subcommand)]
     Features(FeaturesCommand),
@@ -85,6 +88,7 @@ fn parse_seasons(text: &str) -> Result<Seasons, String> {
 
 pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve => serve(settings),
         Command::Features(FeaturesCommand::Spec) => {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &FEATURE_SPEC)?;
@@ -95,6 +99,26 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
             export(settings, &seasons, output.as_deref())
         }
     }
+}
+
+fn serve(settings: &Settings) -> anyhow::Result<()> {
+    // The HTTP workers run their own threads; this runtime only accepts and waits for signals.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(async {
+        let app = Application::build(settings)?;
+        let handle = app.handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            handle.stop(true).await;
+        });
+        app.run_until_stopped().await.context("serving")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
 }
 
 fn export(settings: &Settings, seasons: &Seasons, output: Option<&Path>) -> anyhow::Result<()> {

@@ -1,8 +1,12 @@
 //! bullpen: an MLB win-probability prediction server in one binary.
 
+pub mod cache;
 pub mod cli;
 pub mod features;
 pub mod games;
+pub mod http;
 pub mod models;
+pub mod predict;
 pub mod settings;
+pub mod startup;
 pub mod telemetry;

@@ -13,11 +13,47 @@ const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    pub server: ServerSettings,
+    pub cache: CacheSettings,
     pub data: DataSettings,
     pub features: FeatureSettings,
     pub models: ModelSettings,
     pub inference: InferenceSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// 0 means one per core.
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub max_in_flight: usize,
+    pub request_timeout_ms: u64,
+    pub shutdown_timeout_secs: u64,
+}
+
+impl ServerSettings {
+    pub fn worker_count(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        } else {
+            self.workers
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub features_ttl_secs: u64,
+    pub predictions_ttl_secs: u64,
+    pub features_max_entries: u64,
+    pub predictions_max_entries: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +81,9 @@ pub struct InferenceSettings {
     /// Empty means: search the usual places (see `models::runtime`).
     pub ort_library: PathBuf,
     pub intra_threads: usize,
+    pub inline_max_rows: usize,
+    pub threads: usize,
+    pub queue_capacity: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,8 +146,37 @@ impl Settings {
         if self.models.default.trim().is_empty() {
             return invalid("models.default", "must name a model");
         }
-        if self.inference.intra_threads == 0 {
-            return invalid("inference.intra_threads", "must be at least 1");
+        let at_least_one = [
+            ("inference.intra_threads", self.inference.intra_threads),
+            ("inference.threads", self.inference.threads),
+            ("inference.queue_capacity", self.inference.queue_capacity),
+            ("server.max_body_bytes", self.server.max_body_bytes),
+            ("server.max_batch", self.server.max_batch),
+            ("server.max_in_flight", self.server.max_in_flight),
+        ];
+        if let Some((key, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
+            return invalid(key, "must be at least 1");
+        }
+        if self.server.request_timeout_ms == 0 {
+            return invalid("server.request_timeout_ms", "must be at least 1");
+        }
+        if self.cache.features_ttl_secs == 0 || self.cache.predictions_ttl_secs == 0 {
+            let key = if self.cache.features_ttl_secs == 0 {
+                "cache.features_ttl_secs"
+            } else {
+                "cache.predictions_ttl_secs"
+            };
+            return invalid(
+                key,
+                "must be at least 1 (set cache.enabled = false to disable)",
+            );
+        }
+        if self.server.host.parse::<std::net::IpAddr>().is_err() && self.server.host != "localhost"
+        {
+            return invalid(
+                "server.host",
+                "must be an IP address such as 127.0.0.1 or 0.0.0.0",
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.telemetry.level).is_err() {
             return invalid("telemetry.level", "is not a tracing filter such as `info`");

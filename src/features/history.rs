@@ -50,15 +50,6 @@ impl History {
         }
     }
 
-    /// The history of every game in `games` (sorted by date) played before `date`.
-    pub fn replay(games: &[Game], date: NaiveDate) -> Self {
-        let mut history = Self::new();
-        for game in games.iter().take_while(|game| game.date < date) {
-            history.record(game);
-        }
-        history
-    }
-
     /// The date of the latest game recorded.
     pub fn last_date(&self) -> Option<NaiveDate> {
         self.last_date
@@ -245,20 +236,4 @@ impl TeamView {
             games_played: games,
         }
     }
-}
-
-/// The feature vector of every game in `games` (sorted by date), index for index.
-pub fn compute_all(games: &[Game], mut progress: impl FnMut(usize)) -> Vec<FeatureVector> {
-    let mut history = History::new();
-    let mut vectors = Vec::with_capacity(games.len());
-    for day in games.chunk_by(|a, b| a.date == b.date) {
-        for game in day {
-            vectors.push(history.features(game.home.team, game.away.team, game.date));
-        }
-        for game in day {
-            history.record(game);
-        }
-        progress(day.len());
-    }
-    vectors
 }

@@ -7,6 +7,6 @@ mod state;
 mod store;
 
 pub use export::{ExportSummary, write_table};
-pub use history::{History, compute_all};
+pub use history::History;
 pub use spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureSpec, FeatureVector};
 pub use store::{EmbeddedStore, ScheduleError};

@@ -1,21 +1,30 @@
 //! The embedded feature store: every game in the data folder and its feature vector, built
-//! in memory at start. Scheduled games after the data are answered from the final history in
-//! constant time; a date inside the data replays the games before it.
+//! in memory at start.
+//!
+//! A scheduled game after the data is answered from the final history in constant time. One
+//! inside the data needs the history as of its date: the build keeps a copy of the history
+//! every [`CHECKPOINT_DAYS`] game days, so a lookup replays at most that many days of games
+//! (tens of microseconds) instead of every season before it.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::NaiveDate;
 
-use super::history::{self, History};
+use super::history::History;
 use super::spec::FeatureVector;
 use crate::games::{self, DataError, Game, GameId, TeamCode};
+
+/// Game days between two kept histories: ~400 copies of ~30 team states for 2010–2024.
+const CHECKPOINT_DAYS: usize = 7;
 
 #[derive(Debug)]
 pub struct EmbeddedStore {
     games: Vec<Game>,
     vectors: Vec<FeatureVector>,
     index: HashMap<GameId, usize>,
+    /// `(i, history)`: the history of `games[..i]`, where `games[i]` opens a game day.
+    checkpoints: Vec<(usize, History)>,
     latest: History,
 }
 
@@ -26,33 +35,48 @@ pub enum ScheduleError {
     UnknownTeam(TeamCode),
     #[error("a team cannot play itself ({0})")]
     SameTeam(TeamCode),
-    #[error("{date} is before the first game in the data ({first})")]
+    #[error("{date} is not after the first day in the data ({first})")]
     BeforeData { date: NaiveDate, first: NaiveDate },
 }
 
 impl EmbeddedStore {
-    /// Loads every season file in `dir` and computes all feature vectors.
+    /// Loads every season file in `dir` and computes all feature vectors; `progress` hears
+    /// how many games each step finished.
     pub fn load(dir: &Path, progress: impl FnMut(usize)) -> Result<Self, DataError> {
         Ok(Self::from_games(games::load_dir(dir)?, progress))
     }
 
     /// Builds the store from games sorted by date.
-    pub fn from_games(games: Vec<Game>, progress: impl FnMut(usize)) -> Self {
-        let vectors = history::compute_all(&games, progress);
+    pub fn from_games(games: Vec<Game>, mut progress: impl FnMut(usize)) -> Self {
+        let mut history = History::new();
+        let mut vectors = Vec::with_capacity(games.len());
+        let mut checkpoints = Vec::new();
+        let mut start = 0;
+        for (day_number, day) in games.chunk_by(|a, b| a.date == b.date).enumerate() {
+            if day_number % CHECKPOINT_DAYS == 0 {
+                checkpoints.push((start, history.clone()));
+            }
+            // Every game of the day is read before any of them is recorded.
+            for game in day {
+                vectors.push(history.features(game.home.team, game.away.team, game.date));
+            }
+            for game in day {
+                history.record(game);
+            }
+            start += day.len();
+            progress(day.len());
+        }
         let index = games
             .iter()
             .enumerate()
             .map(|(i, game)| (game.id, i))
             .collect();
-        let mut latest = History::new();
-        for game in &games {
-            latest.record(game);
-        }
         Self {
             games,
             vectors,
             index,
-            latest,
+            checkpoints,
+            latest: history,
         }
     }
 
@@ -93,7 +117,17 @@ impl EmbeddedStore {
         if self.latest.last_date().is_none_or(|last| last < date) {
             return Ok(self.latest.features(home, away, date));
         }
-        let before = self.games.partition_point(|game| game.date < date);
-        Ok(History::replay(&self.games[..before], date).features(home, away, date))
+        let end = self.games.partition_point(|game| game.date < date);
+        let (start, checkpoint) = self
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= end)
+            .expect("the first checkpoint starts at game 0; this is a bug");
+        let mut history = checkpoint.clone();
+        for game in &self.games[*start..end] {
+            history.record(game);
+        }
+        Ok(history.features(home, away, date))
     }
 }

@@ -1,8 +1,16 @@
-//! The models module: ONNX models on disk, their manifests, and the runtime that runs them.
+//! The models module: ONNX models on disk, their manifests, the runtime that runs them, and
+//! the registry that serves them.
 
 mod manifest;
 mod onnx;
+mod pool;
+mod registry;
 pub mod runtime;
 
 pub use manifest::{Manifest, ManifestError, ManifestSpec};
 pub use onnx::{ModelError, OnnxModel};
+pub use pool::{InferenceError, InferencePool, PoolOptions};
+pub use registry::{
+    ModelRef, ModelRefError, ModelRegistry, RegistryError, RegistryOptions, ResolveError,
+    ServedModel,
+};

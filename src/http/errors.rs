@@ -1,0 +1,242 @@
+//! Errors as the API shows them: RFC 9457 problem details with a stable `code` from one
+//! table, and the request id. Every error the HTTP layer can return is an [`ApiError`]; its
+//! mapping to a code is one exhaustive match, so a new variant forces a decision.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use super::request_id;
+use crate::features::ScheduleError;
+use crate::models::{InferenceError, ResolveError};
+use crate::predict::{PredictError, RequestError};
+
+macro_rules! error_codes {
+    ($($variant:ident => $status:ident, $code:literal, $title:literal;)*) => {
+        /// Every error code the API returns, with its status and title.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode { $($variant),* }
+
+        impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            pub fn status(self) -> StatusCode {
+                match self { $(Self::$variant => StatusCode::$status),* }
+            }
+
+            pub fn code(self) -> &'static str {
+                match self { $(Self::$variant => $code),* }
+            }
+
+            pub fn title(self) -> &'static str {
+                match self { $(Self::$variant => $title),* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson => BAD_REQUEST, "malformed_json", "The body is not valid JSON";
+    UnknownField => BAD_REQUEST, "unknown_field", "The body has a field this endpoint does not take";
+    InvalidBody => BAD_REQUEST, "invalid_body", "The body does not have the expected shape";
+    InvalidRequest => BAD_REQUEST, "invalid_request", "The request is incomplete or contradictory";
+    InvalidGameId => BAD_REQUEST, "invalid_game_id", "Not a game id";
+    InvalidTeam => BAD_REQUEST, "invalid_team", "Not a team code";
+    InvalidDate => BAD_REQUEST, "invalid_date", "Not a date";
+    InvalidModel => BAD_REQUEST, "invalid_model", "Not a model reference";
+    InvalidOdds => UNPROCESSABLE_ENTITY, "invalid_odds", "The odds are not odds";
+    InvalidMatchup => UNPROCESSABLE_ENTITY, "invalid_matchup", "The teams cannot play each other";
+    DateOutOfRange => UNPROCESSABLE_ENTITY, "date_out_of_range", "The date is outside the data";
+    BatchEmpty => UNPROCESSABLE_ENTITY, "batch_empty", "The batch has no items";
+    BatchTooLarge => UNPROCESSABLE_ENTITY, "batch_too_large", "The batch has too many items";
+    PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large";
+    UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body must be application/json";
+    GameNotFound => NOT_FOUND, "game_not_found", "No such game";
+    UnknownTeam => NOT_FOUND, "unknown_team", "No such team in the data";
+    ModelNotFound => NOT_FOUND, "model_not_found", "No such model";
+    ModelVersionNotFound => NOT_FOUND, "model_version_not_found", "No such model version";
+    RouteNotFound => NOT_FOUND, "not_found", "No such endpoint";
+    MethodNotAllowed => METHOD_NOT_ALLOWED, "method_not_allowed", "The endpoint does not take this method";
+    Overloaded => SERVICE_UNAVAILABLE, "overloaded", "Too much work in flight; retry shortly";
+    RequestTimeout => SERVICE_UNAVAILABLE, "request_timeout", "The request took too long";
+    Unavailable => SERVICE_UNAVAILABLE, "unavailable", "The service is shutting down";
+    InferenceFailed => INTERNAL_SERVER_ERROR, "inference_failed", "The model could not be run";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    UnknownField(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("send the body with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("a batch needs at least one item")]
+    BatchEmpty,
+    #[error("a batch holds at most {limit} items; this one has {items}")]
+    BatchTooLarge { limit: usize, items: usize },
+    #[error("no endpoint {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("too many requests are in flight")]
+    Overloaded,
+    #[error("the request did not finish within {0} ms")]
+    RequestTimeout(u64),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Predict(#[from] PredictError),
+}
+
+impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::MalformedJson(_) => ErrorCode::MalformedJson,
+            Self::UnknownField(_) => ErrorCode::UnknownField,
+            Self::InvalidBody(_) => ErrorCode::InvalidBody,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::BatchEmpty => ErrorCode::BatchEmpty,
+            Self::BatchTooLarge { .. } => ErrorCode::BatchTooLarge,
+            Self::RouteNotFound { .. } => ErrorCode::RouteNotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            Self::Overloaded
+            | Self::Predict(PredictError::Inference(InferenceError::Overloaded)) => {
+                ErrorCode::Overloaded
+            }
+            Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            Self::Request(RequestError::BothGames | RequestError::NoGame) => {
+                ErrorCode::InvalidRequest
+            }
+            Self::Request(RequestError::GameId(_)) => ErrorCode::InvalidGameId,
+            Self::Request(RequestError::Team(_)) => ErrorCode::InvalidTeam,
+            Self::Request(RequestError::Date(_)) => ErrorCode::InvalidDate,
+            Self::Request(RequestError::Model(_)) => ErrorCode::InvalidModel,
+            Self::Request(RequestError::Odds(_)) => ErrorCode::InvalidOdds,
+            Self::Predict(PredictError::GameNotFound(_)) => ErrorCode::GameNotFound,
+            Self::Predict(PredictError::Schedule(ScheduleError::UnknownTeam(_))) => {
+                ErrorCode::UnknownTeam
+            }
+            Self::Predict(PredictError::Schedule(ScheduleError::SameTeam(_))) => {
+                ErrorCode::InvalidMatchup
+            }
+            Self::Predict(PredictError::Schedule(ScheduleError::BeforeData { .. })) => {
+                ErrorCode::DateOutOfRange
+            }
+            Self::Predict(PredictError::Model(ResolveError::UnknownModel(_))) => {
+                ErrorCode::ModelNotFound
+            }
+            Self::Predict(PredictError::Model(ResolveError::UnknownVersion { .. })) => {
+                ErrorCode::ModelVersionNotFound
+            }
+            Self::Predict(PredictError::Inference(InferenceError::Stopped)) => {
+                ErrorCode::Unavailable
+            }
+            Self::Predict(PredictError::Inference(InferenceError::Failed(_))) => {
+                ErrorCode::InferenceFailed
+            }
+        }
+    }
+
+    /// The detail shown to clients: the message, except for failures inside the server,
+    /// whose cause goes to the log only.
+    fn detail(&self) -> String {
+        match self.code() {
+            ErrorCode::InferenceFailed => {
+                tracing::error!(error = %self, "inference failed");
+                "the model could not be run; the error is logged".to_owned()
+            }
+            _ => self.to_string(),
+        }
+    }
+
+    /// The problem object, also used for the items of a batch.
+    pub fn problem(&self) -> Problem {
+        let code = self.code();
+        Problem {
+            kind: format!("urn:bullpen:error:{}", code.code()),
+            title: code.title(),
+            status: code.status().as_u16(),
+            detail: self.detail(),
+            code: code.code(),
+            request_id: request_id::current(),
+        }
+    }
+}
+
+/// RFC 9457 problem details, with bullpen's `code` and `request_id` extensions.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code().status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        response.json(self.problem())
+    }
+}
+
+/// Classifies a JSON body error: syntax, an unknown field, or the wrong shape.
+pub fn from_serde(error: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let message = error.to_string();
+    match error.classify() {
+        Category::Data if message.starts_with("unknown field") => ApiError::UnknownField(message),
+        Category::Data => ApiError::InvalidBody(message),
+        Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(message),
+    }
+}
+
+/// Maps actix-web's JSON extractor errors onto the API's.
+pub fn from_json_payload(error: actix_web::error::JsonPayloadError, limit: usize) -> ApiError {
+    use actix_web::error::JsonPayloadError;
+    match error {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge { limit }
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(error) => from_serde(&error),
+        // The payload could not be read (a broken connection or a bad encoding), or a
+        // variant newer than this code: either way the body is unusable.
+        other => ApiError::InvalidBody(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_every_one_is_a_client_or_server_error() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.code()), "duplicate code {}", code.code());
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+}

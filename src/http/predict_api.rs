@@ -1,0 +1,139 @@
+//! `POST /api/v1/predict` and `POST /api/v1/predict/batch`.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use super::errors::{self, ApiError, Problem};
+use super::{Limits, resource};
+use crate::features::FEATURE_SPEC;
+use crate::predict::{
+    BatchBody, GameInfo, MarketView, PredictBody, PredictRequest, PredictService, Prediction,
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/predict").route(web::post().to(predict)))
+        .service(resource("/predict/batch").route(web::post().to(predict_batch)));
+}
+
+#[derive(Debug, Serialize)]
+struct ModelName<'a> {
+    name: &'a str,
+    version: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct PredictionBody<'a> {
+    game: GameInfo,
+    model: ModelName<'a>,
+    home_win_probability: f32,
+    away_win_probability: f32,
+    feature_version: &'static str,
+    cached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    market: Option<MarketView>,
+}
+
+impl<'a> From<&'a Prediction> for PredictionBody<'a> {
+    fn from(prediction: &'a Prediction) -> Self {
+        Self {
+            game: prediction.game,
+            model: ModelName {
+                name: &prediction.model.name,
+                version: &prediction.model.version,
+            },
+            home_win_probability: prediction.home_win_probability,
+            away_win_probability: 1.0 - prediction.home_win_probability,
+            feature_version: FEATURE_SPEC.version,
+            cached: prediction.cached,
+            market: prediction.market,
+        }
+    }
+}
+
+async fn predict(
+    service: web::Data<PredictService>,
+    body: web::Json<PredictBody>,
+) -> Result<HttpResponse, ApiError> {
+    let request = PredictRequest::try_from(body.into_inner())?;
+    let prediction = service.predict(request).await?;
+    Ok(HttpResponse::Ok().json(PredictionBody::from(&prediction)))
+}
+
+#[derive(Debug, Serialize)]
+struct BatchAnswer<'a> {
+    succeeded: usize,
+    failed: usize,
+    results: Vec<BatchItem<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum BatchItem<'a> {
+    Prediction {
+        index: usize,
+        prediction: PredictionBody<'a>,
+    },
+    Error {
+        index: usize,
+        error: Problem,
+    },
+}
+
+async fn predict_batch(
+    service: web::Data<PredictService>,
+    limits: web::Data<Limits>,
+    body: web::Json<BatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let items = body.into_inner().items;
+    if items.is_empty() {
+        return Err(ApiError::BatchEmpty);
+    }
+    if items.len() > limits.max_batch {
+        return Err(ApiError::BatchTooLarge {
+            limit: limits.max_batch,
+            items: items.len(),
+        });
+    }
+    // Items that parse go to the service together; the others keep their error and place.
+    let mut valid = Vec::with_capacity(items.len());
+    let slots: Vec<Result<(), ApiError>> = items
+        .into_iter()
+        .map(|item| {
+            let body: PredictBody =
+                serde_json::from_value(item).map_err(|e| errors::from_serde(&e))?;
+            valid.push(PredictRequest::try_from(body)?);
+            Ok(())
+        })
+        .collect();
+    let mut answers = service.predict_batch(valid).await.into_iter();
+    let predictions: Vec<Result<Prediction, ApiError>> = slots
+        .into_iter()
+        .map(|slot| {
+            slot?;
+            let answer = answers
+                .next()
+                .expect("one answer per valid item; this is a bug");
+            Ok(answer?)
+        })
+        .collect();
+    let results: Vec<BatchItem<'_>> = predictions
+        .iter()
+        .enumerate()
+        .map(|(index, answer)| match answer {
+            Ok(prediction) => BatchItem::Prediction {
+                index,
+                prediction: PredictionBody::from(prediction),
+            },
+            Err(error) => BatchItem::Error {
+                index,
+                error: error.problem(),
+            },
+        })
+        .collect();
+    let succeeded = predictions.iter().filter(|p| p.is_ok()).count();
+    Ok(HttpResponse::Ok().json(BatchAnswer {
+        succeeded,
+        failed: results.len() - succeeded,
+        results,
+    }))
+}

@@ -1,0 +1,96 @@
+//! Prediction requests: the JSON bodies as sent, and the checked request they parse into.
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use super::game::GameRef;
+use super::odds::{MarketOdds, OddsError, OddsFormat};
+use crate::games::{GameId, GameIdError, TeamCode, TeamCodeError};
+use crate::models::{ModelRef, ModelRefError};
+
+/// `POST /api/v1/predict` as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictBody {
+    pub game_id: Option<String>,
+    pub game: Option<ScheduledBody>,
+    /// `name` or `name@version`; `model_name` is accepted for existing clients.
+    #[serde(alias = "model_name")]
+    pub model: Option<String>,
+    pub odds: Option<OddsBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledBody {
+    pub home: String,
+    pub away: String,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OddsBody {
+    pub home: f64,
+    pub away: f64,
+    pub format: Option<OddsFormat>,
+}
+
+/// `POST /api/v1/predict/batch` as sent: items are parsed one by one, so one bad item
+/// fails alone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    pub items: Vec<serde_json::Value>,
+}
+
+/// A request that passed every check that needs no data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictRequest {
+    pub game: GameRef,
+    pub model: Option<ModelRef>,
+    pub odds: Option<MarketOdds>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("give either `game_id` or `game`, not both")]
+    BothGames,
+    #[error("give `game_id` (a stored game) or `game` (home, away, date)")]
+    NoGame,
+    #[error(transparent)]
+    GameId(#[from] GameIdError),
+    #[error(transparent)]
+    Team(#[from] TeamCodeError),
+    #[error("`{0}` is not a date in YYYY-MM-DD form")]
+    Date(String),
+    #[error(transparent)]
+    Model(#[from] ModelRefError),
+    #[error(transparent)]
+    Odds(#[from] OddsError),
+}
+
+impl TryFrom<PredictBody> for PredictRequest {
+    type Error = RequestError;
+
+    fn try_from(body: PredictBody) -> Result<Self, Self::Error> {
+        let game = match (body.game_id, body.game) {
+            (Some(_), Some(_)) => return Err(RequestError::BothGames),
+            (None, None) => return Err(RequestError::NoGame),
+            (Some(id), None) => GameRef::Stored(id.parse::<GameId>()?),
+            (None, Some(game)) => GameRef::Scheduled {
+                home: game.home.parse::<TeamCode>()?,
+                away: game.away.parse::<TeamCode>()?,
+                date: NaiveDate::parse_from_str(&game.date, "%Y-%m-%d")
+                    .map_err(|_| RequestError::Date(game.date.clone()))?,
+            },
+        };
+        let model = body.model.map(|m| m.parse::<ModelRef>()).transpose()?;
+        let odds = body
+            .odds
+            .map(|odds| MarketOdds::parse(odds.home, odds.away, odds.format))
+            .transpose()?;
+        Ok(Self { game, model, odds })
+    }
+}

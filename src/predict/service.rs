@@ -1,0 +1,239 @@
+//! The prediction service: features through the cache, the model through the cache, and the
+//! market read when odds are given. A cheap-clone handle shared by every worker.
+
+use std::sync::Arc;
+
+use super::game::{GameFeatures, GameInfo, GameRef};
+use super::odds::{MarketOdds, MarketView};
+use super::request::PredictRequest;
+use crate::cache::{Caches, FeatureKey, PredictionKey, Source};
+use crate::features::{EmbeddedStore, FEATURE_SPEC, ScheduleError};
+use crate::games::GameId;
+use crate::models::{InferenceError, ModelRegistry, ResolveError, ServedModel};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PredictError {
+    #[error("no game `{0}` in the data")]
+    GameNotFound(GameId),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Model(#[from] ResolveError),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+}
+
+/// One answered prediction.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    pub game: GameInfo,
+    pub model: Arc<ServedModel>,
+    pub home_win_probability: f32,
+    pub cached: bool,
+    pub market: Option<MarketView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PredictService {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<EmbeddedStore>,
+    registry: ModelRegistry,
+    caches: Caches,
+}
+
+/// A batch item that missed the prediction cache, waiting for its model's one call.
+struct Pending {
+    index: usize,
+    model: Arc<ServedModel>,
+    key: PredictionKey,
+    features: GameFeatures,
+    odds: Option<MarketOdds>,
+}
+
+impl PredictService {
+    pub fn new(store: Arc<EmbeddedStore>, registry: ModelRegistry, caches: Caches) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                caches,
+            }),
+        }
+    }
+
+    pub fn registry(&self) -> &ModelRegistry {
+        &self.inner.registry
+    }
+
+    pub fn store(&self) -> &EmbeddedStore {
+        &self.inner.store
+    }
+
+    pub fn caches(&self) -> &Caches {
+        &self.inner.caches
+    }
+
+    /// A game's features, from the cache or the store.
+    pub async fn features(&self, game: GameRef) -> Result<(GameFeatures, Source), PredictError> {
+        let key = FeatureKey {
+            version: FEATURE_SPEC.version,
+            game: game.cache_key(),
+        };
+        let compute = async { self.compute_features(game) };
+        self.inner
+            .caches
+            .features
+            .get_or_compute(key, compute)
+            .await
+    }
+
+    fn compute_features(&self, game: GameRef) -> Result<GameFeatures, PredictError> {
+        let store = &self.inner.store;
+        match game {
+            GameRef::Stored(id) => {
+                let (game, vector) = store.game(id).ok_or(PredictError::GameNotFound(id))?;
+                Ok(GameFeatures {
+                    game: GameInfo {
+                        game_id: Some(game.id),
+                        home: game.home.team,
+                        away: game.away.team,
+                        date: game.date,
+                    },
+                    vector: *vector,
+                })
+            }
+            GameRef::Scheduled { home, away, date } => Ok(GameFeatures {
+                game: GameInfo {
+                    game_id: None,
+                    home,
+                    away,
+                    date,
+                },
+                vector: store.scheduled(home, away, date)?,
+            }),
+        }
+    }
+
+    fn prediction_key(
+        model: &ServedModel,
+        game: GameRef,
+        features: &GameFeatures,
+    ) -> PredictionKey {
+        PredictionKey {
+            model: Arc::clone(&model.name),
+            version: Arc::clone(&model.version),
+            game: game.cache_key(),
+            feature_hash: PredictionKey::feature_hash(&features.vector),
+        }
+    }
+
+    pub async fn predict(&self, request: PredictRequest) -> Result<Prediction, PredictError> {
+        let model = self.inner.registry.resolve(request.model.as_ref())?;
+        let (features, _) = self.features(request.game).await?;
+        let key = Self::prediction_key(&model, request.game, &features);
+        let infer = async {
+            let probabilities = model.pool.predict(vec![features.vector]).await?;
+            Ok::<_, PredictError>(probabilities[0])
+        };
+        let (probability, source) = self
+            .inner
+            .caches
+            .predictions
+            .get_or_compute(key, infer)
+            .await?;
+        Ok(answer(
+            model,
+            features,
+            probability,
+            source == Source::Cache,
+            request.odds,
+        ))
+    }
+
+    /// Answers each request on its own; cache misses are run as one call per model.
+    pub async fn predict_batch(
+        &self,
+        requests: Vec<PredictRequest>,
+    ) -> Vec<Result<Prediction, PredictError>> {
+        let mut answers: Vec<Option<Result<Prediction, PredictError>>> = vec![None; requests.len()];
+        let mut pending = Vec::new();
+        for (index, request) in requests.into_iter().enumerate() {
+            let looked_up = async {
+                let model = self.inner.registry.resolve(request.model.as_ref())?;
+                let (features, _) = self.features(request.game).await?;
+                Ok::<_, PredictError>((model, features))
+            };
+            let (model, features) = match looked_up.await {
+                Ok(found) => found,
+                Err(error) => {
+                    answers[index] = Some(Err(error));
+                    continue;
+                }
+            };
+            let key = Self::prediction_key(&model, request.game, &features);
+            if let Some(probability) = self.inner.caches.predictions.get(&key).await {
+                answers[index] = Some(Ok(answer(model, features, probability, true, request.odds)));
+            } else {
+                pending.push(Pending {
+                    index,
+                    model,
+                    key,
+                    features,
+                    odds: request.odds,
+                });
+            }
+        }
+
+        while let Some(first) = pending.first() {
+            let model = Arc::clone(&first.model);
+            let (group, rest): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|item| Arc::ptr_eq(&item.model, &model));
+            pending = rest;
+            let rows = group.iter().map(|item| item.features.vector).collect();
+            match model.pool.predict(rows).await {
+                Ok(probabilities) => {
+                    for (item, probability) in group.into_iter().zip(probabilities) {
+                        self.inner
+                            .caches
+                            .predictions
+                            .insert(item.key, probability)
+                            .await;
+                        let prediction =
+                            answer(item.model, item.features, probability, false, item.odds);
+                        answers[item.index] = Some(Ok(prediction));
+                    }
+                }
+                Err(error) => {
+                    for item in group {
+                        answers[item.index] = Some(Err(error.clone().into()));
+                    }
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.expect("every batch item is answered; this is a bug"))
+            .collect()
+    }
+}
+
+fn answer(
+    model: Arc<ServedModel>,
+    features: GameFeatures,
+    probability: f32,
+    cached: bool,
+    odds: Option<MarketOdds>,
+) -> Prediction {
+    Prediction {
+        game: features.game,
+        model,
+        home_win_probability: probability,
+        cached,
+        market: odds.map(|odds| odds.evaluate(f64::from(probability))),
+    }
+}

@@ -1,0 +1,157 @@
+//! Building and running the application: the one builder `main` and every test use.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::cache::Caches;
+use crate::features::EmbeddedStore;
+use crate::http::{self, Admission, Limits};
+use crate::models::{ModelRegistry, PoolOptions, RegistryOptions};
+use crate::predict::PredictService;
+use crate::settings::Settings;
+
+/// A bound, loaded, running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds the listener first (port 0 picks a free one), loads the data and every model
+    /// (warm), then starts serving. Must be called inside a Tokio runtime.
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let address = (settings.server.host.as_str(), settings.server.port);
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("binding {}:{}", address.0, address.1))?;
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
+
+        let service = load_service(settings)?;
+        let workers = settings.server.worker_count();
+        let admission = web::Data::new(Admission::new(
+            settings.server.max_in_flight,
+            Duration::from_millis(settings.server.request_timeout_ms),
+        ));
+        let limits = web::Data::new(Limits {
+            max_batch: settings.server.max_batch,
+        });
+        let service = web::Data::new(service);
+        let json = http::json_config(settings.server.max_body_bytes);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(http::request_id::middleware))
+                .app_data(json.clone())
+                .app_data(service.clone())
+                .app_data(admission.clone())
+                .app_data(limits.clone())
+                .configure(http::configure)
+                .default_service(web::to(http::not_found))
+        })
+        .workers(workers)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // Signals are handled once, by `shutdown_signal`, which stops through the handle.
+        .disable_signals()
+        .listen(listener)
+        .context("starting the HTTP server")?
+        .run();
+        tracing::info!(port, workers, "serving");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server: `handle.stop(true)` stops accepting, lets requests in flight finish
+    /// (up to `server.shutdown_timeout_secs`), then ends `run_until_stopped`.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
+    let started = std::time::Instant::now();
+    let store = EmbeddedStore::load(&settings.data.dir, |_| {})
+        .with_context(|| format!("loading games from {}", settings.data.dir.display()))?;
+    // Warm-up runs one real vector: the features of the latest game in the data.
+    let warmup = *store
+        .vectors()
+        .last()
+        .context("the data folder holds no games")?;
+    let inference = &settings.inference;
+    let registry = ModelRegistry::load(
+        &RegistryOptions {
+            dir: &settings.models.dir,
+            default: &settings.models.default,
+            ort_library: &inference.ort_library,
+            pool: PoolOptions {
+                inline_sessions: settings.server.worker_count(),
+                inline_max_rows: inference.inline_max_rows,
+                threads: inference.threads,
+                queue_capacity: inference.queue_capacity,
+                intra_threads: inference.intra_threads,
+            },
+        },
+        warmup,
+    )
+    .context("loading models")?;
+    tracing::info!(
+        games = store.games().len(),
+        models = registry.models().len(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "data and models loaded"
+    );
+    Ok(PredictService::new(
+        Arc::new(store),
+        registry,
+        Caches::new(&settings.cache),
+    ))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
