@@ -1,7 +1,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
+use actix_web::dev::ServerHandle;
 use bullpen::features::EmbeddedStore;
+use bullpen::settings::Settings;
+use bullpen::startup::Application;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -13,4 +21,179 @@ pub fn store() -> &'static EmbeddedStore {
     STORE.get_or_init(|| {
         EmbeddedStore::load(&repo_path("data/retrosheet"), |_| {}).expect("shipped data loads")
     })
+}
+
+/// The defaults, with a free port and the repository's data and models.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::load(&repo_path("config")).expect("default settings load");
+    settings.server.port = 0;
+    settings.data.dir = repo_path("data/retrosheet");
+    settings.models.dir = repo_path("models");
+    settings
+}
+
+/// A running app on its own port, built by the same builder as `main`.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub handle: ServerHandle,
+    pub server: JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    configure(&mut settings);
+    let app = Application::build(&settings).expect("the application builds");
+    let port = app.port();
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::new(),
+        handle,
+        server,
+    }
+}
+
+/// A response's status, headers and JSON body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body with `request_id` checked against the response header and removed, so the
+    /// rest can be compared whole.
+    pub fn problem(&self) -> Value {
+        let mut body = self.body.clone();
+        let id = body
+            .as_object_mut()
+            .and_then(|o| o.remove("request_id"))
+            .expect("problems carry a request_id");
+        assert_eq!(
+            Some(id.as_str().expect("string id")),
+            self.header("x-request-id")
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        body
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> Reply {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent");
+        reply(response).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        reply(response).await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Reply {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent");
+        reply(response).await
+    }
+
+    pub async fn predict(&self, body: &Value) -> Reply {
+        self.post_json("/api/v1/predict", body).await
+    }
+
+    /// Inference calls the default model has made so far.
+    pub async fn inference_calls(&self) -> u64 {
+        let models = self.get("/api/v1/models").await;
+        models.body["models"][0]["inference_calls"]
+            .as_u64()
+            .expect("inference_calls is a number")
+    }
+
+    /// Starts a POST whose body is sent only in part: the request is in flight until
+    /// [`SlowRequest::finish`] sends the rest.
+    pub async fn start_slow_post(&self, path: &str, body: &str) -> SlowRequest {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let (first, rest) = body.split_at(body.len() / 2);
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        stream
+            .write_all(first.as_bytes())
+            .await
+            .expect("write half the body");
+        stream.flush().await.expect("flush");
+        // Give the server time to accept the connection and start the request.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        SlowRequest {
+            stream,
+            rest: rest.to_owned(),
+        }
+    }
+}
+
+pub struct SlowRequest {
+    stream: TcpStream,
+    rest: String,
+}
+
+impl SlowRequest {
+    /// Sends the rest of the body and returns the raw status line and body.
+    pub async fn finish(mut self) -> (String, String) {
+        // A server that already answered may have closed its side: ignore write errors.
+        let _ = self.stream.write_all(self.rest.as_bytes()).await;
+        let mut raw = String::new();
+        self.stream
+            .read_to_string(&mut raw)
+            .await
+            .expect("read response");
+        let status = raw.lines().next().unwrap_or_default().to_owned();
+        let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        (status, body)
+    }
+}
+
+async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body read");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }

@@ -1,6 +1,15 @@
-//! Integration tests: one binary, real data from `data/`, the real model in `models/`.
+//! Integration tests: one binary, real data from `data/`, the real model in `models/`, and
+//! the real server on its own port for each HTTP test.
 
+mod admission;
+mod batch;
+mod errors;
 mod export;
 mod features;
+mod games_api;
+mod health;
 mod helpers;
 mod model;
+mod models_api;
+mod predict;
+mod shutdown;

@@ -1,0 +1,45 @@
+use bullpen::features::FEATURE_SPEC;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, store};
+
+#[tokio::test]
+async fn features_of_a_stored_game_are_the_vector_the_model_sees() {
+    let app = spawn_app().await;
+    let reply = app.get("/api/v1/games/KCA202404100/features").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (_, vector) = store()
+        .game("KCA202404100".parse().expect("id"))
+        .expect("stored");
+    let mut body = reply.body;
+    let features = body
+        .as_object_mut()
+        .and_then(|o| o.remove("features"))
+        .expect("features");
+    assert_eq!(
+        body,
+        json!({
+            "game": { "game_id": "KCA202404100", "home": "KCA", "away": "HOU", "date": "2024-04-10" },
+            "feature_version": "v1",
+            "cached": false,
+        })
+    );
+    // Every feature, by name, exactly as the f32 the model is given.
+    let features = features.as_object().expect("a map");
+    assert_eq!(features.len(), FEATURE_SPEC.names.len());
+    for (name, value) in FEATURE_SPEC.names.iter().zip(vector.values()) {
+        let served = features[*name].as_f64().expect("number") as f32;
+        assert_eq!(served.to_bits(), value.to_bits(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn features_of_a_bad_or_unknown_game_id_are_refused() {
+    let app = spawn_app().await;
+    let bad = app.get("/api/v1/games/KC/features").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.problem()["code"], "invalid_game_id");
+    let unknown = app.get("/api/v1/games/KCA202401010/features").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.problem()["code"], "game_not_found");
+}

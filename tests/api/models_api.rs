@@ -1,0 +1,35 @@
+use bullpen::features::FEATURE_SPEC;
+use serde_json::json;
+
+use crate::helpers::{repo_path, spawn_app};
+
+#[tokio::test]
+async fn models_lists_every_version_with_its_manifest() {
+    let app = spawn_app().await;
+    let reply = app.get("/api/v1/models").await;
+    assert_eq!(reply.status, 200);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("models/home_win/1/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(
+        reply.body,
+        json!({
+            "default": "home_win@1",
+            "models": [{
+                "name": "home_win",
+                "version": "1",
+                "default": true,
+                "created_at": manifest["created_at"],
+                "feature_spec": { "version": "v1", "names": FEATURE_SPEC.names },
+                "input": "input",
+                "output": "probabilities",
+                "training": manifest["training"],
+                "metrics": manifest["metrics"],
+                "routing_weight": 1.0,
+                "inference_calls": 0,
+                "rows_inferred": 0,
+            }]
+        })
+    );
+}

@@ -1,0 +1,195 @@
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::helpers::{repo_path, spawn_app, spawn_app_with};
+
+#[derive(Deserialize)]
+struct Parity {
+    tolerance: f64,
+    games: Vec<ParityGame>,
+}
+
+#[derive(Deserialize)]
+struct ParityGame {
+    game_id: String,
+    probability: f64,
+}
+
+fn probability(body: &Value, field: &str) -> f64 {
+    body[field].as_f64().expect("probability is a number")
+}
+
+/// The body with the probabilities checked and removed, so the rest compares whole.
+fn without_probabilities(mut body: Value, home: f64, tolerance: f64) -> Value {
+    assert!(
+        (probability(&body, "home_win_probability") - home).abs() <= tolerance,
+        "{body}"
+    );
+    assert!((probability(&body, "away_win_probability") - (1.0 - home)).abs() <= tolerance);
+    let object = body.as_object_mut().expect("object");
+    object.remove("home_win_probability");
+    object.remove("away_win_probability");
+    body
+}
+
+#[tokio::test]
+async fn predict_returns_the_probabilities_training_recorded_for_real_2024_games() {
+    let app = spawn_app().await;
+    let text = std::fs::read_to_string(repo_path("models/home_win/1/parity.json")).expect("parity");
+    let parity: Parity = serde_json::from_str(&text).expect("parity JSON");
+    for game in &parity.games {
+        let reply = app.predict(&json!({ "game_id": game.game_id })).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let (home, away, date) = {
+            let (stored, _) = crate::helpers::store()
+                .game(game.game_id.parse().expect("id"))
+                .expect("stored");
+            (
+                stored.home.team.to_string(),
+                stored.away.team.to_string(),
+                stored.date.to_string(),
+            )
+        };
+        assert_eq!(
+            without_probabilities(reply.body, game.probability, parity.tolerance),
+            json!({
+                "game": { "game_id": game.game_id, "home": home, "away": away, "date": date },
+                "model": { "name": "home_win", "version": "1" },
+                "feature_version": "v1",
+                "cached": false,
+            })
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_prediction_comes_from_the_cache_with_the_same_answer() {
+    let app = spawn_app().await;
+    let body = json!({ "game_id": "KCA202404100" });
+    let first = app.predict(&body).await;
+    let second = app.predict(&body).await;
+    assert_eq!(first.body["cached"], false);
+    assert_eq!(second.body["cached"], true);
+    assert_eq!(
+        first.body["home_win_probability"],
+        second.body["home_win_probability"]
+    );
+    assert_eq!(app.inference_calls().await, 1);
+}
+
+#[tokio::test]
+async fn scheduled_games_are_predicted_from_the_games_before_them() {
+    let app = spawn_app().await;
+    let reply = app
+        .predict(&json!({
+            "game": { "home": "NYA", "away": "BOS", "date": "2025-04-05" },
+            "model_name": "home_win@1",
+        }))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let home = probability(&reply.body, "home_win_probability");
+    assert!((0.3..0.7).contains(&home));
+    assert_eq!(
+        without_probabilities(reply.body, home, 1e-6),
+        json!({
+            "game": { "home": "NYA", "away": "BOS", "date": "2025-04-05" },
+            "model": { "name": "home_win", "version": "1" },
+            "feature_version": "v1",
+            "cached": false,
+        })
+    );
+
+    // A scheduled game on a stored game's date gets that game's prediction.
+    let stored = app.predict(&json!({ "game_id": "KCA202404100" })).await;
+    let scheduled = app
+        .predict(&json!({ "game": { "home": "KCA", "away": "HOU", "date": "2024-04-10" }, "model": "home_win" }))
+        .await;
+    assert_eq!(
+        stored.body["home_win_probability"],
+        scheduled.body["home_win_probability"]
+    );
+}
+
+#[tokio::test]
+async fn odds_are_read_against_the_model() {
+    let app = spawn_app().await;
+    let american = app
+        .predict(&json!({ "game_id": "KCA202404100", "odds": { "home": -150, "away": 130 } }))
+        .await;
+    assert_eq!(american.status, 200, "{}", american.body);
+    let p = probability(&american.body, "home_win_probability");
+    let market = &american.body["market"];
+    let implied_home = 0.6;
+    let implied_away = 1.0 / 2.3;
+    let book = implied_home + implied_away;
+    let close = |value: &Value, expected: f64| {
+        let actual = value.as_f64().expect("number");
+        assert!((actual - expected).abs() < 1e-6, "{actual} v {expected}");
+    };
+    close(&market["overround"], book - 1.0);
+    close(&market["home"]["decimal_odds"], 1.0 + 100.0 / 150.0);
+    close(&market["home"]["market_probability"], implied_home / book);
+    close(&market["home"]["edge"], p - implied_home / book);
+    close(
+        &market["home"]["expected_value"],
+        p * (1.0 + 100.0 / 150.0) - 1.0,
+    );
+    close(&market["away"]["expected_value"], (1.0 - p) * 2.3 - 1.0);
+    close(
+        &market["away"]["kelly_fraction"],
+        ((1.3 * (1.0 - p) - p) / 1.3).max(0.0),
+    );
+
+    let decimal = app
+        .predict(&json!({ "game_id": "KCA202404100", "odds": { "home": 1.0 + 100.0 / 150.0, "away": 2.3 } }))
+        .await;
+    for side in ["home", "away"] {
+        for (field, value) in american.body["market"][side].as_object().expect("side") {
+            close(
+                &decimal.body["market"][side][field],
+                value.as_f64().expect("number"),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_cold_requests_for_one_game_run_one_inference() {
+    let app = spawn_app().await;
+    let body = json!({ "game_id": "NYA202409280" });
+    let requests = (0..32).map(|_| app.predict(&body));
+    let replies = futures_util::future::join_all(requests).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    let first = &replies[0].body["home_win_probability"];
+    assert!(
+        replies
+            .iter()
+            .all(|r| &r.body["home_win_probability"] == first)
+    );
+    assert_eq!(
+        replies.iter().filter(|r| r.body["cached"] == false).count(),
+        1
+    );
+    assert_eq!(
+        app.inference_calls().await,
+        1,
+        "single flight: one computation for 32 requests"
+    );
+}
+
+#[tokio::test]
+async fn with_the_cache_disabled_every_request_runs_the_model() {
+    let app = spawn_app_with(|settings| settings.cache.enabled = false).await;
+    let body = json!({ "game_id": "KCA202404100" });
+    let first = app.predict(&body).await;
+    let second = app.predict(&body).await;
+    assert_eq!(
+        (first.body["cached"].clone(), second.body["cached"].clone()),
+        (json!(false), json!(false))
+    );
+    assert_eq!(
+        first.body["home_win_probability"],
+        second.body["home_win_probability"]
+    );
+    assert_eq!(app.inference_calls().await, 2);
+}
