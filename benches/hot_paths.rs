@@ -1,1 +1,113 @@
-fn main() {}
+//! Criterion benchmarks of the hot functions: feature lookups, the cached prediction path,
+//! and inference inline versus through the dedicated threads (the split `inline_max_rows`
+//! chooses). Run with `cargo bench --bench hot_paths`.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use bullpen::cache::Caches;
+use bullpen::features::{EmbeddedStore, FeatureVector};
+use bullpen::games::{GameId, TeamCode};
+use bullpen::models::{InferencePool, ModelRegistry, PoolOptions, RegistryOptions, runtime};
+use bullpen::predict::{GameRef, PredictRequest, PredictService};
+use bullpen::settings::Settings;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn repo(relative: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn store() -> EmbeddedStore {
+    EmbeddedStore::load(&repo("data/retrosheet"), |_| {}).expect("data loads")
+}
+
+fn team(code: &str) -> TeamCode {
+    code.parse().expect("team")
+}
+
+fn features(c: &mut Criterion) {
+    let store = store();
+    let id: GameId = "KCA202404100".parse().expect("id");
+    c.bench_function("features/stored game", |b| {
+        b.iter(|| store.game(black_box(id)));
+    });
+    let after = "2025-04-05".parse().expect("date");
+    c.bench_function("features/scheduled after the data", |b| {
+        b.iter(|| store.scheduled(team("NYA"), team("BOS"), black_box(after)));
+    });
+    let inside = "2024-07-03".parse().expect("date");
+    c.bench_function(
+        "features/scheduled inside the data (checkpoint replay)",
+        |b| b.iter(|| store.scheduled(team("NYA"), team("BOS"), black_box(inside))),
+    );
+}
+
+fn pool(store: &EmbeddedStore, inline_max_rows: usize) -> InferencePool {
+    let environment = runtime::environment(Path::new("")).expect("ONNX Runtime loads");
+    let options = PoolOptions {
+        inline_sessions: 1,
+        inline_max_rows,
+        threads: 1,
+        queue_capacity: 64,
+        intra_threads: 1,
+    };
+    let warmup = *store.vectors().last().expect("games");
+    InferencePool::start(environment, &repo("models/home_win/1"), options, warmup).expect("pool")
+}
+
+fn inference(c: &mut Criterion) {
+    let store = store();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let rows: Vec<FeatureVector> = store.vectors()[store.vectors().len() - 100..].to_vec();
+    let one = vec![rows[0]];
+    for (label, inline_max_rows) in [("inline", usize::MAX), ("dedicated thread", 0)] {
+        let pool = pool(&store, inline_max_rows);
+        c.bench_function(&format!("inference/1 row, {label}"), |b| {
+            b.iter(|| runtime.block_on(pool.predict(one.clone())));
+        });
+        c.bench_function(&format!("inference/100 rows, {label}"), |b| {
+            b.iter(|| runtime.block_on(pool.predict(rows.clone())));
+        });
+    }
+}
+
+fn cached_prediction(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut settings = Settings::load(&repo("config")).expect("settings");
+    settings.models.dir = repo("models");
+    let registry = ModelRegistry::load(
+        &RegistryOptions {
+            dir: &settings.models.dir,
+            default: &settings.models.default,
+            ort_library: Path::new(""),
+            pool: PoolOptions {
+                inline_sessions: 1,
+                inline_max_rows: 8,
+                threads: 1,
+                queue_capacity: 64,
+                intra_threads: 1,
+            },
+        },
+        *store().vectors().last().expect("games"),
+    )
+    .expect("registry");
+    let service = PredictService::new(store().into(), registry, Caches::new(&settings.cache));
+    let request = PredictRequest {
+        game: GameRef::Stored("KCA202404100".parse().expect("id")),
+        model: None,
+        odds: None,
+    };
+    runtime
+        .block_on(service.predict(request.clone()))
+        .expect("first prediction");
+    c.bench_function("predict/cached stored game", |b| {
+        b.iter(|| runtime.block_on(service.predict(black_box(request.clone()))));
+    });
+}
+
+criterion_group!(benches, features, inference, cached_prediction);
+criterion_main!(benches);

@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use crate::cache::Caches;
 use crate::features::EmbeddedStore;
-use crate::http::{self, Admission, Limits};
+use crate::http::{self, Admission, BodyLimit, Limits};
 use crate::models::{ModelRegistry, PoolOptions, RegistryOptions};
 use crate::predict::PredictService;
 use crate::settings::Settings;
@@ -52,11 +52,11 @@ impl Application {
             max_batch: settings.server.max_batch,
         });
         let service = web::Data::new(service);
-        let json = http::json_config(settings.server.max_body_bytes);
+        let body_limit = web::Data::new(BodyLimit(settings.server.max_body_bytes));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::request_id::middleware))
-                .app_data(json.clone())
+                .app_data(body_limit.clone())
                 .app_data(service.clone())
                 .app_data(admission.clone())
                 .app_data(limits.clone())

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use crate::features::FeatureVector;
+use crate::features::{FEATURE_COUNT, FeatureVector};
 use crate::games::{GameId, TeamCode};
 use crate::predict::GameFeatures;
 
@@ -66,11 +66,10 @@ pub struct PredictionKey {
 
 impl PredictionKey {
     pub fn feature_hash(vector: &FeatureVector) -> u64 {
-        let bytes: Vec<u8> = vector
-            .values()
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let mut bytes = [0u8; FEATURE_COUNT * 4];
+        for (chunk, value) in bytes.chunks_exact_mut(4).zip(vector.values()) {
+            chunk.copy_from_slice(&value.to_le_bytes());
+        }
         xxhash_rust::xxh3::xxh3_64(&bytes)
     }
 }

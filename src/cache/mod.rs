@@ -25,7 +25,8 @@ pub struct Tier<K: CacheKey> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Cache,
-    Computed,
+    /// Looked up or computed by this call.
+    Fresh,
 }
 
 impl<K: CacheKey> Tier<K> {
@@ -47,15 +48,19 @@ impl<K: CacheKey> Tier<K> {
         E: Clone + Send + Sync + 'static,
     {
         let Some(cache) = &self.inner else {
-            return compute.await.map(|value| (value, Source::Computed));
+            return compute.await.map(|value| (value, Source::Fresh));
         };
+        // A plain read first: hits, the common case, skip the entry machinery.
+        if let Some(value) = cache.get(&key).await {
+            return Ok((value, Source::Cache));
+        }
         let entry = cache
             .entry(key)
             .or_try_insert_with(compute)
             .await
             .map_err(|error: Arc<E>| E::clone(&error))?;
         let source = if entry.is_fresh() {
-            Source::Computed
+            Source::Fresh
         } else {
             Source::Cache
         };

@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 /// A Retrosheet team code: three upper-case letters or digits, e.g. `NYA`, `LAN`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct TeamCode([u8; 3]);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,9 +51,10 @@ impl TryFrom<String> for TeamCode {
     }
 }
 
-impl From<TeamCode> for String {
-    fn from(code: TeamCode) -> Self {
-        code.as_str().to_owned()
+// Written by hand so answers serialize ids without allocating.
+impl Serialize for TeamCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -64,8 +65,8 @@ impl fmt::Display for TeamCode {
 }
 
 /// A Retrosheet game id: home team, date and doubleheader number, e.g. `NYA202404050`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct GameId([u8; 12]);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,13 +83,23 @@ impl GameId {
     }
 
     pub fn date(&self) -> NaiveDate {
-        NaiveDate::parse_from_str(&self.as_str()[3..11], "%Y%m%d")
-            .expect("a GameId holds a valid date; this is a bug")
+        id_date(&self.0[3..11]).expect("a GameId holds a valid date; this is a bug")
     }
 
     pub fn number(&self) -> u8 {
         self.0[11] - b'0'
     }
+}
+
+/// The date in a game id's `YYYYMMDD`, parsed by hand: this runs on every request.
+fn id_date(digits: &[u8]) -> Option<NaiveDate> {
+    let number = |range: std::ops::Range<usize>| {
+        digits[range].iter().try_fold(0u32, |value, &b| {
+            b.is_ascii_digit().then(|| value * 10 + u32::from(b - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(4..6)?, number(6..8)?)
 }
 
 impl FromStr for GameId {
@@ -97,14 +108,10 @@ impl FromStr for GameId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let error = || GameIdError(s.to_owned());
         let bytes: [u8; 12] = s.as_bytes().try_into().map_err(|_| error())?;
-        if !bytes.is_ascii() {
-            return Err(error());
-        }
         let team_ok = bytes[..3]
             .iter()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        let date_ok = NaiveDate::parse_from_str(&s[3..11], "%Y%m%d").is_ok();
-        if team_ok && date_ok && bytes[11].is_ascii_digit() {
+        if team_ok && id_date(&bytes[3..11]).is_some() && bytes[11].is_ascii_digit() {
             Ok(Self(bytes))
         } else {
             Err(error())
@@ -120,9 +127,9 @@ impl TryFrom<String> for GameId {
     }
 }
 
-impl From<GameId> for String {
-    fn from(id: GameId) -> Self {
-        id.as_str().to_owned()
+impl Serialize for GameId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

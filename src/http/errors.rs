@@ -212,21 +212,6 @@ pub fn from_serde(error: &serde_json::Error) -> ApiError {
     }
 }
 
-/// Maps actix-web's JSON extractor errors onto the API's.
-pub fn from_json_payload(error: actix_web::error::JsonPayloadError, limit: usize) -> ApiError {
-    use actix_web::error::JsonPayloadError;
-    match error {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::PayloadTooLarge { limit }
-        }
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(error) => from_serde(&error),
-        // The payload could not be read (a broken connection or a bad encoding), or a
-        // variant newer than this code: either way the body is unusable.
-        other => ApiError::InvalidBody(other.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

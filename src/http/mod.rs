@@ -4,6 +4,7 @@ mod admission;
 pub mod errors;
 mod games_api;
 mod health_api;
+mod json;
 mod models_api;
 mod predict_api;
 pub mod request_id;
@@ -13,6 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 pub use admission::Admission;
 use errors::ApiError;
+pub use json::BodyLimit;
 
 /// Limits the handlers enforce themselves.
 #[derive(Debug, Clone, Copy)]
@@ -48,14 +50,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(models_api::configure)
             .configure(games_api::configure),
     );
-}
-
-/// The JSON extractor's limits and error mapping.
-pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(max_body_bytes)
-        .content_type_required(true)
-        .error_handler(move |error, _request| {
-            errors::from_json_payload(error, max_body_bytes).into()
-        })
 }

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::errors::{self, ApiError, Problem};
+use super::json::ApiJson;
 use super::{Limits, resource};
 use crate::features::FEATURE_SPEC;
 use crate::predict::{
@@ -52,9 +53,9 @@ impl<'a> From<&'a Prediction> for PredictionBody<'a> {
 
 async fn predict(
     service: web::Data<PredictService>,
-    body: web::Json<PredictBody>,
+    ApiJson(body): ApiJson<PredictBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = PredictRequest::try_from(body.into_inner())?;
+    let request = PredictRequest::try_from(body)?;
     let prediction = service.predict(request).await?;
     Ok(HttpResponse::Ok().json(PredictionBody::from(&prediction)))
 }
@@ -82,9 +83,9 @@ enum BatchItem<'a> {
 async fn predict_batch(
     service: web::Data<PredictService>,
     limits: web::Data<Limits>,
-    body: web::Json<BatchBody>,
+    ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let items = body.into_inner().items;
+    let items = body.items;
     if items.is_empty() {
         return Err(ApiError::BatchEmpty);
     }

@@ -77,8 +77,15 @@ impl PredictService {
         &self.inner.caches
     }
 
-    /// A game's features, from the cache or the store.
+    /// A game's features. A stored game is read from the embedded store directly: it is
+    /// already in memory, and a cache lookup would cost more than the read it saves. Computed
+    /// features (scheduled games) go through the cache.
     pub async fn features(&self, game: GameRef) -> Result<(GameFeatures, Source), PredictError> {
+        if let GameRef::Stored(_) = game {
+            return self
+                .compute_features(game)
+                .map(|found| (found, Source::Fresh));
+        }
         let key = FeatureKey {
             version: FEATURE_SPEC.version,
             game: game.cache_key(),
