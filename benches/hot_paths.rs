@@ -61,15 +61,14 @@ fn inference(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let rows: Vec<FeatureVector> = store.vectors()[store.vectors().len() - 100..].to_vec();
-    let one = vec![rows[0]];
     for (label, inline_max_rows) in [("inline", usize::MAX), ("dedicated thread", 0)] {
         let pool = pool(&store, inline_max_rows);
-        c.bench_function(&format!("inference/1 row, {label}"), |b| {
-            b.iter(|| runtime.block_on(pool.predict(one.clone())));
-        });
-        c.bench_function(&format!("inference/100 rows, {label}"), |b| {
-            b.iter(|| runtime.block_on(pool.predict(rows.clone())));
-        });
+        for count in [1, 16, 100] {
+            let batch = rows[..count].to_vec();
+            c.bench_function(&format!("inference/{count} rows, {label}"), |b| {
+                b.iter(|| runtime.block_on(pool.predict(batch.clone())));
+            });
+        }
     }
 }
 

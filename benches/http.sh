@@ -22,7 +22,7 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 cargo build --release --locked --quiet
 bin=target/release/bullpen
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # Request bodies: every 2024 regular-season game, and batches of 100 of them.
 $bin features export --seasons 2024 --output "$work/2024.csv" 2>/dev/null

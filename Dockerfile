@@ -1,0 +1,33 @@
+# bullpen: build with the same command as the README (`cargo build --release`, whose build
+# script fetches the pinned ONNX Runtime library from the PyPI wheel with pip), then copy the
+# binary, the library, the config, the model and the data into a small non-root image.
+#
+#   docker build -t bullpen .
+#   docker run -p 8080:8080 bullpen
+#
+# Probes: GET /health (liveness) and GET /ready (readiness) on port 8080.
+
+FROM rust:1.95-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-pip \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked \
+ && test -f target/release/libonnxruntime.so.1.31.1
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --home-dir /app bullpen
+WORKDIR /app
+COPY --from=build /src/target/release/bullpen /src/target/release/libonnxruntime.so.1.31.1 /app/
+COPY config /app/config
+COPY models /app/models
+COPY data/retrosheet /app/data/retrosheet
+ENV BULLPEN_ENV=production \
+    BULLPEN__SERVER__HOST=0.0.0.0 \
+    BULLPEN__SERVER__PORT=8080
+EXPOSE 8080
+USER bullpen
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/app/bullpen"]
+CMD ["serve"]
