@@ -103,6 +103,16 @@ fn cached_prediction(c: &mut Criterion) {
     runtime
         .block_on(service.predict(request.clone()))
         .expect("first prediction");
+    let key = bullpen::cache::PredictionKey {
+        model: "home_win".into(),
+        version: "1".into(),
+        game: request.game.cache_key(),
+        feature_hash: 7,
+    };
+    runtime.block_on(service.caches().predictions.insert(key.clone(), 0.5));
+    c.bench_function("predict/cache read (moka hit)", |b| {
+        b.iter(|| runtime.block_on(service.caches().predictions.get(black_box(&key))));
+    });
     c.bench_function("predict/cached stored game", |b| {
         b.iter(|| runtime.block_on(service.predict(black_box(request.clone()))));
     });
