@@ -38,8 +38,17 @@ async fn features_of_a_bad_or_unknown_game_id_are_refused() {
     let app = spawn_app().await;
     let bad = app.get("/api/v1/games/KC/features").await;
     assert_eq!(bad.status, 400);
-    assert_eq!(bad.problem()["code"], "invalid_game_id");
+    assert_eq!(
+        bad.problem(),
+        json!({ "type": "urn:bullpen:error:invalid_game_id", "title": "Not a game id", "status": 400,
+                "detail": "`KC` is not a game id (home team, YYYYMMDD and game number, e.g. NYA202404050)",
+                "code": "invalid_game_id" })
+    );
     let unknown = app.get("/api/v1/games/KCA202401010/features").await;
     assert_eq!(unknown.status, 404);
-    assert_eq!(unknown.problem()["code"], "game_not_found");
+    assert_eq!(
+        unknown.problem(),
+        json!({ "type": "urn:bullpen:error:game_not_found", "title": "No such game", "status": 404,
+                "detail": "no game `KCA202401010` in the data", "code": "game_not_found" })
+    );
 }
