@@ -33,12 +33,12 @@ fn features(c: &mut Criterion) {
     });
     let after = "2025-04-05".parse().expect("date");
     c.bench_function("features/scheduled after the data", |b| {
-        b.iter(|| store.scheduled(team("NYA"), team("BOS"), black_box(after)));
+        b.iter(|| store.scheduled_features(team("NYA"), team("BOS"), black_box(after)));
     });
     let inside = "2024-07-03".parse().expect("date");
     c.bench_function(
         "features/scheduled inside the data (checkpoint replay)",
-        |b| b.iter(|| store.scheduled(team("NYA"), team("BOS"), black_box(inside))),
+        |b| b.iter(|| store.scheduled_features(team("NYA"), team("BOS"), black_box(inside))),
     );
 }
 

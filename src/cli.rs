@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::db;
 use crate::features::{self, EmbeddedStore, FEATURE_SPEC};
 use crate::settings::Settings;
 use crate::startup::{Application, shutdown_signal};
@@ -35,6 +36,14 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API until SIGTERM or Ctrl-C.
     Serve,
+    /// Apply pending database migrations (`migrations/`) to `database.url`.
+    Migrate,
+    /// Load Retrosheet files into PostgreSQL and compute their features. Idempotent.
+    Import {
+        /// Folder of `teams-YYYY.csv[.gz]` files; `data.dir` when absent.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Feature spec and training data.
     #[command(subcommand)]
     Features(FeaturesCommand),
@@ -89,6 +98,11 @@ fn parse_seasons(text: &str) -> Result<Seasons, String> {
 pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(settings),
+        Command::Migrate => runtime()?.block_on(migrate(settings)),
+        Command::Import { dir } => {
+            let dir = dir.unwrap_or_else(|| settings.data.dir.clone());
+            runtime()?.block_on(import(settings, &dir))
+        }
         Command::Features(FeaturesCommand::Spec) => {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &FEATURE_SPEC)?;
@@ -101,14 +115,48 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
     }
 }
 
-fn serve(settings: &Settings) -> anyhow::Result<()> {
-    // The HTTP workers run their own threads; this runtime only accepts and waits for signals.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The runtime of the commands. The HTTP workers run their own threads, so one is enough.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .context("starting the Tokio runtime")?;
-    runtime.block_on(async {
+        .context("starting the Tokio runtime")
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::pool(&settings.database, &settings.database.url)?;
+    let applied = db::migrate(&pool).await.context("migrating database.url")?;
+    tracing::info!(?applied, "migrations applied");
+    Ok(())
+}
+
+async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
+    let pool = db::pool(&settings.database, &settings.database.url)?;
+    db::migrate(&pool).await.context("migrating database.url")?;
+    let files = crate::games::season_files(dir)?;
+    let progress = ProgressBar::new(files.len() as u64 + 1).with_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({elapsed})")
+            .expect("the template is valid; this is a bug"),
+    );
+    progress.set_message("importing");
+    let summary = db::import_dir(&pool, dir, |path| {
+        progress.set_message(format!("imported {}", path.display()));
+        progress.inc(1);
+    })
+    .await?;
+    progress.finish_and_clear();
+    tracing::info!(
+        files = summary.files,
+        games = summary.games,
+        features = summary.features,
+        "import done"
+    );
+    Ok(())
+}
+
+fn serve(settings: &Settings) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
         let app = Application::build(settings)?;
         let handle = app.handle();
         tokio::spawn(async move {

@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod db;
 pub mod features;
 pub mod games;
 pub mod http;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::telemetry::LogFormat;
@@ -17,6 +18,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub data: DataSettings,
     pub features: FeatureSettings,
+    pub database: DatabaseSettings,
     pub models: ModelSettings,
     pub inference: InferenceSettings,
     pub telemetry: TelemetrySettings,
@@ -66,6 +68,28 @@ pub struct DataSettings {
 #[serde(deny_unknown_fields)]
 pub struct FeatureSettings {
     pub version: String,
+    pub store: StoreKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Embedded,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Holds a password in production: never printed.
+    pub url: SecretString,
+    /// Empty means `url`.
+    pub read_url: SecretString,
+    pub min_connections: u32,
+    pub max_connections: u32,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+    pub migrate_on_start: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +180,34 @@ impl Settings {
         ];
         if let Some((key, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
             return invalid(key, "must be at least 1");
+        }
+        let database = &self.database;
+        if database
+            .url
+            .expose_secret()
+            .parse::<tokio_postgres::Config>()
+            .is_err()
+        {
+            return invalid(
+                "database.url",
+                "is not a PostgreSQL URL such as postgres://user@host:5432/db",
+            );
+        }
+        let read_url = database.read_url.expose_secret();
+        if !read_url.is_empty() && read_url.parse::<tokio_postgres::Config>().is_err() {
+            return invalid("database.read_url", "is not a PostgreSQL URL (or empty)");
+        }
+        if database.max_connections == 0 || database.min_connections > database.max_connections {
+            return invalid(
+                "database.max_connections",
+                "must be at least 1 and at least database.min_connections",
+            );
+        }
+        if database.connect_timeout_ms == 0 {
+            return invalid("database.connect_timeout_ms", "must be at least 1");
+        }
+        if database.statement_timeout_ms == 0 {
+            return invalid("database.statement_timeout_ms", "must be at least 1");
         }
         if self.server.request_timeout_ms == 0 {
             return invalid("server.request_timeout_ms", "must be at least 1");

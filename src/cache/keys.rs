@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
+use crate::features::GameFeatures;
 use crate::features::{FEATURE_COUNT, FeatureVector};
 use crate::games::{GameId, TeamCode};
-use crate::predict::GameFeatures;
 
 pub trait CacheKey: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static {
     type Value: Clone + Send + Sync + 'static;

@@ -2,11 +2,15 @@
 
 mod export;
 mod history;
+mod lookup;
+mod postgres;
 mod spec;
 mod state;
 mod store;
 
 pub use export::{ExportSummary, write_table};
 pub use history::History;
+pub use lookup::{GameFeatures, GameInfo};
+pub use postgres::PostgresStore;
 pub use spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureSpec, FeatureVector};
-pub use store::{EmbeddedStore, ScheduleError};
+pub use store::{EmbeddedStore, FeatureStore, ScheduleError, StoreError};

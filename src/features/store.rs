@@ -12,6 +12,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use super::history::History;
+use super::lookup::GameFeatures;
 use super::spec::FeatureVector;
 use crate::games::{self, DataError, Game, GameId, TeamCode};
 
@@ -26,6 +27,33 @@ pub struct EmbeddedStore {
     /// `(i, history)`: the history of `games[..i]`, where `games[i]` opens a game day.
     checkpoints: Vec<(usize, History)>,
     latest: History,
+}
+
+/// Where feature vectors come from: the embedded store, or PostgreSQL. Both answer with
+/// the same vectors for the same games (a test compares them over a whole season).
+pub trait FeatureStore {
+    /// A stored game and its features; `None` when the store does not hold it.
+    fn game(
+        &self,
+        id: GameId,
+    ) -> impl Future<Output = Result<Option<GameFeatures>, StoreError>> + Send;
+
+    /// Features of a game between `home` and `away` on `date`, from the games before it.
+    fn scheduled(
+        &self,
+        home: TeamCode,
+        away: TeamCode,
+        date: NaiveDate,
+    ) -> impl Future<Output = Result<FeatureVector, StoreError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    /// The store could not be read (PostgreSQL down or slow); the message is for the log.
+    #[error("the feature store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Why features for a scheduled game cannot be computed.
@@ -96,24 +124,14 @@ impl EmbeddedStore {
     }
 
     /// Features of a game between `home` and `away` on `date`, from the games before it.
-    pub fn scheduled(
+    pub fn scheduled_features(
         &self,
         home: TeamCode,
         away: TeamCode,
         date: NaiveDate,
     ) -> Result<FeatureVector, ScheduleError> {
-        if home.franchise() == away.franchise() {
-            return Err(ScheduleError::SameTeam(home));
-        }
-        for team in [home, away] {
-            if !self.latest.knows(team) {
-                return Err(ScheduleError::UnknownTeam(team));
-            }
-        }
         let first = self.games.first().map(|game| game.date);
-        if let Some(first) = first.filter(|first| date <= *first) {
-            return Err(ScheduleError::BeforeData { date, first });
-        }
+        check_schedule(|team| self.latest.knows(team), first, home, away, date)?;
         if self.latest.last_date().is_none_or(|last| last < date) {
             return Ok(self.latest.features(home, away, date));
         }
@@ -129,5 +147,43 @@ impl EmbeddedStore {
             history.record(game);
         }
         Ok(history.features(home, away, date))
+    }
+}
+
+impl FeatureStore for EmbeddedStore {
+    async fn game(&self, id: GameId) -> Result<Option<GameFeatures>, StoreError> {
+        Ok(EmbeddedStore::game(self, id).map(|(game, vector)| GameFeatures::stored(game, *vector)))
+    }
+
+    async fn scheduled(
+        &self,
+        home: TeamCode,
+        away: TeamCode,
+        date: NaiveDate,
+    ) -> Result<FeatureVector, StoreError> {
+        Ok(self.scheduled_features(home, away, date)?)
+    }
+}
+
+/// Checks that need only the list of known franchises and the first date of the data, the
+/// same for every store.
+pub(super) fn check_schedule(
+    knows: impl Fn(TeamCode) -> bool,
+    first: Option<NaiveDate>,
+    home: TeamCode,
+    away: TeamCode,
+    date: NaiveDate,
+) -> Result<(), ScheduleError> {
+    if home.franchise() == away.franchise() {
+        return Err(ScheduleError::SameTeam(home));
+    }
+    for team in [home, away] {
+        if !knows(team) {
+            return Err(ScheduleError::UnknownTeam(team));
+        }
+    }
+    match first {
+        Some(first) if date <= first => Err(ScheduleError::BeforeData { date, first }),
+        _ => Ok(()),
     }
 }

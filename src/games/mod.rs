@@ -6,7 +6,7 @@ mod retrosheet;
 use chrono::NaiveDate;
 
 pub use ids::{GameId, GameIdError, TeamCode, TeamCodeError};
-pub use retrosheet::{DataError, load_dir, parse_season};
+pub use retrosheet::{DataError, load_dir, parse_season, season_files};
 
 /// The part of the season a game belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -88,9 +88,8 @@ fn phase(code: &str) -> Option<Phase> {
     }
 }
 
-/// Reads every `teams-YYYY.csv[.gz]` in `dir`, oldest season first; games come back in the
-/// order they were played (date, then doubleheader number, then id).
-pub fn load_dir(dir: &Path) -> Result<Vec<Game>, DataError> {
+/// The `teams-YYYY.csv[.gz]` files in `dir`, oldest season first.
+pub fn season_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let io = |source| DataError::Io {
         path: dir.to_path_buf(),
         source,
@@ -113,9 +112,15 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Game>, DataError> {
         return Err(DataError::Empty(dir.to_path_buf()));
     }
     files.sort();
+    Ok(files.into_iter().map(|(_, path)| path).collect())
+}
+
+/// Reads every season file in `dir`; games come back in the order they were played (date,
+/// then doubleheader number, then id).
+pub fn load_dir(dir: &Path) -> Result<Vec<Game>, DataError> {
     let mut games = Vec::new();
-    for (_, path) in &files {
-        games.extend(parse_season(path)?);
+    for path in season_files(dir)? {
+        games.extend(parse_season(&path)?);
     }
     games.sort_by_key(|game| (game.date, game.number, game.id));
     Ok(games)

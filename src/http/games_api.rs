@@ -7,9 +7,9 @@ use serde::ser::SerializeMap;
 use super::errors::ApiError;
 use super::resource;
 use crate::cache::Source;
-use crate::features::{FEATURE_SPEC, FeatureVector};
+use crate::features::{FEATURE_SPEC, FeatureVector, GameInfo};
 use crate::games::GameId;
-use crate::predict::{GameInfo, GameRef, PredictService, RequestError};
+use crate::predict::{GameRef, PredictService, RequestError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/games/{game_id}/features").route(web::get().to(features)));

@@ -6,9 +6,9 @@ use serde::Serialize;
 use super::errors::{self, ApiError, Problem};
 use super::json::ApiJson;
 use super::{Limits, resource};
-use crate::features::FEATURE_SPEC;
+use crate::features::{FEATURE_SPEC, GameInfo};
 use crate::predict::{
-    BatchBody, GameInfo, MarketView, PredictBody, PredictRequest, PredictService, Prediction,
+    BatchBody, MarketView, PredictBody, PredictRequest, PredictService, Prediction,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -5,7 +5,7 @@ mod odds;
 mod request;
 mod service;
 
-pub use game::{GameFeatures, GameInfo, GameRef};
+pub use game::GameRef;
 pub use odds::{DecimalOdds, MarketOdds, MarketView, OddsError, OddsFormat, SideValue};
 pub use request::{BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody};
 pub use service::{PredictError, PredictService, Prediction};

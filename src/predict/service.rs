@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use super::game::{GameFeatures, GameInfo, GameRef};
+use super::game::GameRef;
 use super::odds::{MarketOdds, MarketView};
 use super::request::PredictRequest;
 use crate::cache::{Caches, FeatureKey, PredictionKey, Source};
-use crate::features::{EmbeddedStore, FEATURE_SPEC, ScheduleError};
+use crate::features::{EmbeddedStore, FEATURE_SPEC, GameFeatures, GameInfo, ScheduleError};
 use crate::games::GameId;
 use crate::models::{InferenceError, ModelRegistry, ResolveError, ServedModel};
 
@@ -120,7 +120,7 @@ impl PredictService {
                     away,
                     date,
                 },
-                vector: store.scheduled(home, away, date)?,
+                vector: store.scheduled_features(home, away, date)?,
             }),
         }
     }

@@ -154,7 +154,7 @@ fn scheduled_games_get_the_same_vector_as_stored_ones() {
     for game in sample {
         let (_, stored) = store.game(game.id).expect("stored");
         let scheduled = store
-            .scheduled(game.home.team, game.away.team, game.date)
+            .scheduled_features(game.home.team, game.away.team, game.date)
             .expect("teams are known");
         assert_eq!(&scheduled, stored, "game {}", game.id);
         checked += 1;
@@ -166,7 +166,7 @@ fn scheduled_games_get_the_same_vector_as_stored_ones() {
 fn scheduled_games_after_the_data_carry_history_into_the_new_season() {
     let store = store();
     let v = store
-        .scheduled(team("NYA"), team("BOS"), date("2025-03-27"))
+        .scheduled_features(team("NYA"), team("BOS"), date("2025-03-27"))
         .expect("both teams are known");
     assert_close(&v, "home_games_played", 0.0);
     assert_close(&v, "home_win_pct", 0.5);
@@ -179,7 +179,7 @@ fn scheduled_games_after_the_data_carry_history_into_the_new_season() {
     // Marlins history continues from FLO to MIA.
     assert!(
         store
-            .scheduled(team("FLO"), team("BOS"), date("2025-03-27"))
+            .scheduled_features(team("FLO"), team("BOS"), date("2025-03-27"))
             .is_ok()
     );
 }
@@ -188,15 +188,15 @@ fn scheduled_games_after_the_data_carry_history_into_the_new_season() {
 fn scheduled_games_that_cannot_be_computed_say_why() {
     let store = store();
     assert_eq!(
-        store.scheduled(team("XXX"), team("BOS"), date("2025-04-01")),
+        store.scheduled_features(team("XXX"), team("BOS"), date("2025-04-01")),
         Err(ScheduleError::UnknownTeam(team("XXX")))
     );
     assert_eq!(
-        store.scheduled(team("BOS"), team("BOS"), date("2025-04-01")),
+        store.scheduled_features(team("BOS"), team("BOS"), date("2025-04-01")),
         Err(ScheduleError::SameTeam(team("BOS")))
     );
     assert!(matches!(
-        store.scheduled(team("NYA"), team("BOS"), date("2001-04-01")),
+        store.scheduled_features(team("NYA"), team("BOS"), date("2001-04-01")),
         Err(ScheduleError::BeforeData { .. })
     ));
 }

@@ -3,6 +3,7 @@
 
 mod admission;
 mod batch;
+mod database;
 mod errors;
 mod export;
 mod features;

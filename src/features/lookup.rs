@@ -1,0 +1,67 @@
+//! A game as the feature stores return it: who played when, and its feature vector.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::spec::FeatureVector;
+use crate::games::{Game, GameId, TeamCode};
+
+/// The game as answers describe it; `game_id` is absent for a scheduled game.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GameInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub game_id: Option<GameId>,
+    pub home: TeamCode,
+    pub away: TeamCode,
+    #[serde(serialize_with = "iso_date")]
+    pub date: NaiveDate,
+}
+
+/// `YYYY-MM-DD` without going through `fmt` (this is on every answer).
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's serialize_with passes a reference"
+)]
+fn iso_date<S: serde::Serializer>(date: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
+    use chrono::Datelike;
+    let (year, month, day) = (date.year(), date.month(), date.day());
+    if !(0..=9999).contains(&year) {
+        return serializer.collect_str(date);
+    }
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let year = year.unsigned_abs();
+    let text = [
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        digit(day / 10),
+        digit(day),
+    ];
+    serializer.serialize_str(std::str::from_utf8(&text).expect("ASCII digits; this is a bug"))
+}
+
+/// A game and the feature vector a model sees for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GameFeatures {
+    pub game: GameInfo,
+    pub vector: FeatureVector,
+}
+
+impl GameFeatures {
+    pub fn stored(game: &Game, vector: FeatureVector) -> Self {
+        Self {
+            game: GameInfo {
+                game_id: Some(game.id),
+                home: game.home.team,
+                away: game.away.team,
+                date: game.date,
+            },
+            vector,
+        }
+    }
+}

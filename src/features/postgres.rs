@@ -1,0 +1,98 @@
+//! The PostgreSQL feature store: the games and features `bullpen import` wrote. Feature
+//! reads go to the read pool (a replica when `database.read_url` is set).
+
+use chrono::NaiveDate;
+
+use super::history::History;
+use super::lookup::GameFeatures;
+use super::spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureVector};
+use super::store::{FeatureStore, StoreError, check_schedule};
+use crate::db::{self, DbError, Pool};
+use crate::games::{Game, GameId, TeamCode};
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+impl PostgresStore {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl FeatureStore for PostgresStore {
+    async fn game(&self, id: GameId) -> Result<Option<GameFeatures>, StoreError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let query = format!(
+            "SELECT {}, f.features FROM games g JOIN game_features f USING (game_id) \
+             WHERE g.game_id = $1 AND f.feature_version = $2",
+            db::GAME_COLUMNS
+        );
+        let row = client
+            .query_opt(&query, &[&id.as_str(), &FEATURE_SPEC.version])
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let game: Game = db::game_from_row(&row).map_err(unavailable)?;
+        let values: Vec<f32> = row.try_get("features").map_err(unavailable)?;
+        let values: [f32; FEATURE_COUNT] = values.try_into().map_err(|values: Vec<f32>| {
+            unavailable(DbError::Corrupt {
+                table: "game_features",
+                reason: format!(
+                    "{id} has {} features, the spec {FEATURE_COUNT}",
+                    values.len()
+                ),
+            })
+        })?;
+        Ok(Some(GameFeatures::stored(&game, FeatureVector(values))))
+    }
+
+    /// Replays the stored games before `date`. The result is cached by the caller's tier,
+    /// so each scheduled game costs one read of the games table until it expires.
+    async fn scheduled(
+        &self,
+        home: TeamCode,
+        away: TeamCode,
+        date: NaiveDate,
+    ) -> Result<FeatureVector, StoreError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let teams: Vec<String> = client
+            .query("SELECT DISTINCT home_team FROM games", &[])
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let first: Option<NaiveDate> = client
+            .query_one("SELECT min(date) FROM games", &[])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        let knows = |team: TeamCode| {
+            teams
+                .iter()
+                .filter_map(|code| code.parse::<TeamCode>().ok())
+                .any(|known| known.franchise() == team.franchise())
+        };
+        check_schedule(knows, first, home, away, date)?;
+        let games = db::load_games(&client, Some(date))
+            .await
+            .map_err(unavailable)?;
+        let mut history = History::new();
+        for game in &games {
+            history.record(game);
+        }
+        Ok(history.features(home, away, date))
+    }
+}

@@ -1,0 +1,217 @@
+//! PostgreSQL: migrations, the import, and the PostgreSQL feature store, each test in a
+//! database of its own on the real server.
+
+use std::io::{Read, Write};
+
+use bullpen::db::{self, Pool};
+use bullpen::features::{FeatureStore, PostgresStore};
+use tokio_postgres::NoTls;
+
+use crate::helpers::{repo_path, store, test_settings};
+
+const ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+
+/// A new, empty database; dropped by [`TestDatabase::drop_now`].
+pub struct TestDatabase {
+    pub name: String,
+    pub pool: Pool,
+}
+
+impl TestDatabase {
+    pub async fn new() -> Self {
+        let name = format!("bullpen_test_{}", uuid::Uuid::new_v4().simple());
+        admin(&format!("CREATE DATABASE {name}")).await;
+        let mut settings = test_settings();
+        settings.database.url = format!("postgres://postgres@127.0.0.1:5432/{name}").into();
+        let pool = db::pool(&settings.database, &settings.database.url).expect("pool");
+        Self { name, pool }
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let client = self.pool.get().await.expect("connection");
+        client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    pub async fn drop_now(self) {
+        drop(self.pool);
+        admin(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).await;
+    }
+}
+
+async fn admin(statement: &str) {
+    let (client, connection) = tokio_postgres::connect(ADMIN, NoTls)
+        .await
+        .expect("PostgreSQL is running on 127.0.0.1:5432 (see .ci/run)");
+    tokio::spawn(connection);
+    client.batch_execute(statement).await.expect(statement);
+}
+
+/// A folder holding copies of some shipped season files.
+fn seasons_dir(seasons: &[i32]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for season in seasons {
+        let name = format!("teams-{season}.csv.gz");
+        std::fs::copy(
+            repo_path("data/retrosheet").join(&name),
+            dir.path().join(&name),
+        )
+        .expect("copy season");
+    }
+    dir
+}
+
+#[tokio::test]
+async fn migrations_apply_from_empty_and_a_rerun_applies_nothing() {
+    let database = TestDatabase::new().await;
+    assert_eq!(db::migrate(&database.pool).await.expect("migrate"), vec![1]);
+    assert_eq!(
+        db::migrate(&database.pool).await.expect("rerun"),
+        Vec::<u32>::new()
+    );
+    for table in [
+        "games",
+        "game_features",
+        "prediction_log",
+        "api_keys",
+        "model_outcomes",
+    ] {
+        assert_eq!(
+            database.count(table).await,
+            0,
+            "{table} exists and is empty"
+        );
+    }
+    database.drop_now().await;
+}
+
+#[tokio::test]
+async fn importing_two_seasons_twice_gives_the_same_rows() {
+    let database = TestDatabase::new().await;
+    db::migrate(&database.pool).await.expect("migrate");
+    let dir = seasons_dir(&[2023, 2024]);
+    let expected = bullpen::games::load_dir(dir.path()).expect("parse").len();
+
+    let first = db::import_dir(&database.pool, dir.path(), |_| {})
+        .await
+        .expect("import");
+    assert_eq!(
+        (first.files, first.games, first.features),
+        (2, expected, expected)
+    );
+    let counts = (
+        database.count("games").await,
+        database.count("game_features").await,
+    );
+    assert_eq!(counts, (expected as i64, expected as i64));
+
+    let second = db::import_dir(&database.pool, dir.path(), |_| {})
+        .await
+        .expect("import again");
+    assert_eq!(second, first);
+    assert_eq!(
+        (
+            database.count("games").await,
+            database.count("game_features").await
+        ),
+        counts
+    );
+    database.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_malformed_file_names_its_line_and_leaves_nothing_of_itself() {
+    let database = TestDatabase::new().await;
+    db::migrate(&database.pool).await.expect("migrate");
+    let dir = seasons_dir(&[2023]);
+    // 2024, uncompressed, with one runs value that is not a number on line 1000.
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(repo_path("data/retrosheet/teams-2024.csv.gz")).expect("open"),
+    )
+    .read_to_string(&mut text)
+    .expect("decompress");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let runs_column = lines[0]
+        .split(',')
+        .position(|c| c == "B_R")
+        .expect("B_R column");
+    let mut fields: Vec<&str> = lines[999].split(',').collect();
+    fields[runs_column] = "x";
+    lines[999] = fields.join(",");
+    let bad = dir.path().join("teams-2024.csv");
+    std::fs::File::create(&bad)
+        .and_then(|mut f| f.write_all(lines.join("\n").as_bytes()))
+        .expect("write");
+
+    let error = db::import_dir(&database.pool, dir.path(), |_| {})
+        .await
+        .expect_err("line 1000 is malformed");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("{}:1000: bad value", bad.display())),
+        "{message}"
+    );
+    let games_2023 = bullpen::games::parse_season(&dir.path().join("teams-2023.csv.gz"))
+        .expect("2023 parses")
+        .len();
+    assert_eq!(
+        database.count("games").await,
+        games_2023 as i64,
+        "2023 stays, no 2024 row"
+    );
+    let client = database.pool.get().await.expect("connection");
+    let from_2024: i64 = client
+        .query_one(
+            "SELECT count(*) FROM games WHERE source_file = 'teams-2024.csv'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(from_2024, 0);
+    drop(client);
+    database.drop_now().await;
+}
+
+#[tokio::test]
+async fn both_stores_give_identical_vectors_for_every_2024_game() {
+    let database = TestDatabase::new().await;
+    db::migrate(&database.pool).await.expect("migrate");
+    db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
+        .await
+        .expect("import everything");
+    let postgres = PostgresStore::new(database.pool.clone());
+    let embedded = store();
+
+    let mut compared = 0;
+    for (game, vector) in embedded.games().iter().zip(embedded.vectors()) {
+        if game.season() != 2024 {
+            continue;
+        }
+        let found = FeatureStore::game(&postgres, game.id)
+            .await
+            .expect("read")
+            .expect("imported");
+        assert_eq!(found.vector, *vector, "{}", game.id);
+        assert_eq!(found.game.home, game.home.team);
+        compared += 1;
+    }
+    assert!(compared > 2_400, "{compared}");
+
+    for date in ["2024-04-10", "2024-07-03", "2025-04-01"] {
+        let date = date.parse().expect("date");
+        let (home, away) = ("KCA".parse().expect("team"), "HOU".parse().expect("team"));
+        assert_eq!(
+            FeatureStore::scheduled(&postgres, home, away, date).await,
+            FeatureStore::scheduled(embedded, home, away, date).await,
+            "{date}"
+        );
+    }
+    let unknown = FeatureStore::game(&postgres, "KCA202401010".parse().expect("id")).await;
+    assert_eq!(unknown, Ok(None));
+    database.drop_now().await;
+}
