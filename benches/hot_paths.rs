@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use bullpen::cache::Caches;
-use bullpen::features::{EmbeddedStore, FeatureVector};
+use bullpen::features::{EmbeddedStore, FeatureSource, FeatureVector};
 use bullpen::games::{GameId, TeamCode};
 use bullpen::models::{InferencePool, ModelRegistry, PoolOptions, RegistryOptions, runtime};
 use bullpen::predict::{GameRef, PredictRequest, PredictService};
@@ -94,7 +94,11 @@ fn cached_prediction(c: &mut Criterion) {
         *store().vectors().last().expect("games"),
     )
     .expect("registry");
-    let service = PredictService::new(store().into(), registry, Caches::new(&settings.cache));
+    let service = PredictService::new(
+        FeatureSource::Embedded(store().into()),
+        registry,
+        Caches::new(&settings.cache),
+    );
     let request = PredictRequest {
         game: GameRef::Stored("KCA202404100".parse().expect("id")),
         model: None,

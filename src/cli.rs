@@ -157,7 +157,7 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
 
 fn serve(settings: &Settings) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let app = Application::build(settings)?;
+        let app = Application::build(settings).await?;
         let handle = app.handle();
         tokio::spawn(async move {
             shutdown_signal().await;

@@ -8,13 +8,15 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use chrono::NaiveDate;
 
 use crate::cache::Caches;
-use crate::features::EmbeddedStore;
+use crate::db;
+use crate::features::{EmbeddedStore, FeatureSource, FeatureVector, History, PostgresStore};
 use crate::http::{self, Admission, BodyLimit, Limits};
 use crate::models::{ModelRegistry, PoolOptions, RegistryOptions};
 use crate::predict::PredictService;
-use crate::settings::Settings;
+use crate::settings::{Settings, StoreKind};
 
 /// A bound, loaded, running server.
 pub struct Application {
@@ -33,7 +35,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Binds the listener first (port 0 picks a free one), loads the data and every model
     /// (warm), then starts serving. Must be called inside a Tokio runtime.
-    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let address = (settings.server.host.as_str(), settings.server.port);
         let listener = TcpListener::bind(address)
             .with_context(|| format!("binding {}:{}", address.0, address.1))?;
@@ -42,7 +44,7 @@ impl Application {
             .context("reading the bound address")?
             .port();
 
-        let service = load_service(settings)?;
+        let service = load_service(settings).await?;
         let workers = settings.server.worker_count();
         let admission = web::Data::new(Admission::new(
             settings.server.max_in_flight,
@@ -89,15 +91,27 @@ impl Application {
     }
 }
 
-fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
+async fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
     let started = std::time::Instant::now();
-    let store = EmbeddedStore::load(&settings.data.dir, |_| {})
-        .with_context(|| format!("loading games from {}", settings.data.dir.display()))?;
-    // Warm-up runs one real vector: the features of the latest game in the data.
-    let warmup = *store
-        .vectors()
-        .last()
-        .context("the data folder holds no games")?;
+    let source = match settings.features.store {
+        StoreKind::Embedded => {
+            let store = EmbeddedStore::load(&settings.data.dir, |_| {})
+                .with_context(|| format!("loading games from {}", settings.data.dir.display()))?;
+            tracing::info!(games = store.games().len(), "embedded feature store loaded");
+            FeatureSource::Embedded(Arc::new(store))
+        }
+        StoreKind::Postgres => {
+            let database = &settings.database;
+            let primary = db::pool(database, &database.url)?;
+            if database.migrate_on_start {
+                let applied = db::migrate(&primary)
+                    .await
+                    .context("migrating database.url")?;
+                tracing::info!(?applied, "migrations applied");
+            }
+            FeatureSource::Postgres(PostgresStore::new(db::read_pool(database, &primary)?))
+        }
+    };
     let inference = &settings.inference;
     let registry = ModelRegistry::load(
         &RegistryOptions {
@@ -112,20 +126,27 @@ fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
                 intra_threads: inference.intra_threads,
             },
         },
-        warmup,
+        warmup_vector(),
     )
     .context("loading models")?;
     tracing::info!(
-        games = store.games().len(),
         models = registry.models().len(),
         elapsed_ms = started.elapsed().as_millis(),
-        "data and models loaded"
+        "features and models ready"
     );
     Ok(PredictService::new(
-        Arc::new(store),
+        source,
         registry,
         Caches::new(&settings.cache),
     ))
+}
+
+/// The features of an opening-day game between two teams with no history: a real vector
+/// from the feature code that needs no data, so models warm up whatever the store's state.
+fn warmup_vector() -> FeatureVector {
+    let team = |code: &str| code.parse().expect("a valid team code; this is a bug");
+    let date = NaiveDate::from_ymd_opt(2024, 3, 28).expect("a valid date; this is a bug");
+    History::new().features(team("HOM"), team("AWY"), date)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -61,6 +61,7 @@ error_codes! {
     Overloaded => SERVICE_UNAVAILABLE, "overloaded", "Too much work in flight; retry shortly";
     RequestTimeout => SERVICE_UNAVAILABLE, "request_timeout", "The request took too long";
     Unavailable => SERVICE_UNAVAILABLE, "unavailable", "The service is shutting down";
+    StoreUnavailable => SERVICE_UNAVAILABLE, "feature_store_unavailable", "The feature store cannot be read; retry shortly";
     InferenceFailed => INTERNAL_SERVER_ERROR, "inference_failed", "The model could not be run";
 }
 
@@ -135,6 +136,7 @@ impl ApiError {
             Self::Predict(PredictError::Model(ResolveError::UnknownVersion { .. })) => {
                 ErrorCode::ModelVersionNotFound
             }
+            Self::Predict(PredictError::StoreUnavailable(_)) => ErrorCode::StoreUnavailable,
             Self::Predict(PredictError::Inference(InferenceError::Stopped)) => {
                 ErrorCode::Unavailable
             }
@@ -151,6 +153,10 @@ impl ApiError {
             ErrorCode::InferenceFailed => {
                 tracing::error!(error = %self, "inference failed");
                 "the model could not be run; the error is logged".to_owned()
+            }
+            ErrorCode::StoreUnavailable => {
+                tracing::error!(error = %self, "feature store unavailable");
+                "the feature store cannot be read; the error is logged".to_owned()
             }
             _ => self.to_string(),
         }

@@ -1,9 +1,13 @@
-//! `GET /health` (the process answers) and `GET /ready` (models loaded and warm, data loaded).
+//! `GET /health` (the process answers) and `GET /ready` (models loaded and warm; the feature
+//! store and its dependency).
+
+use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::resource;
+use crate::features::FeatureSource;
 use crate::predict::PredictService;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -30,18 +34,68 @@ struct ModelState<'a> {
 }
 
 #[derive(Debug, Serialize)]
-struct StoreState {
-    store: &'static str,
-    games: usize,
-    last_game_date: Option<chrono::NaiveDate>,
+#[serde(tag = "store", rename_all = "lowercase")]
+enum StoreState {
+    Embedded {
+        games: usize,
+        last_game_date: Option<chrono::NaiveDate>,
+    },
+    Postgres {
+        database: DependencyState,
+        connections: u32,
+        idle_connections: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum DependencyState {
+    Up,
+    Down,
+}
+
+/// Whether PostgreSQL answers a trivial query within a second.
+async fn database_state(pool: &crate::db::Pool) -> DependencyState {
+    let probe = async {
+        let client = pool.get().await.ok()?;
+        client.simple_query("SELECT 1").await.ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(1), probe).await {
+        Ok(Some(_)) => DependencyState::Up,
+        Ok(None) | Err(_) => DependencyState::Down,
+    }
 }
 
 /// Models are loaded and warmed before the server accepts connections, so a server that
-/// answers is ready; the body says what it serves.
+/// answers has its models ready. With the PostgreSQL store the body also says whether the
+/// database answers, and the status is `degraded` when it does not: predictions still come
+/// from the caches, and a 503 would take every replica out of service at once.
 async fn ready(service: web::Data<PredictService>) -> HttpResponse {
-    let store = service.store();
+    let (features, status) = match service.source() {
+        FeatureSource::Embedded(store) => (
+            StoreState::Embedded {
+                games: store.games().len(),
+                last_game_date: store.games().last().map(|game| game.date),
+            },
+            "ready",
+        ),
+        FeatureSource::Postgres(store) => {
+            let database = database_state(store.pool()).await;
+            let state = store.pool().state();
+            let status = match database {
+                DependencyState::Up => "ready",
+                DependencyState::Down => "degraded",
+            };
+            let features = StoreState::Postgres {
+                database,
+                connections: state.connections,
+                idle_connections: state.idle_connections,
+            };
+            (features, status)
+        }
+    };
     HttpResponse::Ok().json(ReadyBody {
-        status: "ready",
+        status,
         models: service
             .registry()
             .models()
@@ -52,10 +106,6 @@ async fn ready(service: web::Data<PredictService>) -> HttpResponse {
                 warm: true,
             })
             .collect(),
-        features: StoreState {
-            store: "embedded",
-            games: store.games().len(),
-            last_game_date: store.games().last().map(|game| game.date),
-        },
+        features,
     })
 }

@@ -7,7 +7,9 @@ use super::game::GameRef;
 use super::odds::{MarketOdds, MarketView};
 use super::request::PredictRequest;
 use crate::cache::{Caches, FeatureKey, PredictionKey, Source};
-use crate::features::{EmbeddedStore, FEATURE_SPEC, GameFeatures, GameInfo, ScheduleError};
+use crate::features::{
+    FEATURE_SPEC, FeatureSource, FeatureStore, GameFeatures, GameInfo, ScheduleError, StoreError,
+};
 use crate::games::GameId;
 use crate::models::{InferenceError, ModelRegistry, ResolveError, ServedModel};
 
@@ -17,6 +19,8 @@ pub enum PredictError {
     GameNotFound(GameId),
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
+    #[error("the feature store is unavailable: {0}")]
+    StoreUnavailable(String),
     #[error(transparent)]
     Model(#[from] ResolveError),
     #[error(transparent)]
@@ -40,7 +44,7 @@ pub struct PredictService {
 
 #[derive(Debug)]
 struct Inner {
-    store: Arc<EmbeddedStore>,
+    source: FeatureSource,
     registry: ModelRegistry,
     caches: Caches,
 }
@@ -55,10 +59,10 @@ struct Pending {
 }
 
 impl PredictService {
-    pub fn new(store: Arc<EmbeddedStore>, registry: ModelRegistry, caches: Caches) -> Self {
+    pub fn new(source: FeatureSource, registry: ModelRegistry, caches: Caches) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
+                source,
                 registry,
                 caches,
             }),
@@ -69,28 +73,27 @@ impl PredictService {
         &self.inner.registry
     }
 
-    pub fn store(&self) -> &EmbeddedStore {
-        &self.inner.store
+    pub fn source(&self) -> &FeatureSource {
+        &self.inner.source
     }
 
     pub fn caches(&self) -> &Caches {
         &self.inner.caches
     }
 
-    /// A game's features. A stored game is read from the embedded store directly: it is
-    /// already in memory, and a cache lookup would cost more than the read it saves. Computed
-    /// features (scheduled games) go through the cache.
+    /// A game's features. With the embedded store a stored game is read directly: it is
+    /// already in memory, and a cache lookup would cost more than the read it saves. Every
+    /// other read (computed features, PostgreSQL) goes through the cache.
     pub async fn features(&self, game: GameRef) -> Result<(GameFeatures, Source), PredictError> {
-        if let GameRef::Stored(_) = game {
-            return self
-                .compute_features(game)
-                .map(|found| (found, Source::Fresh));
+        if let (FeatureSource::Embedded(store), GameRef::Stored(id)) = (&self.inner.source, game) {
+            let (found, vector) = store.game(id).ok_or(PredictError::GameNotFound(id))?;
+            return Ok((GameFeatures::stored(found, *vector), Source::Fresh));
         }
         let key = FeatureKey {
             version: FEATURE_SPEC.version,
             game: game.cache_key(),
         };
-        let compute = async { self.compute_features(game) };
+        let compute = async { self.read_features(game).await };
         self.inner
             .caches
             .features
@@ -98,21 +101,12 @@ impl PredictService {
             .await
     }
 
-    fn compute_features(&self, game: GameRef) -> Result<GameFeatures, PredictError> {
-        let store = &self.inner.store;
+    async fn read_features(&self, game: GameRef) -> Result<GameFeatures, PredictError> {
+        let source = &self.inner.source;
         match game {
-            GameRef::Stored(id) => {
-                let (game, vector) = store.game(id).ok_or(PredictError::GameNotFound(id))?;
-                Ok(GameFeatures {
-                    game: GameInfo {
-                        game_id: Some(game.id),
-                        home: game.home.team,
-                        away: game.away.team,
-                        date: game.date,
-                    },
-                    vector: *vector,
-                })
-            }
+            GameRef::Stored(id) => FeatureStore::game(source, id)
+                .await?
+                .ok_or(PredictError::GameNotFound(id)),
             GameRef::Scheduled { home, away, date } => Ok(GameFeatures {
                 game: GameInfo {
                     game_id: None,
@@ -120,7 +114,7 @@ impl PredictService {
                     away,
                     date,
                 },
-                vector: store.scheduled_features(home, away, date)?,
+                vector: FeatureStore::scheduled(source, home, away, date).await?,
             }),
         }
     }
@@ -242,5 +236,14 @@ fn answer(
         home_win_probability: probability,
         cached,
         market: odds.map(|odds| odds.evaluate(f64::from(probability))),
+    }
+}
+
+impl From<StoreError> for PredictError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Schedule(error) => Self::Schedule(error),
+            StoreError::Unavailable(reason) => Self::StoreUnavailable(reason),
+        }
     }
 }

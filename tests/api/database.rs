@@ -215,3 +215,89 @@ async fn both_stores_give_identical_vectors_for_every_2024_game() {
     assert_eq!(unknown, Ok(None));
     database.drop_now().await;
 }
+
+/// An app serving from the PostgreSQL store of a freshly imported database.
+async fn postgres_app(database: &TestDatabase) -> crate::helpers::TestApp {
+    let url = format!("postgres://postgres@127.0.0.1:5432/{}", database.name);
+    crate::helpers::spawn_app_with(move |settings| {
+        settings.features.store = bullpen::settings::StoreKind::Postgres;
+        settings.database.url = url.into();
+        settings.database.connect_timeout_ms = 500;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_server_answers_from_postgres_like_from_the_embedded_store() {
+    let database = TestDatabase::new().await;
+    db::migrate(&database.pool).await.expect("migrate");
+    db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
+        .await
+        .expect("import");
+    let app = postgres_app(&database).await;
+    let embedded = crate::helpers::spawn_app().await;
+    for body in [
+        serde_json::json!({ "game_id": "KCA202404100" }),
+        serde_json::json!({ "game": { "home": "NYA", "away": "BOS", "date": "2025-04-05" } }),
+    ] {
+        let ours = app.predict(&body).await;
+        let theirs = embedded.predict(&body).await;
+        assert_eq!(ours.status, 200, "{}", ours.body);
+        assert_eq!(ours.body, theirs.body);
+    }
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.body["status"], "ready");
+    assert_eq!(ready.body["features"]["store"], "postgres");
+    assert_eq!(ready.body["features"]["database"], "up");
+    database.drop_now().await;
+}
+
+#[tokio::test]
+async fn with_postgres_gone_cached_answers_still_flow_and_the_pool_recovers() {
+    let database = TestDatabase::new().await;
+    db::migrate(&database.pool).await.expect("migrate");
+    db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
+        .await
+        .expect("import");
+    let app = postgres_app(&database).await;
+    let warm = serde_json::json!({ "game_id": "KCA202404100" });
+    let first = app.predict(&warm).await;
+    assert_eq!(first.status, 200);
+
+    // PostgreSQL refuses this database and drops every connection to it.
+    let name = &database.name;
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await;
+
+    let cached = app.predict(&warm).await;
+    assert_eq!(cached.status, 200, "served from the cache: {}", cached.body);
+    assert_eq!(cached.body["cached"], true);
+    assert_eq!(
+        cached.body["home_win_probability"],
+        first.body["home_win_probability"]
+    );
+    let cold = app
+        .predict(&serde_json::json!({ "game_id": "NYA202409280" }))
+        .await;
+    assert_eq!(cold.status, 503);
+    assert_eq!(cold.problem()["code"], "feature_store_unavailable");
+    assert_eq!(cold.header("retry-after"), Some("1"));
+    let ready = app.get("/ready").await;
+    assert_eq!(
+        (ready.status, ready.body["status"].clone()),
+        (200, serde_json::json!("degraded"))
+    );
+    assert_eq!(ready.body["features"]["database"], "down");
+
+    // PostgreSQL is back: the same pool serves again, no restart.
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let recovered = app
+        .predict(&serde_json::json!({ "game_id": "NYA202409280" }))
+        .await;
+    assert_eq!(recovered.status, 200, "{}", recovered.body);
+    assert_eq!(app.get("/ready").await.body["features"]["database"], "up");
+    database.drop_now().await;
+}

@@ -48,7 +48,9 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
-    let app = Application::build(&settings).expect("the application builds");
+    let app = Application::build(&settings)
+        .await
+        .expect("the application builds");
     let port = app.port();
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
