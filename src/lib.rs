@@ -7,6 +7,7 @@ pub mod features;
 pub mod games;
 pub mod http;
 pub mod models;
+pub mod monitoring;
 pub mod predict;
 pub mod settings;
 pub mod startup;

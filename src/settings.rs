@@ -19,6 +19,7 @@ pub struct Settings {
     pub data: DataSettings,
     pub features: FeatureSettings,
     pub database: DatabaseSettings,
+    pub prediction_log: PredictionLogSettings,
     pub models: ModelSettings,
     pub inference: InferenceSettings,
     pub telemetry: TelemetrySettings,
@@ -56,6 +57,15 @@ pub struct CacheSettings {
     pub predictions_ttl_secs: u64,
     pub features_max_entries: u64,
     pub predictions_max_entries: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionLogSettings {
+    pub enabled: bool,
+    pub capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +187,8 @@ impl Settings {
             ("server.max_body_bytes", self.server.max_body_bytes),
             ("server.max_batch", self.server.max_batch),
             ("server.max_in_flight", self.server.max_in_flight),
+            ("prediction_log.capacity", self.prediction_log.capacity),
+            ("prediction_log.batch_size", self.prediction_log.batch_size),
         ];
         if let Some((key, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
             return invalid(key, "must be at least 1");

@@ -15,6 +15,7 @@ use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, FeatureVector, History, PostgresStore};
 use crate::http::{self, Admission, BodyLimit, Limits};
 use crate::models::{ModelRegistry, PoolOptions, RegistryOptions};
+use crate::monitoring::{LogWriter, PredictionLog};
 use crate::predict::PredictService;
 use crate::settings::{Settings, StoreKind};
 
@@ -22,6 +23,7 @@ use crate::settings::{Settings, StoreKind};
 pub struct Application {
     port: u16,
     server: Server,
+    log_writer: Option<LogWriter>,
 }
 
 impl std::fmt::Debug for Application {
@@ -45,6 +47,14 @@ impl Application {
             .port();
 
         let service = load_service(settings).await?;
+        let (log, log_writer) = if settings.prediction_log.enabled {
+            let pool = db::pool(&settings.database, &settings.database.url)?;
+            let (log, writer) = PredictionLog::start(pool, &settings.prediction_log);
+            (Some(log), Some(writer))
+        } else {
+            (None, None)
+        };
+        let log = web::Data::new(log);
         let workers = settings.server.worker_count();
         let admission = web::Data::new(Admission::new(
             settings.server.max_in_flight,
@@ -62,6 +72,7 @@ impl Application {
                 .app_data(service.clone())
                 .app_data(admission.clone())
                 .app_data(limits.clone())
+                .app_data(log.clone())
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })
@@ -73,7 +84,11 @@ impl Application {
         .context("starting the HTTP server")?
         .run();
         tracing::info!(port, workers, "serving");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            log_writer,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -86,8 +101,13 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped, then writes what the prediction log still holds.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(writer) = self.log_writer {
+            writer.shutdown().await;
+        }
+        served
     }
 }
 

@@ -32,6 +32,8 @@ pub enum PredictError {
 pub struct Prediction {
     pub game: GameInfo,
     pub model: Arc<ServedModel>,
+    /// Identifies the exact features the probability came from (see `PredictionKey`).
+    pub feature_hash: u64,
     pub home_win_probability: f32,
     pub cached: bool,
     pub market: Option<MarketView>,
@@ -233,6 +235,7 @@ fn answer(
     Prediction {
         game: features.game,
         model,
+        feature_hash: PredictionKey::feature_hash(&features.vector),
         home_win_probability: probability,
         cached,
         market: odds.map(|odds| odds.evaluate(f64::from(probability))),

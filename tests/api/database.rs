@@ -301,3 +301,86 @@ async fn with_postgres_gone_cached_answers_still_flow_and_the_pool_recovers() {
     assert_eq!(app.get("/ready").await.body["features"]["database"], "up");
     database.drop_now().await;
 }
+
+#[tokio::test]
+async fn every_served_prediction_is_logged_once_through_a_burst_and_a_graceful_stop() {
+    let database = TestDatabase::new().await;
+    db::migrate(&database.pool).await.expect("migrate");
+    let url = format!("postgres://postgres@127.0.0.1:5432/{}", database.name);
+    let app = crate::helpers::spawn_app_with(move |settings| {
+        settings.prediction_log.enabled = true;
+        settings.prediction_log.batch_size = 50;
+        settings.database.url = url.into();
+    })
+    .await;
+
+    let ids: Vec<String> = store()
+        .games()
+        .iter()
+        .filter(|g| g.season() == 2024 && g.home.team.as_str() != "NLS")
+        .step_by(20)
+        .take(100)
+        .map(|g| g.id.to_string())
+        .collect();
+    let bodies: Vec<serde_json::Value> = ids
+        .iter()
+        .flat_map(|id| {
+            [
+                serde_json::json!({ "game_id": id }),
+                serde_json::json!({ "game_id": id, "odds": { "home": -120, "away": 110 } }),
+            ]
+        })
+        .collect();
+    let replies = futures_util::future::join_all(bodies.iter().map(|body| app.predict(body))).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    let batch: Vec<serde_json::Value> = ids[..10]
+        .iter()
+        .map(|id| serde_json::json!({ "game_id": id }))
+        .collect();
+    let batch_reply = app
+        .post_json(
+            "/api/v1/predict/batch",
+            &serde_json::json!({ "items": batch }),
+        )
+        .await;
+    assert_eq!(batch_reply.status, 200);
+    let refused = app.predict(&serde_json::json!({ "game_id": "bad" })).await;
+    assert_eq!(refused.status, 400, "errors are not predictions");
+
+    app.handle.stop(true).await;
+    app.server.await.expect("server task").expect("clean stop");
+
+    let served = (bodies.len() + 10) as i64;
+    assert_eq!(database.count("prediction_log").await, served);
+    let client = database.pool.get().await.expect("connection");
+    let row = client
+        .query_one(
+            "SELECT count(DISTINCT request_id), count(*) FILTER (WHERE odds_home IS NOT NULL), \
+             count(*) FILTER (WHERE cached) FROM prediction_log",
+            &[],
+        )
+        .await
+        .expect("query");
+    let (distinct, with_odds, cached): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        distinct,
+        bodies.len() as i64 + 1,
+        "one id per request, the batch shares one"
+    );
+    assert_eq!(with_odds, 100);
+    assert!(
+        cached >= 100,
+        "repeats of a game come from the cache: {cached}"
+    );
+    let outcomes: i64 = client
+        .query_one("SELECT count(*) FROM model_outcomes", &[])
+        .await
+        .expect("view")
+        .get(0);
+    assert_eq!(
+        outcomes, 0,
+        "no games imported in this database, so nothing to join"
+    );
+    drop(client);
+    database.drop_now().await;
+}

@@ -1,0 +1,237 @@
+//! The prediction log: every served prediction, written to PostgreSQL behind the response.
+//!
+//! Handlers hand entries to a bounded channel and never wait. One writer task takes them in
+//! batches (up to `batch_size` rows or `flush_interval_ms`, whichever comes first) and
+//! writes each batch with one binary `COPY`. A failed write is retried with back-off while
+//! new entries queue behind it; when the queue is full, entries are dropped and counted
+//! rather than slowing requests. On shutdown the channel is closed and everything buffered
+//! is written before the process exits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::pin_mut;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+
+use crate::db::{DbError, Pool};
+use crate::settings::PredictionLogSettings;
+
+/// One served prediction.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub request_id: String,
+    pub predicted_at: DateTime<Utc>,
+    pub model_name: Arc<str>,
+    pub model_version: Arc<str>,
+    pub game_id: Option<String>,
+    pub home_team: String,
+    pub away_team: String,
+    pub game_date: NaiveDate,
+    pub feature_hash: u64,
+    pub home_win_probability: f32,
+    /// Decimal odds `(home, away)` when the request gave odds.
+    pub odds: Option<(f64, f64)>,
+    pub cached: bool,
+}
+
+/// What the log has done since start.
+#[derive(Debug, Default)]
+pub struct LogCounters {
+    pub written: AtomicU64,
+    /// Entries refused because the queue was full.
+    pub dropped: AtomicU64,
+    /// Entries lost because PostgreSQL refused their batch after every retry.
+    pub failed: AtomicU64,
+}
+
+/// The handlers' side: cheap to clone, never blocks.
+#[derive(Debug, Clone)]
+pub struct PredictionLog {
+    sender: mpsc::Sender<LogEntry>,
+    counters: Arc<LogCounters>,
+}
+
+/// The writer task, kept by the application to flush it on shutdown.
+#[derive(Debug)]
+pub struct LogWriter {
+    shutdown: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl PredictionLog {
+    /// Starts the writer task on the current runtime.
+    pub fn start(pool: Pool, settings: &PredictionLogSettings) -> (Self, LogWriter) {
+        let (sender, receiver) = mpsc::channel(settings.capacity);
+        let counters = Arc::new(LogCounters::default());
+        let shutdown = Arc::new(Notify::new());
+        let writer = Writer {
+            pool,
+            receiver,
+            counters: Arc::clone(&counters),
+            batch_size: settings.batch_size,
+            flush_interval: Duration::from_millis(settings.flush_interval_ms),
+        };
+        let task = tokio::spawn(writer.run(Arc::clone(&shutdown)));
+        (Self { sender, counters }, LogWriter { shutdown, task })
+    }
+
+    /// Queues an entry; when the queue is full the entry is dropped and counted.
+    pub fn record(&self, entry: LogEntry) {
+        if self.sender.try_send(entry).is_err() {
+            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "prediction log queue full: entries dropped");
+            }
+        }
+    }
+
+    pub fn counters(&self) -> &LogCounters {
+        &self.counters
+    }
+}
+
+impl LogWriter {
+    /// Closes the queue, writes everything in it, and waits for the writer to finish.
+    pub async fn shutdown(self) {
+        self.shutdown.notify_one();
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the prediction log writer failed");
+        }
+    }
+}
+
+struct Writer {
+    pool: Pool,
+    receiver: mpsc::Receiver<LogEntry>,
+    counters: Arc<LogCounters>,
+    batch_size: usize,
+    flush_interval: Duration,
+}
+
+impl Writer {
+    async fn run(mut self, shutdown: Arc<Notify>) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.notified() => break,
+                entry = self.receiver.recv() => match entry {
+                    Some(entry) => batch.push(entry),
+                    None => break,
+                },
+            }
+            let deadline = tokio::time::sleep(self.flush_interval);
+            tokio::pin!(deadline);
+            while batch.len() < self.batch_size {
+                tokio::select! {
+                    entry = self.receiver.recv() => match entry {
+                        Some(entry) => batch.push(entry),
+                        None => break,
+                    },
+                    () = &mut deadline => break,
+                }
+            }
+            self.write(&mut batch).await;
+        }
+        // Shutdown: nothing new gets in; everything already queued is written.
+        self.receiver.close();
+        while let Some(entry) = self.receiver.recv().await {
+            batch.push(entry);
+            if batch.len() >= self.batch_size {
+                self.write(&mut batch).await;
+            }
+        }
+        self.write(&mut batch).await;
+    }
+
+    /// Writes and empties `batch`, retrying with back-off before giving up on it.
+    async fn write(&self, batch: &mut Vec<LogEntry>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=5 {
+            match copy(&self.pool, batch).await {
+                Ok(()) => {
+                    self.counters
+                        .written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.clear();
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, attempt, rows = batch.len(), "prediction log write failed");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        self.counters
+            .failed
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        tracing::error!(
+            rows = batch.len(),
+            "prediction log batch lost after retries"
+        );
+        batch.clear();
+    }
+}
+
+const TYPES: [Type; 13] = [
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::DATE,
+    Type::INT8,
+    Type::FLOAT4,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::BOOL,
+];
+
+async fn copy(pool: &Pool, batch: &[LogEntry]) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let sink = client
+        .copy_in(
+            "COPY prediction_log (request_id, predicted_at, model_name, model_version, game_id, \
+             home_team, away_team, game_date, feature_hash, home_win_probability, odds_home, \
+             odds_away, cached) FROM STDIN BINARY",
+        )
+        .await?;
+    let writer = BinaryCopyInWriter::new(sink, &TYPES);
+    pin_mut!(writer);
+    for entry in batch {
+        // The hash is stored as the signed 64-bit integer with the same bits.
+        let hash = i64::from_ne_bytes(entry.feature_hash.to_ne_bytes());
+        let (odds_home, odds_away) = entry.odds.unzip();
+        writer
+            .as_mut()
+            .write(&[
+                &entry.request_id,
+                &entry.predicted_at,
+                &entry.model_name.as_ref(),
+                &entry.model_version.as_ref(),
+                &entry.game_id,
+                &entry.home_team,
+                &entry.away_team,
+                &entry.game_date,
+                &hash,
+                &entry.home_win_probability,
+                &odds_home,
+                &odds_away,
+                &entry.cached,
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
