@@ -2,6 +2,7 @@
 //! reads go to the read pool (a replica when `database.read_url` is set).
 
 use chrono::NaiveDate;
+use tokio_postgres::types::Type;
 
 use super::history::History;
 use super::lookup::GameFeatures;
@@ -37,14 +38,21 @@ impl FeatureStore for PostgresStore {
              WHERE g.game_id = $1 AND f.feature_version = $2",
             db::GAME_COLUMNS
         );
-        let row = client
-            .query_opt(&query, &[&id.as_str(), &FEATURE_SPEC.version])
+        // Typed parameters: one round trip, no separate prepare.
+        let rows = client
+            .query_typed(
+                &query,
+                &[
+                    (&id.as_str(), Type::TEXT),
+                    (&FEATURE_SPEC.version, Type::TEXT),
+                ],
+            )
             .await
             .map_err(unavailable)?;
-        let Some(row) = row else {
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let game: Game = db::game_from_row(&row).map_err(unavailable)?;
+        let game: Game = db::game_from_row(row).map_err(unavailable)?;
         let values: Vec<f32> = row.try_get("features").map_err(unavailable)?;
         let values: [f32; FEATURE_COUNT] = values.try_into().map_err(|values: Vec<f32>| {
             unavailable(DbError::Corrupt {
