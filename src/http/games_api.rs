@@ -35,6 +35,8 @@ struct FeaturesBody {
     feature_version: &'static str,
     features: NamedFeatures,
     cached: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stale: bool,
 }
 
 async fn features(
@@ -47,6 +49,7 @@ async fn features(
         game: found.game,
         feature_version: FEATURE_SPEC.version,
         features: NamedFeatures(found.vector),
-        cached: source == Source::Cache,
+        cached: source != Source::Fresh,
+        stale: source == Source::Stale,
     }))
 }

@@ -33,6 +33,9 @@ struct PredictionBody<'a> {
     away_win_probability: f32,
     feature_version: &'static str,
     cached: bool,
+    /// Present (and true) only when served from an expired cache entry during an outage.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stale: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     market: Option<MarketView>,
 }
@@ -49,6 +52,7 @@ impl<'a> From<&'a Prediction> for PredictionBody<'a> {
             away_win_probability: 1.0 - prediction.home_win_probability,
             feature_version: FEATURE_SPEC.version,
             cached: prediction.cached,
+            stale: prediction.stale,
             market: prediction.market,
         }
     }

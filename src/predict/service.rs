@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::game::GameRef;
 use super::odds::{MarketOdds, MarketView};
 use super::request::PredictRequest;
-use crate::cache::{Caches, FeatureKey, PredictionKey, Source};
+use crate::cache::{Caches, FeatureKey, PredictionKey, Source, Transient};
 use crate::features::{
     FEATURE_SPEC, FeatureSource, FeatureStore, GameFeatures, GameInfo, ScheduleError, StoreError,
 };
@@ -36,6 +36,8 @@ pub struct Prediction {
     pub feature_hash: u64,
     pub home_win_probability: f32,
     pub cached: bool,
+    /// Served from an expired cache entry because a dependency is down.
+    pub stale: bool,
     pub market: Option<MarketView>,
 }
 
@@ -57,6 +59,7 @@ struct Pending {
     model: Arc<ServedModel>,
     key: PredictionKey,
     features: GameFeatures,
+    stale: bool,
     odds: Option<MarketOdds>,
 }
 
@@ -136,7 +139,7 @@ impl PredictService {
 
     pub async fn predict(&self, request: PredictRequest) -> Result<Prediction, PredictError> {
         let model = self.inner.registry.resolve(request.model.as_ref())?;
-        let (features, _) = self.features(request.game).await?;
+        let (features, feature_source) = self.features(request.game).await?;
         let key = Self::prediction_key(&model, request.game, &features);
         let infer = async {
             let probabilities = model.pool.predict(vec![features.vector]).await?;
@@ -148,13 +151,11 @@ impl PredictService {
             .predictions
             .get_or_compute(key, infer)
             .await?;
-        Ok(answer(
-            model,
-            features,
-            probability,
-            source == Source::Cache,
-            request.odds,
-        ))
+        let served = Served {
+            cached: source != Source::Fresh,
+            stale: source == Source::Stale || feature_source == Source::Stale,
+        };
+        Ok(answer(model, features, probability, served, request.odds))
     }
 
     /// Answers each request on its own; cache misses are run as one call per model.
@@ -167,10 +168,10 @@ impl PredictService {
         for (index, request) in requests.into_iter().enumerate() {
             let looked_up = async {
                 let model = self.inner.registry.resolve(request.model.as_ref())?;
-                let (features, _) = self.features(request.game).await?;
-                Ok::<_, PredictError>((model, features))
+                let (features, source) = self.features(request.game).await?;
+                Ok::<_, PredictError>((model, features, source == Source::Stale))
             };
-            let (model, features) = match looked_up.await {
+            let (model, features, stale) = match looked_up.await {
                 Ok(found) => found,
                 Err(error) => {
                     answers[index] = Some(Err(error));
@@ -179,13 +180,24 @@ impl PredictService {
             };
             let key = Self::prediction_key(&model, request.game, &features);
             if let Some(probability) = self.inner.caches.predictions.get(&key).await {
-                answers[index] = Some(Ok(answer(model, features, probability, true, request.odds)));
+                let served = Served {
+                    cached: true,
+                    stale,
+                };
+                answers[index] = Some(Ok(answer(
+                    model,
+                    features,
+                    probability,
+                    served,
+                    request.odds,
+                )));
             } else {
                 pending.push(Pending {
                     index,
                     model,
                     key,
                     features,
+                    stale,
                     odds: request.odds,
                 });
             }
@@ -206,8 +218,16 @@ impl PredictService {
                             .predictions
                             .insert(item.key, probability)
                             .await;
-                        let prediction =
-                            answer(item.model, item.features, probability, false, item.odds);
+                        let prediction = answer(
+                            item.model,
+                            item.features,
+                            probability,
+                            Served {
+                                cached: false,
+                                stale: item.stale,
+                            },
+                            item.odds,
+                        );
                         answers[item.index] = Some(Ok(prediction));
                     }
                 }
@@ -225,11 +245,18 @@ impl PredictService {
     }
 }
 
+/// How an answer was served.
+#[derive(Debug, Clone, Copy)]
+struct Served {
+    cached: bool,
+    stale: bool,
+}
+
 fn answer(
     model: Arc<ServedModel>,
     features: GameFeatures,
     probability: f32,
-    cached: bool,
+    served: Served,
     odds: Option<MarketOdds>,
 ) -> Prediction {
     Prediction {
@@ -237,7 +264,8 @@ fn answer(
         model,
         feature_hash: PredictionKey::feature_hash(&features.vector),
         home_win_probability: probability,
-        cached,
+        cached: served.cached,
+        stale: served.stale,
         market: odds.map(|odds| odds.evaluate(f64::from(probability))),
     }
 }
@@ -247,6 +275,17 @@ impl From<StoreError> for PredictError {
         match error {
             StoreError::Schedule(error) => Self::Schedule(error),
             StoreError::Unavailable(reason) => Self::StoreUnavailable(reason),
+        }
+    }
+}
+
+impl Transient for PredictError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::StoreUnavailable(_) => true,
+            Self::GameNotFound(_) | Self::Schedule(_) | Self::Model(_) | Self::Inference(_) => {
+                false
+            }
         }
     }
 }

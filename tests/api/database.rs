@@ -384,3 +384,50 @@ async fn every_served_prediction_is_logged_once_through_a_burst_and_a_graceful_s
     drop(client);
     database.drop_now().await;
 }
+
+#[tokio::test]
+async fn during_an_outage_expired_entries_are_served_flagged_stale() {
+    let database = TestDatabase::new().await;
+    db::migrate(&database.pool).await.expect("migrate");
+    db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
+        .await
+        .expect("import");
+    let url = format!("postgres://postgres@127.0.0.1:5432/{}", database.name);
+    let app = crate::helpers::spawn_app_with(move |settings| {
+        settings.features.store = bullpen::settings::StoreKind::Postgres;
+        settings.database.url = url.into();
+        settings.database.connect_timeout_ms = 500;
+        settings.cache.features_ttl_secs = 1;
+        settings.cache.predictions_ttl_secs = 1;
+    })
+    .await;
+    let body = serde_json::json!({ "game_id": "KCA202404100" });
+    let fresh = app.predict(&body).await;
+    assert_eq!(fresh.status, 200);
+    assert!(fresh.body.get("stale").is_none(), "no flag while fresh");
+
+    let name = &database.name;
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let stale = app.predict(&body).await;
+    assert_eq!(stale.status, 200, "{}", stale.body);
+    assert_eq!(stale.body["stale"], true, "features from the expired entry");
+    assert_eq!(
+        stale.body["home_win_probability"],
+        fresh.body["home_win_probability"]
+    );
+
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let again = app.predict(&body).await;
+    assert_eq!(again.status, 200);
+    assert!(
+        again.body.get("stale").is_none(),
+        "fresh again once PostgreSQL is back"
+    );
+    database.drop_now().await;
+}
