@@ -27,6 +27,20 @@ impl TestDatabase {
         Self { name, pool }
     }
 
+    /// A new database holding every shipped season, imported.
+    pub async fn imported() -> Self {
+        let database = Self::new().await;
+        db::migrate(&database.pool).await.expect("migrate");
+        db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
+            .await
+            .expect("import every season");
+        database
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         let client = self.pool.get().await.expect("connection");
         client
@@ -179,11 +193,7 @@ async fn a_malformed_file_names_its_line_and_leaves_nothing_of_itself() {
 
 #[tokio::test]
 async fn both_stores_give_identical_vectors_for_every_2024_game() {
-    let database = TestDatabase::new().await;
-    db::migrate(&database.pool).await.expect("migrate");
-    db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
-        .await
-        .expect("import everything");
+    let database = TestDatabase::imported().await;
     let postgres = PostgresStore::new(database.pool.clone());
     let embedded = store();
 
@@ -216,25 +226,43 @@ async fn both_stores_give_identical_vectors_for_every_2024_game() {
     database.drop_now().await;
 }
 
-/// An app serving from the PostgreSQL store of a freshly imported database.
-async fn postgres_app(database: &TestDatabase) -> crate::helpers::TestApp {
-    let url = format!("postgres://postgres@127.0.0.1:5432/{}", database.name);
+/// An app serving from the PostgreSQL store of `database`, with `configure` applied last.
+async fn postgres_app(
+    database: &TestDatabase,
+    configure: impl FnOnce(&mut bullpen::settings::Settings),
+) -> crate::helpers::TestApp {
+    let url = database.url();
     crate::helpers::spawn_app_with(move |settings| {
         settings.features.store = bullpen::settings::StoreKind::Postgres;
         settings.database.url = url.into();
         settings.database.connect_timeout_ms = 500;
+        configure(settings);
     })
     .await
 }
 
+/// Makes PostgreSQL refuse `database` and drop every connection to it.
+async fn cut_off(database: &TestDatabase) {
+    let name = &database.name;
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await;
+}
+
+async fn reconnect(database: &TestDatabase) {
+    admin(&format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+        database.name
+    ))
+    .await;
+}
+
 #[tokio::test]
 async fn the_server_answers_from_postgres_like_from_the_embedded_store() {
-    let database = TestDatabase::new().await;
-    db::migrate(&database.pool).await.expect("migrate");
-    db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
-        .await
-        .expect("import");
-    let app = postgres_app(&database).await;
+    let database = TestDatabase::imported().await;
+    let app = postgres_app(&database, |_| {}).await;
     let embedded = crate::helpers::spawn_app().await;
     for body in [
         serde_json::json!({ "game_id": "KCA202404100" }),
@@ -254,23 +282,13 @@ async fn the_server_answers_from_postgres_like_from_the_embedded_store() {
 
 #[tokio::test]
 async fn with_postgres_gone_cached_answers_still_flow_and_the_pool_recovers() {
-    let database = TestDatabase::new().await;
-    db::migrate(&database.pool).await.expect("migrate");
-    db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
-        .await
-        .expect("import");
-    let app = postgres_app(&database).await;
+    let database = TestDatabase::imported().await;
+    let app = postgres_app(&database, |_| {}).await;
     let warm = serde_json::json!({ "game_id": "KCA202404100" });
     let first = app.predict(&warm).await;
     assert_eq!(first.status, 200);
 
-    // PostgreSQL refuses this database and drops every connection to it.
-    let name = &database.name;
-    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
-    admin(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ))
-    .await;
+    cut_off(&database).await;
 
     let cached = app.predict(&warm).await;
     assert_eq!(cached.status, 200, "served from the cache: {}", cached.body);
@@ -293,7 +311,7 @@ async fn with_postgres_gone_cached_answers_still_flow_and_the_pool_recovers() {
     assert_eq!(ready.body["features"]["database"], "down");
 
     // PostgreSQL is back: the same pool serves again, no restart.
-    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    reconnect(&database).await;
     let recovered = app
         .predict(&serde_json::json!({ "game_id": "NYA202409280" }))
         .await;
@@ -306,7 +324,7 @@ async fn with_postgres_gone_cached_answers_still_flow_and_the_pool_recovers() {
 async fn every_served_prediction_is_logged_once_through_a_burst_and_a_graceful_stop() {
     let database = TestDatabase::new().await;
     db::migrate(&database.pool).await.expect("migrate");
-    let url = format!("postgres://postgres@127.0.0.1:5432/{}", database.name);
+    let url = database.url();
     let app = crate::helpers::spawn_app_with(move |settings| {
         settings.prediction_log.enabled = true;
         settings.prediction_log.batch_size = 50;
@@ -387,16 +405,8 @@ async fn every_served_prediction_is_logged_once_through_a_burst_and_a_graceful_s
 
 #[tokio::test]
 async fn during_an_outage_expired_entries_are_served_flagged_stale() {
-    let database = TestDatabase::new().await;
-    db::migrate(&database.pool).await.expect("migrate");
-    db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
-        .await
-        .expect("import");
-    let url = format!("postgres://postgres@127.0.0.1:5432/{}", database.name);
-    let app = crate::helpers::spawn_app_with(move |settings| {
-        settings.features.store = bullpen::settings::StoreKind::Postgres;
-        settings.database.url = url.into();
-        settings.database.connect_timeout_ms = 500;
+    let database = TestDatabase::imported().await;
+    let app = postgres_app(&database, |settings| {
         settings.cache.features_ttl_secs = 1;
         settings.cache.predictions_ttl_secs = 1;
     })
@@ -406,12 +416,7 @@ async fn during_an_outage_expired_entries_are_served_flagged_stale() {
     assert_eq!(fresh.status, 200);
     assert!(fresh.body.get("stale").is_none(), "no flag while fresh");
 
-    let name = &database.name;
-    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
-    admin(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ))
-    .await;
+    cut_off(&database).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     let stale = app.predict(&body).await;
@@ -422,7 +427,7 @@ async fn during_an_outage_expired_entries_are_served_flagged_stale() {
         fresh.body["home_win_probability"]
     );
 
-    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    reconnect(&database).await;
     let again = app.predict(&body).await;
     assert_eq!(again.status, 200);
     assert!(

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use bullpen::features::EmbeddedStore;
+use bullpen::games::GameId;
 use bullpen::settings::Settings;
 use bullpen::startup::Application;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,6 +23,26 @@ pub fn store() -> &'static EmbeddedStore {
     STORE.get_or_init(|| {
         EmbeddedStore::load(&repo_path("data/retrosheet"), |_| {}).expect("shipped data loads")
     })
+}
+
+/// Probabilities recorded by `training/train.py` for a few real 2024 games.
+#[derive(Deserialize)]
+pub struct Parity {
+    pub tolerance: f64,
+    pub games: Vec<ParityGame>,
+}
+
+#[derive(Deserialize)]
+pub struct ParityGame {
+    pub game_id: GameId,
+    pub features: Vec<f32>,
+    pub probability: f64,
+}
+
+pub fn parity() -> Parity {
+    let text =
+        std::fs::read_to_string(repo_path("models/home_win/1/parity.json")).expect("parity file");
+    serde_json::from_str(&text).expect("parity JSON")
 }
 
 /// The defaults, with a free port and the repository's data and models.

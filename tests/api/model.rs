@@ -1,25 +1,9 @@
 use std::path::Path;
 
 use bullpen::features::FEATURE_COUNT;
-use bullpen::games::GameId;
 use bullpen::models::{OnnxModel, runtime};
-use serde::Deserialize;
 
-use crate::helpers::{repo_path, store};
-
-/// Probabilities recorded by `training/train.py` for a few 2024 games.
-#[derive(Deserialize)]
-struct Parity {
-    tolerance: f64,
-    games: Vec<ParityGame>,
-}
-
-#[derive(Deserialize)]
-struct ParityGame {
-    game_id: GameId,
-    features: Vec<f32>,
-    probability: f64,
-}
+use crate::helpers::{parity, repo_path, store};
 
 const MODEL_DIR: &str = "models/home_win/1";
 
@@ -30,9 +14,7 @@ fn load_model() -> OnnxModel {
 
 #[test]
 fn onnx_model_reproduces_the_training_probabilities_from_rust_features() {
-    let text =
-        std::fs::read_to_string(repo_path(MODEL_DIR).join("parity.json")).expect("parity file");
-    let parity: Parity = serde_json::from_str(&text).expect("parity JSON");
+    let parity = parity();
     assert!(parity.games.len() >= 5);
     let mut model = load_model();
 

@@ -1,19 +1,6 @@
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::helpers::{repo_path, spawn_app, spawn_app_with};
-
-#[derive(Deserialize)]
-struct Parity {
-    tolerance: f64,
-    games: Vec<ParityGame>,
-}
-
-#[derive(Deserialize)]
-struct ParityGame {
-    game_id: String,
-    probability: f64,
-}
+use crate::helpers::{parity, spawn_app, spawn_app_with};
 
 fn probability(body: &Value, field: &str) -> f64 {
     body[field].as_f64().expect("probability is a number")
@@ -35,15 +22,12 @@ fn without_probabilities(mut body: Value, home: f64, tolerance: f64) -> Value {
 #[tokio::test]
 async fn predict_returns_the_probabilities_training_recorded_for_real_2024_games() {
     let app = spawn_app().await;
-    let text = std::fs::read_to_string(repo_path("models/home_win/1/parity.json")).expect("parity");
-    let parity: Parity = serde_json::from_str(&text).expect("parity JSON");
+    let parity = parity();
     for game in &parity.games {
         let reply = app.predict(&json!({ "game_id": game.game_id })).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         let (home, away, date) = {
-            let (stored, _) = crate::helpers::store()
-                .game(game.game_id.parse().expect("id"))
-                .expect("stored");
+            let (stored, _) = crate::helpers::store().game(game.game_id).expect("stored");
             (
                 stored.home.team.to_string(),
                 stored.away.team.to_string(),
