@@ -18,20 +18,9 @@ PORT="${PORT:-18181}"
 write=false
 [ "${1:-}" = "--write" ] && write=true
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --locked --quiet
-bin=target/release/bullpen
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source benches/common.sh
 
-# Request bodies: every 2024 regular-season game, and batches of 100 of them.
-$bin features export --seasons 2024 --output "$work/2024.csv" 2>/dev/null
-cut -d, -f1 "$work/2024.csv" | tail -n +2 > "$work/ids"
-{
-  echo 'bodies = {'
-  sed 's/.*/  "{\\"game_id\\": \\"&\\"}",/' "$work/ids"
-  echo '}'
-} > "$work/bodies.lua"
+predict_bodies > "$work/bodies.lua"
 {
   echo 'bodies = {'
   awk '{ ids[NR] = $0 } END {
@@ -45,23 +34,8 @@ cut -d, -f1 "$work/2024.csv" | tail -n +2 > "$work/ids"
   }' "$work/ids"
   echo '}'
 } > "$work/batches.lua"
-cat > "$work/post.lua" <<'LUA'
--- Cycles through `bodies` (loaded by the per-run prelude), one POST per call.
-local counter = 0
-local requests = {}
-function init(args)
-  for i, body in ipairs(bodies) do
-    requests[i] = wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
-  end
-  counter = math.random(#requests)
-end
-function request()
-  counter = counter % #requests + 1
-  return requests[counter]
-end
-LUA
-cat "$work/bodies.lua" "$work/post.lua" > "$work/predict.lua"
-cat "$work/batches.lua" "$work/post.lua" > "$work/batch.lua"
+cycling_post_lua "$work/bodies.lua" "$work/predict.lua"
+cycling_post_lua "$work/batches.lua" "$work/batch.lua"
 
 start_server() { # $1: cache enabled (true|false)
   local started
@@ -88,10 +62,7 @@ run_wrk() { # $1: path, $2: lua script or empty
   [ -n "$2" ] && args+=(-s "$2")
   wrk "${args[@]}" "http://127.0.0.1:$PORT$1" > "$work/wrk.txt"
   grep -q "Non-2xx" "$work/wrk.txt" && { echo "non-2xx answers:" >&2; cat "$work/wrk.txt" >&2; exit 1; }
-  awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$work/wrk.txt"
+  wrk_summary "$work/wrk.txt"
 }
 
 results=()

@@ -14,11 +14,7 @@ URL="postgres://postgres@127.0.0.1:5432/$DB"
 write=false
 [ "${1:-}" = "--write" ] && write=true
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --locked --quiet
-bin=target/release/bullpen
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source benches/common.sh
 
 psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 started=$(date +%s%N)
@@ -27,26 +23,8 @@ import_ms=$(( ($(date +%s%N) - started) / 1000000 ))
 games=$(psql -tA -h 127.0.0.1 -U postgres -d $DB -c "SELECT count(*) FROM games")
 echo "import 2010-2024: ${import_ms} ms for ${games} games"
 
-$bin features export --seasons 2024 --output "$work/2024.csv" 2>/dev/null
-{
-  echo 'bodies = {'
-  cut -d, -f1 "$work/2024.csv" | tail -n +2 | sed 's/.*/  "{\\"game_id\\": \\"&\\"}",/'
-  echo '}'
-  cat <<'LUA'
-local counter = 0
-local requests = {}
-function init(args)
-  for i, body in ipairs(bodies) do
-    requests[i] = wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
-  end
-  counter = math.random(#requests)
-end
-function request()
-  counter = counter % #requests + 1
-  return requests[counter]
-end
-LUA
-} > "$work/predict.lua"
+predict_bodies > "$work/bodies.lua"
+cycling_post_lua "$work/bodies.lua" "$work/predict.lua"
 
 run() { # $1: store
   BULLPEN__SERVER__PORT=$PORT BULLPEN__CACHE__ENABLED=false BULLPEN__FEATURES__STORE=$1 \
@@ -56,10 +34,7 @@ run() { # $1: store
   wrk -t2 -c64 -d"${DURATION}s" --latency -s "$work/predict.lua" "http://127.0.0.1:$PORT/api/v1/predict" > "$work/wrk.txt"
   kill -TERM $server; wait $server || true
   grep -q "Non-2xx" "$work/wrk.txt" && { cat "$work/wrk.txt" >&2; exit 1; }
-  awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$work/wrk.txt"
+  wrk_summary "$work/wrk.txt"
 }
 
 read -r emb_rps emb_p50 emb_p99 <<< "$(run embedded)"

@@ -13,16 +13,11 @@ PORT="${PORT:-18191}"
 write=false
 [ "${1:-}" = "--write" ] && write=true
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --locked --quiet
-bin=target/release/bullpen
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source benches/common.sh
 
-$bin features export --seasons 2024 --output "$work/2024.csv" 2>/dev/null
 {
   echo 'ids = {'
-  cut -d, -f1 "$work/2024.csv" | tail -n +2 | sed 's/.*/  "&",/'
+  sed 's/.*/  "&",/' "$work/ids"
   echo '}'
   cat <<'LUA'
 teams = { "ANA", "ARI", "ATL", "BAL", "BOS", "CHA", "CHN", "CIN", "CLE", "COL", "DET", "HOU",

@@ -1,0 +1,45 @@
+# Shared by the benchmark scripts (sourced, not run): builds the release binary, makes a
+# work folder removed on exit, and writes the wrk inputs every script uses.
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --locked --quiet
+bin=target/release/bullpen
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# Every 2024 regular-season game id, one per line, in $work/ids.
+$bin features export --seasons 2024 --output "$work/2024.csv" 2>/dev/null
+cut -d, -f1 "$work/2024.csv" | tail -n +2 > "$work/ids"
+
+# Writes to $2 a wrk script that POSTs the Lua table `bodies` of file $1 in a cycle.
+cycling_post_lua() {
+  cat "$1" - > "$2" <<'LUA'
+local counter = 0
+local requests = {}
+function init(args)
+  for i, body in ipairs(bodies) do
+    requests[i] = wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
+  end
+  counter = math.random(#requests)
+end
+function request()
+  counter = counter % #requests + 1
+  return requests[counter]
+end
+LUA
+}
+
+# A Lua table `bodies` of one predict body per 2024 game.
+predict_bodies() {
+  echo 'bodies = {'
+  sed 's/.*/  "{\\"game_id\\": \\"&\\"}",/' "$work/ids"
+  echo '}'
+}
+
+# Prints "req/s p50_ms p99_ms" from wrk --latency output in $1.
+wrk_summary() {
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
+    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$1"
+}
