@@ -97,7 +97,7 @@ fn cached_prediction(c: &mut Criterion) {
     let service = PredictService::new(
         FeatureSource::Embedded(store().into()),
         registry,
-        Caches::new(&settings.cache),
+        Caches::new(&settings.cache, None),
     );
     let request = PredictRequest {
         game: GameRef::Stored("KCA202404100".parse().expect("id")),

@@ -20,6 +20,7 @@ pub struct Settings {
     pub features: FeatureSettings,
     pub database: DatabaseSettings,
     pub prediction_log: PredictionLogSettings,
+    pub redis: RedisSettings,
     pub models: ModelSettings,
     pub inference: InferenceSettings,
     pub telemetry: TelemetrySettings,
@@ -58,6 +59,18 @@ pub struct CacheSettings {
     pub features_max_entries: u64,
     pub predictions_max_entries: u64,
     pub stale_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub enabled: bool,
+    pub url: String,
+    pub key_prefix: String,
+    pub timeout_ms: u64,
+    pub max_connections: u32,
+    pub breaker_failures: u32,
+    pub breaker_cooldown_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +234,19 @@ impl Settings {
         }
         if database.statement_timeout_ms == 0 {
             return invalid("database.statement_timeout_ms", "must be at least 1");
+        }
+        let redis = &self.redis;
+        if redis::Client::open(redis.url.as_str()).is_err() {
+            return invalid(
+                "redis.url",
+                "is not a Redis URL such as redis://127.0.0.1:6379",
+            );
+        }
+        if redis.timeout_ms == 0 || redis.max_connections == 0 || redis.breaker_failures == 0 {
+            return invalid(
+                "redis.timeout_ms",
+                "redis.timeout_ms, redis.max_connections and redis.breaker_failures must be at least 1",
+            );
         }
         if self.server.request_timeout_ms == 0 {
             return invalid("server.request_timeout_ms", "must be at least 1");

@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use chrono::NaiveDate;
 
-use crate::cache::Caches;
+use crate::cache::{Caches, SharedTier};
 use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, FeatureVector, History, PostgresStore};
 use crate::http::{self, Admission, BodyLimit, Limits};
@@ -154,10 +154,15 @@ async fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
         elapsed_ms = started.elapsed().as_millis(),
         "features and models ready"
     );
+    let shared = if settings.redis.enabled {
+        Some(Arc::new(SharedTier::new(&settings.redis)?))
+    } else {
+        None
+    };
     Ok(PredictService::new(
         source,
         registry,
-        Caches::new(&settings.cache),
+        Caches::new(&settings.cache, shared.as_ref()),
     ))
 }
 

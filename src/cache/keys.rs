@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
+use super::codec::Codec;
 use crate::features::GameFeatures;
 use crate::features::{FEATURE_COUNT, FeatureVector};
 use crate::games::{GameId, TeamCode};
 
 pub trait CacheKey: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static {
-    type Value: Clone + Send + Sync + 'static;
+    type Value: Clone + Codec + Send + Sync + 'static;
 }
 
 /// A game as a cache key: a stored game by id, a scheduled one as `AWAY@HOMEyyyymmdd`.

@@ -10,13 +10,18 @@
 //! that passes ([`Transient`], such as PostgreSQL being down) is the old value served,
 //! marked [`Source::Stale`], so a dependency outage degrades answers instead of failing them.
 
+mod codec;
 mod keys;
+mod shared;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub use codec::Codec;
 pub use keys::{CacheKey, FeatureKey, GameKey, PredictionKey};
+pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier};
 
 use crate::settings::CacheSettings;
 
@@ -25,6 +30,7 @@ use crate::settings::CacheSettings;
 pub struct Tier<K: CacheKey> {
     inner: Option<moka::future::Cache<K, Timed<K::Value>>>,
     ttl: Duration,
+    shared: Option<Arc<SharedTier>>,
 }
 
 /// A value and when it was stored.
@@ -47,6 +53,8 @@ impl<V> Timed<V> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Cache,
+    /// Read from the shared tier (another replica computed it).
+    Shared,
     /// Looked up or computed by this call.
     Fresh,
     /// An expired cache entry, served because recomputing it failed for a passing reason.
@@ -59,14 +67,29 @@ pub trait Transient {
 }
 
 impl<K: CacheKey> Tier<K> {
-    pub fn new(enabled: bool, max_entries: u64, ttl: Duration, stale_for: Duration) -> Self {
+    pub fn new(
+        enabled: bool,
+        max_entries: u64,
+        ttl: Duration,
+        stale_for: Duration,
+        shared: Option<Arc<SharedTier>>,
+    ) -> Self {
         let inner = enabled.then(|| {
             moka::future::Cache::builder()
                 .max_capacity(max_entries)
                 .time_to_live(ttl + stale_for)
                 .build()
         });
-        Self { inner, ttl }
+        Self { inner, ttl, shared }
+    }
+
+    /// Writes a value to the shared tier behind the caller's back.
+    fn share(&self, key: &K, value: &K::Value) {
+        if let Some(shared) = &self.shared {
+            let shared = Arc::clone(shared);
+            let (key, bytes, ttl) = (shared.key(key), value.encode(), self.ttl);
+            tokio::spawn(async move { shared.set(&key, bytes, ttl).await });
+        }
     }
 
     /// The cached value for `key`, or the result of `compute` (stored on success). Concurrent
@@ -87,6 +110,7 @@ impl<K: CacheKey> Tier<K> {
             Some(expired) => {
                 return match compute.await {
                     Ok(value) => {
+                        self.share(&key, &value);
                         cache.insert(key, Timed::now(value.clone())).await;
                         Ok((value, Source::Fresh))
                     }
@@ -96,15 +120,30 @@ impl<K: CacheKey> Tier<K> {
             }
             None => {}
         }
+        // Single flight across tiers: one caller per key reads the shared tier and, on a
+        // miss there, computes; the others wait for its value.
+        let from_shared = AtomicBool::new(false);
+        let load = async {
+            if let Some(shared) = &self.shared {
+                let found = shared.get(&shared.key(&key)).await;
+                if let Some(value) = found.as_deref().and_then(K::Value::decode) {
+                    from_shared.store(true, Ordering::Relaxed);
+                    return Ok(Timed::now(value));
+                }
+            }
+            let value = compute.await?;
+            self.share(&key, &value);
+            Ok(Timed::now(value))
+        };
         let entry = cache
-            .entry(key)
-            .or_try_insert_with(async { compute.await.map(Timed::now) })
+            .entry(key.clone())
+            .or_try_insert_with(load)
             .await
             .map_err(|error: Arc<E>| E::clone(&error))?;
-        let source = if entry.is_fresh() {
-            Source::Fresh
-        } else {
-            Source::Cache
+        let source = match (entry.is_fresh(), from_shared.load(Ordering::Relaxed)) {
+            (true, true) => Source::Shared,
+            (true, false) => Source::Fresh,
+            (false, _) => Source::Cache,
         };
         Ok((entry.into_value().value, source))
     }
@@ -121,6 +160,7 @@ impl<K: CacheKey> Tier<K> {
 
     pub async fn insert(&self, key: K, value: K::Value) {
         if let Some(cache) = &self.inner {
+            self.share(&key, &value);
             cache.insert(key, Timed::now(value)).await;
         }
     }
@@ -138,23 +178,32 @@ impl<K: CacheKey> Tier<K> {
 pub struct Caches {
     pub features: Tier<FeatureKey>,
     pub predictions: Tier<PredictionKey>,
+    shared: Option<Arc<SharedTier>>,
 }
 
 impl Caches {
-    pub fn new(settings: &CacheSettings) -> Self {
+    /// The shared tier, when Redis is configured.
+    pub fn shared(&self) -> Option<&SharedTier> {
+        self.shared.as_deref()
+    }
+
+    pub fn new(settings: &CacheSettings, shared: Option<&Arc<SharedTier>>) -> Self {
         Self {
             features: Tier::new(
                 settings.enabled,
                 settings.features_max_entries,
                 Duration::from_secs(settings.features_ttl_secs),
                 Duration::from_secs(settings.stale_ttl_secs),
+                shared.cloned(),
             ),
             predictions: Tier::new(
                 settings.enabled,
                 settings.predictions_max_entries,
                 Duration::from_secs(settings.predictions_ttl_secs),
                 Duration::from_secs(settings.stale_ttl_secs),
+                shared.cloned(),
             ),
+            shared: shared.cloned(),
         }
     }
 }

@@ -7,6 +7,9 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::resource;
+use std::sync::atomic::Ordering;
+
+use crate::cache::{BreakerState, SharedTier};
 use crate::features::FeatureSource;
 use crate::predict::PredictService;
 
@@ -24,6 +27,32 @@ struct ReadyBody<'a> {
     status: &'static str,
     models: Vec<ModelState<'a>>,
     features: StoreState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared_cache: Option<SharedCacheState>,
+}
+
+/// The Redis tier: its breaker and what it has done since start.
+#[derive(Debug, Serialize)]
+struct SharedCacheState {
+    breaker: BreakerState,
+    hits: u64,
+    misses: u64,
+    errors: u64,
+    skipped: u64,
+}
+
+impl SharedCacheState {
+    fn of(shared: &SharedTier) -> Self {
+        let counters = shared.counters();
+        let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        Self {
+            breaker: shared.breaker_state(),
+            hits: read(&counters.hits),
+            misses: read(&counters.misses),
+            errors: read(&counters.errors),
+            skipped: read(&counters.skipped),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -107,5 +136,6 @@ async fn ready(service: web::Data<PredictService>) -> HttpResponse {
             })
             .collect(),
         features,
+        shared_cache: service.caches().shared().map(SharedCacheState::of),
     })
 }

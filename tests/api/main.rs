@@ -13,4 +13,5 @@ mod helpers;
 mod model;
 mod models_api;
 mod predict;
+mod shared_cache;
 mod shutdown;

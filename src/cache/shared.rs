@@ -1,0 +1,177 @@
+//! The shared (L2) tier: Redis through bb8-redis, under a key prefix.
+//!
+//! Redis must never hurt a request: every call has a short timeout, failures are counted
+//! and never returned, and a circuit breaker stops calling a Redis that keeps failing. After
+//! `breaker_cooldown_ms` one call is let through as a probe: success closes the breaker,
+//! failure opens it again for another cool-down.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bb8_redis::RedisConnectionManager;
+use redis::AsyncCommands;
+use serde::Serialize;
+
+use crate::settings::RedisSettings;
+
+#[derive(Debug, thiserror::Error)]
+#[error("redis.url is not a Redis URL: {0}")]
+pub struct RedisUrlError(#[from] redis::RedisError);
+
+/// Counters of the shared tier since start.
+#[derive(Debug, Default)]
+pub struct SharedCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub errors: AtomicU64,
+    /// Calls not made because the breaker was open.
+    pub skipped: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Breaker {
+    consecutive_failures: AtomicU32,
+    open_until: Mutex<Option<Instant>>,
+    threshold: u32,
+    cooldown: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BreakerState {
+    Closed,
+    Open,
+}
+
+impl Breaker {
+    fn allows(&self) -> bool {
+        let open_until = self
+            .open_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        open_until.is_none_or(|until| Instant::now() >= until)
+    }
+
+    fn state(&self) -> BreakerState {
+        if self.allows() {
+            BreakerState::Closed
+        } else {
+            BreakerState::Open
+        }
+    }
+
+    fn succeeded(&self) {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        *self
+            .open_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    fn failed(&self) {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= self.threshold {
+            let mut open_until = self
+                .open_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if open_until.is_none_or(|until| Instant::now() >= until) {
+                tracing::warn!(failures, "Redis failing: circuit breaker open");
+            }
+            *open_until = Some(Instant::now() + self.cooldown);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct SharedTier {
+    pool: bb8::Pool<RedisConnectionManager>,
+    prefix: String,
+    timeout: Duration,
+    breaker: Breaker,
+    counters: SharedCounters,
+}
+
+impl SharedTier {
+    /// Connects lazily: a Redis that is down at start is just a breaker that opens.
+    pub fn new(settings: &RedisSettings) -> Result<Self, RedisUrlError> {
+        let manager = RedisConnectionManager::new(settings.url.as_str())?;
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        let pool = bb8::Pool::builder()
+            .max_size(settings.max_connections)
+            .connection_timeout(timeout)
+            .build_unchecked(manager);
+        Ok(Self {
+            pool,
+            prefix: settings.key_prefix.clone(),
+            timeout,
+            breaker: Breaker {
+                consecutive_failures: AtomicU32::new(0),
+                open_until: Mutex::new(None),
+                threshold: settings.breaker_failures,
+                cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
+            },
+            counters: SharedCounters::default(),
+        })
+    }
+
+    pub fn counters(&self) -> &SharedCounters {
+        &self.counters
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    pub fn key(&self, key: &impl std::fmt::Display) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Runs one Redis call under the breaker and the timeout; `None` when it was skipped or
+    /// failed (counted either way).
+    async fn call<T, F>(&self, call: F) -> Option<T>
+    where
+        F: AsyncFnOnce(
+            &mut bb8::PooledConnection<'_, RedisConnectionManager>,
+        ) -> redis::RedisResult<T>,
+    {
+        if !self.breaker.allows() {
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let attempt = async {
+            let mut connection = self.pool.get().await.ok()?;
+            call(&mut connection).await.ok()
+        };
+        if let Ok(Some(value)) = tokio::time::timeout(self.timeout, attempt).await {
+            self.breaker.succeeded();
+            Some(value)
+        } else {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            self.breaker.failed();
+            None
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let found: Option<Vec<u8>> = self
+            .call(async |connection| connection.get(key).await)
+            .await
+            .flatten();
+        let counter = if found.is_some() {
+            &self.counters.hits
+        } else {
+            &self.counters.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        let seconds = ttl.as_secs().max(1);
+        let _: Option<()> = self
+            .call(async |connection| connection.set_ex(key, value, seconds).await)
+            .await;
+    }
+}

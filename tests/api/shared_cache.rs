@@ -1,0 +1,130 @@
+//! The shared (Redis) tier on the real server, each test under its own key prefix.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+fn unique_prefix() -> String {
+    format!("bullpen_test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+async fn redis_app(prefix: &str, url: &str) -> TestApp {
+    let (prefix, url) = (prefix.to_owned(), url.to_owned());
+    spawn_app_with(move |settings| {
+        settings.redis.enabled = true;
+        settings.redis.key_prefix = prefix;
+        settings.redis.url = url;
+        settings.redis.breaker_failures = 3;
+    })
+    .await
+}
+
+async fn connection() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(REDIS)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis is running on 127.0.0.1:6379 (see .ci/run)")
+}
+
+/// Every key under `prefix`, by SCAN.
+async fn keys(prefix: &str) -> Vec<String> {
+    let mut connection = connection().await;
+    let mut found = Vec::new();
+    let mut iter: redis::AsyncIter<String> = connection
+        .scan_match(format!("{prefix}*"))
+        .await
+        .expect("scan");
+    while let Some(key) = iter.next_item().await {
+        found.push(key.expect("key"));
+    }
+    found.sort();
+    found
+}
+
+async fn ttl(key: &str) -> i64 {
+    connection().await.ttl(key).await.expect("ttl")
+}
+
+#[tokio::test]
+async fn a_second_replica_answers_from_what_the_first_stored_in_redis() {
+    let prefix = unique_prefix();
+    let first_replica = redis_app(&prefix, REDIS).await;
+    let second_replica = redis_app(&prefix, REDIS).await;
+
+    let stored = json!({ "game_id": "KCA202404100" });
+    let scheduled = json!({ "game": { "home": "NYA", "away": "BOS", "date": "2025-04-05" } });
+    let computed = first_replica.predict(&stored).await;
+    assert_eq!(computed.body["cached"], false);
+    first_replica.predict(&scheduled).await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // the write to Redis is behind the answer
+
+    // The second replica's in-process cache is empty: its answer comes from Redis.
+    let shared = second_replica.predict(&stored).await;
+    assert_eq!(shared.status, 200);
+    assert_eq!(shared.body["cached"], true);
+    assert_eq!(
+        shared.body["home_win_probability"],
+        computed.body["home_win_probability"]
+    );
+    assert_eq!(
+        second_replica.inference_calls().await,
+        0,
+        "no inference on the second replica"
+    );
+
+    let keys = keys(&prefix).await;
+    let predictions: Vec<&String> = keys.iter().filter(|k| k.contains(":prediction:")).collect();
+    let features: Vec<&String> = keys.iter().filter(|k| k.contains(":features:")).collect();
+    assert_eq!(predictions.len(), 2, "{keys:?}");
+    assert!(
+        predictions
+            .iter()
+            .any(|k| k.starts_with(&format!("{prefix}prediction:home_win:1:KCA202404100:")))
+    );
+    assert_eq!(
+        features,
+        vec![&format!("{prefix}features:v1:BOS@NYA20250405")]
+    );
+    for key in &predictions {
+        assert!((1790..=1800).contains(&ttl(key).await), "{key}");
+    }
+    assert!((3590..=3600).contains(&ttl(features[0]).await));
+
+    let ready = second_replica.get("/ready").await;
+    assert_eq!(ready.body["shared_cache"]["breaker"], "closed");
+    assert!(ready.body["shared_cache"]["hits"].as_u64().expect("hits") >= 1);
+    let mut connection = connection().await;
+    let _: () = connection.del(&keys).await.expect("clean up");
+}
+
+#[tokio::test]
+async fn with_redis_unreachable_every_request_succeeds_and_the_breaker_opens() {
+    // Nothing listens on port 1: every call to this "Redis" fails.
+    let app = redis_app(&unique_prefix(), "redis://127.0.0.1:1").await;
+    let ids: Vec<String> = crate::helpers::store()
+        .games()
+        .iter()
+        .filter(|g| g.season() == 2024 && g.home.team.as_str() != "NLS")
+        .step_by(50)
+        .take(30)
+        .map(|g| g.id.to_string())
+        .collect();
+    for id in &ids {
+        let reply = app.predict(&json!({ "game_id": id })).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let ready = app.get("/ready").await;
+    let shared = &ready.body["shared_cache"];
+    assert_eq!(shared["breaker"], "open");
+    assert!(shared["errors"].as_u64().expect("errors") >= 3, "{shared}");
+    assert!(
+        shared["skipped"].as_u64().expect("skipped") > 0,
+        "the breaker stopped the calls"
+    );
+}
