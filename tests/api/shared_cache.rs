@@ -128,3 +128,134 @@ async fn with_redis_unreachable_every_request_succeeds_and_the_breaker_opens() {
         "the breaker stopped the calls"
     );
 }
+
+#[tokio::test]
+async fn concurrent_cold_requests_make_one_redis_read_and_one_computation() {
+    let prefix = unique_prefix();
+    let app = redis_app(&prefix, REDIS).await;
+    let body = json!({ "game_id": "NYA202409280" });
+    let replies = futures_util::future::join_all((0..24).map(|_| app.predict(&body))).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    assert_eq!(app.inference_calls().await, 1);
+    let ready = app.get("/ready").await;
+    let shared = &ready.body["shared_cache"];
+    assert_eq!(
+        shared["misses"], 1,
+        "one Redis read for 24 requests: {shared}"
+    );
+    assert_eq!(shared["hits"], 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let keys = keys(&prefix).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let mut connection = connection().await;
+    let _: () = connection.del(&keys).await.expect("clean up");
+}
+
+/// A Redis server of the test's own on a free port, so it can be stopped and started.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start_on(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        Self { port, child }
+    }
+
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    async fn wait_until_up(&self) {
+        let url = format!("redis://127.0.0.1:{}", self.port);
+        for _ in 0..100 {
+            if let Ok(client) = redis::Client::open(url.as_str()) {
+                if client.get_multiplexed_async_connection().await.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server on {} did not start", self.port);
+    }
+
+    fn stop(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+#[tokio::test]
+async fn redis_stopping_mid_run_fails_no_request_and_its_return_closes_the_breaker() {
+    let redis = OwnRedis::start();
+    redis.wait_until_up().await;
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let prefix = unique_prefix();
+    let app = spawn_app_with({
+        let (prefix, url) = (prefix.clone(), url.clone());
+        move |settings| {
+            settings.redis.enabled = true;
+            settings.redis.key_prefix = prefix;
+            settings.redis.url = url;
+            settings.redis.breaker_failures = 3;
+            settings.redis.breaker_cooldown_ms = 300;
+        }
+    })
+    .await;
+    let games: Vec<String> = crate::helpers::store()
+        .games()
+        .iter()
+        .filter(|g| g.season() == 2024 && g.home.team.as_str() != "NLS")
+        .step_by(25)
+        .take(90)
+        .map(|g| g.id.to_string())
+        .collect();
+    let predict_all = async |ids: &[String]| {
+        for id in ids {
+            let reply = app.predict(&json!({ "game_id": id })).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+    };
+
+    predict_all(&games[..30]).await;
+    let port = redis.stop();
+    predict_all(&games[30..60]).await;
+    let down = app.get("/ready").await.body["shared_cache"].clone();
+    assert_eq!(down["breaker"], "open", "{down}");
+    assert!(down["errors"].as_u64().expect("errors") >= 3);
+
+    let redis = OwnRedis::start_on(port);
+    redis.wait_until_up().await;
+    tokio::time::sleep(Duration::from_millis(400)).await; // past the cool-down
+    predict_all(&games[60..]).await;
+    let up = app.get("/ready").await.body["shared_cache"].clone();
+    assert_eq!(up["breaker"], "closed", "{up}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut connection = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("own redis");
+    let filled: Vec<String> = connection.keys(format!("{prefix}*")).await.expect("keys");
+    assert!(!filled.is_empty(), "Redis fills again once it is back");
+    redis.stop();
+}
