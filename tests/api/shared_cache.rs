@@ -187,10 +187,10 @@ impl OwnRedis {
     async fn wait_until_up(&self) {
         let url = format!("redis://127.0.0.1:{}", self.port);
         for _ in 0..100 {
-            if let Ok(client) = redis::Client::open(url.as_str()) {
-                if client.get_multiplexed_async_connection().await.is_ok() {
-                    return;
-                }
+            if let Ok(client) = redis::Client::open(url.as_str())
+                && client.get_multiplexed_async_connection().await.is_ok()
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
