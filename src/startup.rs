@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use chrono::NaiveDate;
 
-use crate::cache::{Caches, SharedTier};
+use crate::cache::{Caches, SharedTier, follow_invalidations};
 use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, FeatureVector, History, PostgresStore};
 use crate::http::{self, Admission, BodyLimit, Limits};
@@ -47,6 +47,18 @@ impl Application {
             .port();
 
         let service = load_service(settings).await?;
+        if let Some(shared) = service.caches().shared() {
+            // Invalidations announced by any replica (this one included) reach this one's
+            // in-process caches.
+            let (url, channel, follower) = (
+                shared.url().to_owned(),
+                shared.invalidation_channel(),
+                service.clone(),
+            );
+            tokio::spawn(follow_invalidations(url, channel, move |pattern| {
+                follower.caches().invalidate_local(pattern);
+            }));
+        }
         let (log, log_writer) = if settings.prediction_log.enabled {
             let pool = db::pool(&settings.database, &settings.database.url)?;
             let (log, writer) = PredictionLog::start(pool, &settings.prediction_log);

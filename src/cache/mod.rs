@@ -12,6 +12,7 @@
 
 mod codec;
 mod keys;
+mod pattern;
 mod shared;
 
 use std::future::Future;
@@ -21,7 +22,8 @@ use std::time::{Duration, Instant};
 
 pub use codec::Codec;
 pub use keys::{CacheKey, FeatureKey, GameKey, PredictionKey};
-pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier};
+pub use pattern::{KeyPattern, KeyPatternError};
+pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier, follow_invalidations};
 
 use crate::settings::CacheSettings;
 
@@ -78,6 +80,7 @@ impl<K: CacheKey> Tier<K> {
             moka::future::Cache::builder()
                 .max_capacity(max_entries)
                 .time_to_live(ttl + stale_for)
+                .support_invalidation_closures()
                 .build()
         });
         Self { inner, ttl, shared }
@@ -165,11 +168,16 @@ impl<K: CacheKey> Tier<K> {
         }
     }
 
-    /// Entries held now (approximate: moka applies writes in batches).
-    pub fn entry_count(&self) -> u64 {
-        self.inner
-            .as_ref()
-            .map_or(0, moka::future::Cache::entry_count)
+    /// Drops the in-process entries whose rendered key matches.
+    pub fn invalidate_local(&self, pattern: &KeyPattern) {
+        if let Some(cache) = &self.inner {
+            let pattern = pattern.clone();
+            let registered =
+                cache.invalidate_entries_if(move |key, _| pattern.matches(&key.to_string()));
+            if let Err(error) = registered {
+                tracing::error!(%error, "cannot invalidate cache entries");
+            }
+        }
     }
 }
 
@@ -182,6 +190,12 @@ pub struct Caches {
 }
 
 impl Caches {
+    /// Drops this replica's in-process entries that match `pattern`.
+    pub fn invalidate_local(&self, pattern: &KeyPattern) {
+        self.features.invalidate_local(pattern);
+        self.predictions.invalidate_local(pattern);
+    }
+
     /// The shared tier, when Redis is configured.
     pub fn shared(&self) -> Option<&SharedTier> {
         self.shared.as_deref()

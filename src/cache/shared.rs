@@ -13,6 +13,7 @@ use bb8_redis::RedisConnectionManager;
 use redis::AsyncCommands;
 use serde::Serialize;
 
+use super::pattern::KeyPattern;
 use crate::settings::RedisSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,7 @@ impl Breaker {
 #[derive(Debug)]
 pub struct SharedTier {
     pool: bb8::Pool<RedisConnectionManager>,
+    url: String,
     prefix: String,
     timeout: Duration,
     breaker: Breaker,
@@ -104,6 +106,7 @@ impl SharedTier {
             .build_unchecked(manager);
         Ok(Self {
             pool,
+            url: settings.url.clone(),
             prefix: settings.key_prefix.clone(),
             timeout,
             breaker: Breaker {
@@ -168,10 +171,92 @@ impl SharedTier {
         found
     }
 
+    /// The pub/sub channel on which replicas announce invalidations.
+    pub fn invalidation_channel(&self) -> String {
+        format!("{}invalidate", self.prefix)
+    }
+
+    /// Deletes the keys matching `pattern` under the prefix, found with `SCAN` (never
+    /// `KEYS`, which blocks Redis); `None` when Redis could not be reached.
+    pub async fn delete_matching(&self, pattern: &KeyPattern) -> Option<u64> {
+        let full = format!("{}{pattern}", self.prefix);
+        let mut connection = self.pool.get().await.ok()?;
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&full)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut *connection)
+                .await
+                .ok()?;
+            if !keys.is_empty() {
+                let removed: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut *connection)
+                    .await
+                    .ok()?;
+                deleted += removed;
+            }
+            if next == 0 {
+                return Some(deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Tells every replica (this one included) to drop matching in-process entries; the
+    /// number of replicas that heard it, or `None` when Redis could not be reached.
+    pub async fn publish_invalidation(&self, pattern: &KeyPattern) -> Option<u64> {
+        let channel = self.invalidation_channel();
+        let mut connection = self.pool.get().await.ok()?;
+        connection.publish(channel, pattern.as_str()).await.ok()
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
         let seconds = ttl.as_secs().max(1);
         let _: Option<()> = self
             .call(async |connection| connection.set_ex(key, value, seconds).await)
             .await;
+    }
+}
+
+/// Listens on `channel` of the Redis at `url` and calls `invalidate` with each pattern
+/// announced, reconnecting a second after any error. Runs until the process ends.
+pub async fn follow_invalidations(url: String, channel: String, invalidate: impl Fn(&KeyPattern)) {
+    use futures_util::StreamExt;
+    loop {
+        let subscribed = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match subscribed.await {
+            Ok(mut pubsub) => {
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    let pattern = message
+                        .get_payload::<String>()
+                        .ok()
+                        .and_then(|p| p.parse().ok());
+                    if let Some(pattern) = pattern {
+                        invalidate(&pattern);
+                    } else {
+                        tracing::warn!("ignored a malformed invalidation message");
+                    }
+                }
+                tracing::warn!("invalidation subscription ended; resubscribing");
+            }
+            Err(error) => tracing::warn!(%error, "cannot subscribe to invalidations; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

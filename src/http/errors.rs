@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::request_id;
+use crate::cache::KeyPatternError;
 use crate::features::ScheduleError;
 use crate::models::{InferenceError, ResolveError};
 use crate::predict::{PredictError, RequestError};
@@ -46,6 +47,7 @@ error_codes! {
     InvalidDate => BAD_REQUEST, "invalid_date", "Not a date";
     InvalidModel => BAD_REQUEST, "invalid_model", "Not a model reference";
     InvalidOdds => UNPROCESSABLE_ENTITY, "invalid_odds", "The odds are not odds";
+    InvalidPattern => BAD_REQUEST, "invalid_pattern", "Not a cache key pattern";
     InvalidMatchup => UNPROCESSABLE_ENTITY, "invalid_matchup", "The teams cannot play each other";
     DateOutOfRange => UNPROCESSABLE_ENTITY, "date_out_of_range", "The date is outside the data";
     BatchEmpty => UNPROCESSABLE_ENTITY, "batch_empty", "The batch has no items";
@@ -90,6 +92,8 @@ pub enum ApiError {
     #[error("the request did not finish within {0} ms")]
     RequestTimeout(u64),
     #[error(transparent)]
+    Pattern(#[from] KeyPatternError),
+    #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
     Predict(#[from] PredictError),
@@ -112,6 +116,7 @@ impl ApiError {
                 ErrorCode::Overloaded
             }
             Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            Self::Pattern(_) => ErrorCode::InvalidPattern,
             Self::Request(RequestError::BothGames | RequestError::NoGame) => {
                 ErrorCode::InvalidRequest
             }

@@ -1,5 +1,6 @@
 //! The HTTP layer: routes grouped by resource, the error table, and the middleware.
 
+mod admin_api;
 mod admission;
 pub mod errors;
 mod games_api;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(admission::middleware))
             .configure(predict_api::configure)
             .configure(models_api::configure)
-            .configure(games_api::configure),
+            .configure(games_api::configure)
+            .configure(admin_api::configure),
     );
 }

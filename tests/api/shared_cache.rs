@@ -259,3 +259,55 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_closes_the_break
     assert!(!filled.is_empty(), "Redis fills again once it is back");
     redis.stop();
 }
+
+#[tokio::test]
+async fn an_invalidation_on_one_replica_empties_the_other_within_a_second() {
+    let prefix = unique_prefix();
+    let first_replica = redis_app(&prefix, REDIS).await;
+    let second_replica = redis_app(&prefix, REDIS).await;
+    let body = json!({ "game_id": "KCA202404100" });
+    first_replica.predict(&body).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(second_replica.predict(&body).await.body["cached"], true);
+    // Now in the second replica's own cache: answered without Redis or inference.
+    assert_eq!(second_replica.predict(&body).await.body["cached"], true);
+    assert_eq!(second_replica.inference_calls().await, 0);
+
+    let reply = first_replica
+        .post_json(
+            "/api/v1/admin/cache/invalidate",
+            &json!({ "pattern": "prediction:home_win:*:KCA202404100:*" }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body["pattern"],
+        "prediction:home_win:*:KCA202404100:*"
+    );
+    assert_eq!(
+        reply.body["shared"],
+        json!({ "keys_deleted": 1, "replicas_notified": 2 })
+    );
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = second_replica.predict(&body).await;
+    assert_eq!(
+        after.body["cached"], false,
+        "gone from both tiers of the other replica"
+    );
+    assert_eq!(second_replica.inference_calls().await, 1);
+
+    let bad = first_replica
+        .post_json(
+            "/api/v1/admin/cache/invalidate",
+            &json!({ "pattern": "games:*" }),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.problem()["code"], "invalid_pattern");
+    let mut connection = connection().await;
+    let leftover = keys(&prefix).await;
+    if !leftover.is_empty() {
+        let _: () = connection.del(&leftover).await.expect("clean up");
+    }
+}
