@@ -152,6 +152,15 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
         features = summary.features,
         "import done"
     );
+    if settings.redis.enabled {
+        // New games change features: drop cached features everywhere. Predictions are keyed
+        // by the features' hash, so new features never meet an old prediction.
+        let shared = crate::cache::SharedTier::new(&settings.redis)?;
+        let pattern: crate::cache::KeyPattern = "features:*".parse()?;
+        let deleted = shared.delete_matching(&pattern).await;
+        let notified = shared.publish_invalidation(&pattern).await;
+        tracing::info!(?deleted, ?notified, "cached features invalidated");
+    }
     Ok(())
 }
 

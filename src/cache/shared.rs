@@ -39,10 +39,12 @@ struct Breaker {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     Closed,
     Open,
+    /// The cool-down is over; the next call is the probe.
+    HalfOpen,
 }
 
 impl Breaker {
@@ -55,10 +57,14 @@ impl Breaker {
     }
 
     fn state(&self) -> BreakerState {
-        if self.allows() {
-            BreakerState::Closed
-        } else {
-            BreakerState::Open
+        let open_until = self
+            .open_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *open_until {
+            None => BreakerState::Closed,
+            Some(until) if Instant::now() < until => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
         }
     }
 
