@@ -47,15 +47,7 @@ async fn a_batch_answers_each_item_and_one_bad_item_fails_alone() {
 #[tokio::test]
 async fn batch_predictions_equal_single_ones_and_run_as_one_call() {
     let app = spawn_app().await;
-    let ids: Vec<String> = crate::helpers::store()
-        .games()
-        .iter()
-        .filter(|g| {
-            g.season() == 2024 && g.home.team.as_str() != "NLS" && g.home.team.as_str() != "ALS"
-        })
-        .step_by(50)
-        .map(|g| g.id.to_string())
-        .collect();
+    let ids = crate::helpers::game_ids(2024, 50, usize::MAX);
     let items: Vec<_> = ids.iter().map(|id| json!({ "game_id": id })).collect();
     let reply = app
         .post_json("/api/v1/predict/batch", &json!({ "items": items }))

@@ -332,14 +332,7 @@ async fn every_served_prediction_is_logged_once_through_a_burst_and_a_graceful_s
     })
     .await;
 
-    let ids: Vec<String> = store()
-        .games()
-        .iter()
-        .filter(|g| g.season() == 2024 && g.home.team.as_str() != "NLS")
-        .step_by(20)
-        .take(100)
-        .map(|g| g.id.to_string())
-        .collect();
+    let ids = crate::helpers::game_ids(2024, 20, 100);
     let bodies: Vec<serde_json::Value> = ids
         .iter()
         .flat_map(|id| {

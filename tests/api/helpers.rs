@@ -25,6 +25,18 @@ pub fn store() -> &'static EmbeddedStore {
     })
 }
 
+/// Every `step`-th regular-season game id of `season`, at most `count` of them.
+pub fn game_ids(season: i32, step: usize, count: usize) -> Vec<String> {
+    store()
+        .games()
+        .iter()
+        .filter(|g| g.season() == season && g.phase == bullpen::games::Phase::Regular)
+        .step_by(step)
+        .take(count)
+        .map(|g| g.id.to_string())
+        .collect()
+}
+
 /// Probabilities recorded by `training/train.py` for a few real 2024 games.
 #[derive(Deserialize)]
 pub struct Parity {

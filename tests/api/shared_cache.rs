@@ -107,14 +107,7 @@ async fn a_second_replica_answers_from_what_the_first_stored_in_redis() {
 async fn with_redis_unreachable_every_request_succeeds_and_the_breaker_opens() {
     // Nothing listens on port 1: every call to this "Redis" fails.
     let app = redis_app(&unique_prefix(), "redis://127.0.0.1:1").await;
-    let ids: Vec<String> = crate::helpers::store()
-        .games()
-        .iter()
-        .filter(|g| g.season() == 2024 && g.home.team.as_str() != "NLS")
-        .step_by(50)
-        .take(30)
-        .map(|g| g.id.to_string())
-        .collect();
+    let ids = crate::helpers::game_ids(2024, 50, 30);
     for id in &ids {
         let reply = app.predict(&json!({ "game_id": id })).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
@@ -221,14 +214,7 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_closes_the_break
         }
     })
     .await;
-    let games: Vec<String> = crate::helpers::store()
-        .games()
-        .iter()
-        .filter(|g| g.season() == 2024 && g.home.team.as_str() != "NLS")
-        .step_by(25)
-        .take(90)
-        .map(|g| g.id.to_string())
-        .collect();
+    let games = crate::helpers::game_ids(2024, 25, 90);
     let predict_all = async |ids: &[String]| {
         for id in ids {
             let reply = app.predict(&json!({ "game_id": id })).await;
