@@ -242,11 +242,13 @@ impl Settings {
                 "is not a Redis URL such as redis://127.0.0.1:6379",
             );
         }
-        if redis.timeout_ms == 0 || redis.max_connections == 0 || redis.breaker_failures == 0 {
-            return invalid(
-                "redis.timeout_ms",
-                "redis.timeout_ms, redis.max_connections and redis.breaker_failures must be at least 1",
-            );
+        let redis_at_least_one = [
+            ("redis.timeout_ms", redis.timeout_ms),
+            ("redis.max_connections", u64::from(redis.max_connections)),
+            ("redis.breaker_failures", u64::from(redis.breaker_failures)),
+        ];
+        if let Some((key, _)) = redis_at_least_one.iter().find(|(_, value)| *value == 0) {
+            return invalid(key, "must be at least 1");
         }
         if self.server.request_timeout_ms == 0 {
             return invalid("server.request_timeout_ms", "must be at least 1");
