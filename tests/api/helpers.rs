@@ -167,6 +167,15 @@ impl TestApp {
         self.post_json("/api/v1/predict", body).await
     }
 
+    /// Fails the test unless a prediction for a real game still succeeds: after an error or
+    /// a refusal, the server keeps serving.
+    pub async fn assert_still_serves(&self) {
+        let reply = self
+            .predict(&serde_json::json!({ "game_id": "KCA202404100" }))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+
     /// Inference calls the default model has made so far.
     pub async fn inference_calls(&self) -> u64 {
         let models = self.get("/api/v1/models").await;
