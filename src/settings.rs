@@ -66,6 +66,8 @@ pub struct CacheSettings {
 pub struct RedisSettings {
     pub enabled: bool,
     pub url: String,
+    /// Nodes of a Redis Cluster; when any are given they are used instead of `url`.
+    pub cluster_nodes: Vec<String>,
     pub key_prefix: String,
     pub timeout_ms: u64,
     pub max_connections: u32,
@@ -165,7 +167,10 @@ impl Settings {
                 config::Environment::with_prefix("BULLPEN")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    // BULLPEN__REDIS__CLUSTER_NODES="redis://a:6379,redis://b:6379"
+                    .list_separator(",")
+                    .with_list_parse_key("redis.cluster_nodes"),
             )
             .build()?
             .try_deserialize()?;
@@ -175,12 +180,6 @@ impl Settings {
 
     /// Checks what serde cannot: values that parse but cannot work.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let invalid = |key, reason: &str| {
-            Err(SettingsError::Invalid {
-                key,
-                reason: reason.to_owned(),
-            })
-        };
         if self.features.version != crate::features::FEATURE_SPEC.version {
             return Err(SettingsError::Invalid {
                 key: "features.version",
@@ -207,7 +206,47 @@ impl Settings {
         if let Some((key, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
             return invalid(key, "must be at least 1");
         }
-        let database = &self.database;
+        self.database.validate()?;
+        self.redis.validate()?;
+        if self.server.request_timeout_ms == 0 {
+            return invalid("server.request_timeout_ms", "must be at least 1");
+        }
+        if self.cache.features_ttl_secs == 0 || self.cache.predictions_ttl_secs == 0 {
+            let key = if self.cache.features_ttl_secs == 0 {
+                "cache.features_ttl_secs"
+            } else {
+                "cache.predictions_ttl_secs"
+            };
+            return invalid(
+                key,
+                "must be at least 1 (set cache.enabled = false to disable)",
+            );
+        }
+        if self.server.host.parse::<std::net::IpAddr>().is_err() && self.server.host != "localhost"
+        {
+            return invalid(
+                "server.host",
+                "must be an IP address such as 127.0.0.1 or 0.0.0.0",
+            );
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.telemetry.level).is_err() {
+            return invalid("telemetry.level", "is not a tracing filter such as `info`");
+        }
+        Ok(())
+    }
+}
+
+/// The error for a key whose value parses but cannot work.
+fn invalid(key: &'static str, reason: &str) -> Result<(), SettingsError> {
+    Err(SettingsError::Invalid {
+        key,
+        reason: reason.to_owned(),
+    })
+}
+
+impl DatabaseSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let database = self;
         if database
             .url
             .expose_secret()
@@ -235,11 +274,27 @@ impl Settings {
         if database.statement_timeout_ms == 0 {
             return invalid("database.statement_timeout_ms", "must be at least 1");
         }
-        let redis = &self.redis;
+        Ok(())
+    }
+}
+
+impl RedisSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let redis = self;
         if redis::Client::open(redis.url.as_str()).is_err() {
             return invalid(
                 "redis.url",
                 "is not a Redis URL such as redis://127.0.0.1:6379",
+            );
+        }
+        if redis
+            .cluster_nodes
+            .iter()
+            .any(|node| redis::Client::open(node.as_str()).is_err())
+        {
+            return invalid(
+                "redis.cluster_nodes",
+                "holds something that is not a Redis URL such as redis://10.0.0.1:6379",
             );
         }
         let redis_at_least_one = [
@@ -249,30 +304,6 @@ impl Settings {
         ];
         if let Some((key, _)) = redis_at_least_one.iter().find(|(_, value)| *value == 0) {
             return invalid(key, "must be at least 1");
-        }
-        if self.server.request_timeout_ms == 0 {
-            return invalid("server.request_timeout_ms", "must be at least 1");
-        }
-        if self.cache.features_ttl_secs == 0 || self.cache.predictions_ttl_secs == 0 {
-            let key = if self.cache.features_ttl_secs == 0 {
-                "cache.features_ttl_secs"
-            } else {
-                "cache.predictions_ttl_secs"
-            };
-            return invalid(
-                key,
-                "must be at least 1 (set cache.enabled = false to disable)",
-            );
-        }
-        if self.server.host.parse::<std::net::IpAddr>().is_err() && self.server.host != "localhost"
-        {
-            return invalid(
-                "server.host",
-                "must be an IP address such as 127.0.0.1 or 0.0.0.0",
-            );
-        }
-        if tracing_subscriber::EnvFilter::try_new(&self.telemetry.level).is_err() {
-            return invalid("telemetry.level", "is not a tracing filter such as `info`");
         }
         Ok(())
     }
@@ -312,5 +343,23 @@ mod tests {
         .expect("write config");
         let error = Settings::load(dir.path()).expect_err("unknown format is refused");
         assert!(error.to_string().contains("telemetry.format"), "{error}");
+    }
+
+    #[test]
+    fn cluster_nodes_are_a_list_of_redis_urls() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |nodes: &str| {
+            std::fs::write(
+                dir.path().join("default.toml"),
+                format!("[redis]\ncluster_nodes = {nodes}\n"),
+            )
+            .expect("write config");
+        };
+        write(r#"["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]"#);
+        let settings = Settings::load(dir.path()).expect("valid nodes");
+        assert_eq!(settings.redis.cluster_nodes.len(), 2);
+        write(r#"["redis://10.0.0.1:6379", "10.0.0.2"]"#);
+        let error = Settings::load(dir.path()).expect_err("a node that is no URL is refused");
+        assert!(error.to_string().contains("redis.cluster_nodes"), "{error}");
     }
 }

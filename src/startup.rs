@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use chrono::NaiveDate;
 
-use crate::cache::{Caches, SharedTier, follow_invalidations};
+use crate::cache::{Caches, KeyPattern, SharedTier, follow_invalidations};
 use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, FeatureVector, History, PostgresStore};
 use crate::http::{self, Admission, BodyLimit, Limits};
@@ -50,12 +50,12 @@ impl Application {
         if let Some(shared) = service.caches().shared() {
             // Invalidations announced by any replica (this one included) reach this one's
             // in-process caches.
-            let (url, channel, follower) = (
-                shared.url().to_owned(),
+            let (urls, channel, follower) = (
+                shared.pubsub_urls().to_vec(),
                 shared.invalidation_channel(),
                 service.clone(),
             );
-            tokio::spawn(follow_invalidations(url, channel, move |pattern| {
+            tokio::spawn(follow_invalidations(urls, channel, move |pattern| {
                 follower.caches().invalidate_local(pattern);
             }));
         }
@@ -167,7 +167,9 @@ async fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
         "features and models ready"
     );
     let shared = if settings.redis.enabled {
-        Some(Arc::new(SharedTier::new(&settings.redis)?))
+        let shared = SharedTier::new(&settings.redis)?;
+        forget_replaced_models(&shared, &registry).await;
+        Some(Arc::new(shared))
     } else {
         None
     };
@@ -176,6 +178,48 @@ async fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
         registry,
         Caches::new(&settings.cache, shared.as_ref()),
     ))
+}
+
+/// Drops the shared predictions of every model version whose file differs from the one
+/// that made them (a model replaced under the same version), here and on every replica.
+/// Bounded in time: a Redis that does not answer delays the start by at most a few seconds.
+async fn forget_replaced_models(shared: &SharedTier, registry: &ModelRegistry) {
+    let forget = async {
+        for model in registry.models() {
+            let (name, version) = (&*model.name, &*model.version);
+            let previous = shared
+                .swap_model_fingerprint(name, version, &model.fingerprint)
+                .await;
+            let Some(Some(previous)) = previous else {
+                continue;
+            };
+            if previous == model.fingerprint {
+                continue;
+            }
+            let pattern: KeyPattern = match format!("prediction:{name}:{version}:*").parse() {
+                Ok(pattern) => pattern,
+                Err(error) => {
+                    tracing::warn!(%error, name, version, "cannot name the stale predictions");
+                    continue;
+                }
+            };
+            let deleted = shared.delete_matching(&pattern).await;
+            let notified = shared.publish_invalidation(&pattern).await;
+            tracing::info!(
+                name,
+                version,
+                ?deleted,
+                ?notified,
+                "model file replaced: its cached predictions dropped"
+            );
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), forget)
+        .await
+        .is_err()
+    {
+        tracing::warn!("Redis too slow to check for replaced models; going on");
+    }
 }
 
 /// The features of an opening-day game between two teams with no history: a real vector

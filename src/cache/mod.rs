@@ -161,6 +161,23 @@ impl<K: CacheKey> Tier<K> {
             .map(|found| found.value)
     }
 
+    /// Looks `keys` up in the shared tier with one call; what it holds fills this tier.
+    pub async fn get_shared(&self, keys: &[K]) -> Vec<Option<K::Value>> {
+        let Some(shared) = &self.shared else {
+            return vec![None; keys.len()];
+        };
+        let rendered: Vec<String> = keys.iter().map(|key| shared.key(key)).collect();
+        let mut values = Vec::with_capacity(keys.len());
+        for (key, bytes) in keys.iter().zip(shared.get_many(&rendered).await) {
+            let value = bytes.as_deref().and_then(K::Value::decode);
+            if let (Some(cache), Some(value)) = (&self.inner, &value) {
+                cache.insert(key.clone(), Timed::now(value.clone())).await;
+            }
+            values.push(value);
+        }
+        values
+    }
+
     pub async fn insert(&self, key: K, value: K::Value) {
         if let Some(cache) = &self.inner {
             self.share(&key, &value);

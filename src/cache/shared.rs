@@ -1,4 +1,5 @@
-//! The shared (L2) tier: Redis through bb8-redis, under a key prefix.
+//! The shared (L2) tier: one Redis server through bb8-redis, or a Redis Cluster through the
+//! `redis` crate's cluster client (bb8-redis has none), under a key prefix.
 //!
 //! Redis must never hurt a request: every call has a short timeout, failures are counted
 //! and never returned, and a circuit breaker stops calling a Redis that keeps failing. After
@@ -11,13 +12,16 @@ use std::time::{Duration, Instant};
 
 use bb8_redis::RedisConnectionManager;
 use redis::AsyncCommands;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use serde::Serialize;
 
 use super::pattern::KeyPattern;
 use crate::settings::RedisSettings;
 
 #[derive(Debug, thiserror::Error)]
-#[error("redis.url is not a Redis URL: {0}")]
+#[error("redis.url or redis.cluster_nodes is not usable: {0}")]
 pub struct RedisUrlError(#[from] redis::RedisError);
 
 /// Counters of the shared tier since start.
@@ -91,10 +95,103 @@ impl Breaker {
     }
 }
 
+/// Where the shared tier lives.
+enum Backend {
+    Server(bb8::Pool<RedisConnectionManager>),
+    /// Connected on first use, so a cluster that is down at start is just an open breaker.
+    Cluster {
+        client: Box<ClusterClient>,
+        connection: tokio::sync::OnceCell<ClusterConnection>,
+    },
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Server(_) => "Server",
+            Self::Cluster { .. } => "Cluster",
+        })
+    }
+}
+
+/// One connection of either backend; commands sent through it go where they belong (in a
+/// cluster, to the node holding the key's slot).
+enum Connection<'a> {
+    Server(bb8::PooledConnection<'a, RedisConnectionManager>),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection<'_> {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Server(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Server(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Server(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+impl Backend {
+    fn new(settings: &RedisSettings, timeout: Duration) -> Result<Self, RedisUrlError> {
+        if settings.cluster_nodes.is_empty() {
+            let manager = RedisConnectionManager::new(settings.url.as_str())?;
+            let pool = bb8::Pool::builder()
+                .max_size(settings.max_connections)
+                .connection_timeout(timeout)
+                .build_unchecked(manager);
+            return Ok(Self::Server(pool));
+        }
+        let client = ClusterClient::builder(settings.cluster_nodes.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(1)
+            .build()?;
+        Ok(Self::Cluster {
+            client: Box::new(client),
+            connection: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    async fn connection(&self) -> Option<Connection<'_>> {
+        match self {
+            Self::Server(pool) => pool.get().await.ok().map(Connection::Server),
+            Self::Cluster { client, connection } => connection
+                .get_or_try_init(|| client.get_async_connection())
+                .await
+                .ok()
+                .cloned()
+                .map(Connection::Cluster),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct SharedTier {
-    pool: bb8::Pool<RedisConnectionManager>,
-    url: String,
+    backend: Backend,
+    /// The nodes tried in order for pub/sub: the server, or the cluster's configured nodes
+    /// (a message published on any cluster node reaches the subscribers of every node).
+    pubsub_urls: Vec<String>,
     prefix: String,
     timeout: Duration,
     breaker: Breaker,
@@ -104,15 +201,15 @@ pub struct SharedTier {
 impl SharedTier {
     /// Connects lazily: a Redis that is down at start is just a breaker that opens.
     pub fn new(settings: &RedisSettings) -> Result<Self, RedisUrlError> {
-        let manager = RedisConnectionManager::new(settings.url.as_str())?;
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let pool = bb8::Pool::builder()
-            .max_size(settings.max_connections)
-            .connection_timeout(timeout)
-            .build_unchecked(manager);
+        let pubsub_urls = if settings.cluster_nodes.is_empty() {
+            vec![settings.url.clone()]
+        } else {
+            settings.cluster_nodes.clone()
+        };
         Ok(Self {
-            pool,
-            url: settings.url.clone(),
+            backend: Backend::new(settings, timeout)?,
+            pubsub_urls,
             prefix: settings.key_prefix.clone(),
             timeout,
             breaker: Breaker {
@@ -141,16 +238,14 @@ impl SharedTier {
     /// failed (counted either way).
     async fn call<T, F>(&self, call: F) -> Option<T>
     where
-        F: AsyncFnOnce(
-            &mut bb8::PooledConnection<'_, RedisConnectionManager>,
-        ) -> redis::RedisResult<T>,
+        F: AsyncFnOnce(&mut Connection<'_>) -> redis::RedisResult<T>,
     {
         if !self.breaker.allows() {
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         let attempt = async {
-            let mut connection = self.pool.get().await.ok()?;
+            let mut connection = self.backend.connection().await?;
             call(&mut connection).await.ok()
         };
         if let Ok(Some(value)) = tokio::time::timeout(self.timeout, attempt).await {
@@ -177,53 +272,39 @@ impl SharedTier {
         found
     }
 
-    /// The pub/sub channel on which replicas announce invalidations.
-    pub fn invalidation_channel(&self) -> String {
-        format!("{}invalidate", self.prefix)
+    /// Looks many keys up with one `MGET` (split by slot in a cluster).
+    pub async fn get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        let found: Vec<Option<Vec<u8>>> = self
+            .call(async |connection| connection.mget(keys).await)
+            .await
+            .filter(|found: &Vec<_>| found.len() == keys.len())
+            .unwrap_or_else(|| vec![None; keys.len()]);
+        let hits = found.iter().filter(|value| value.is_some()).count() as u64;
+        self.counters.hits.fetch_add(hits, Ordering::Relaxed);
+        self.counters
+            .misses
+            .fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+        found
     }
 
-    /// Deletes the keys matching `pattern` under the prefix, found with `SCAN` (never
-    /// `KEYS`, which blocks Redis); `None` when Redis could not be reached.
-    pub async fn delete_matching(&self, pattern: &KeyPattern) -> Option<u64> {
-        let full = format!("{}{pattern}", self.prefix);
-        let mut connection = self.pool.get().await.ok()?;
-        let mut cursor: u64 = 0;
-        let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&full)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut *connection)
+    /// Stores `fingerprint` as the artifact of model `name` `version` and returns the one it
+    /// replaced (`Some(None)` when there was none; `None` when Redis could not be reached).
+    pub async fn swap_model_fingerprint(
+        &self,
+        name: &str,
+        version: &str,
+        fingerprint: &str,
+    ) -> Option<Option<String>> {
+        let key = format!("{}model:{name}:{version}", self.prefix);
+        self.call(async |connection| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(fingerprint)
+                .arg("GET")
+                .query_async(connection)
                 .await
-                .ok()?;
-            if !keys.is_empty() {
-                let removed: u64 = redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async(&mut *connection)
-                    .await
-                    .ok()?;
-                deleted += removed;
-            }
-            if next == 0 {
-                return Some(deleted);
-            }
-            cursor = next;
-        }
-    }
-
-    /// Tells every replica (this one included) to drop matching in-process entries; the
-    /// number of replicas that heard it, or `None` when Redis could not be reached.
-    pub async fn publish_invalidation(&self, pattern: &KeyPattern) -> Option<u64> {
-        let channel = self.invalidation_channel();
-        let mut connection = self.pool.get().await.ok()?;
-        connection.publish(channel, pattern.as_str()).await.ok()
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
+        })
+        .await
     }
 
     pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
@@ -232,36 +313,159 @@ impl SharedTier {
             .call(async |connection| connection.set_ex(key, value, seconds).await)
             .await;
     }
+
+    /// The pub/sub channel on which replicas announce invalidations.
+    pub fn invalidation_channel(&self) -> String {
+        format!("{}invalidate", self.prefix)
+    }
+
+    pub fn pubsub_urls(&self) -> &[String] {
+        &self.pubsub_urls
+    }
+
+    /// Deletes the keys matching `pattern` under the prefix, found with `SCAN` (never
+    /// `KEYS`, which blocks Redis) on the server or on every primary of the cluster; `None`
+    /// when Redis could not be reached.
+    pub async fn delete_matching(&self, pattern: &KeyPattern) -> Option<u64> {
+        let full = format!("{}{pattern}", self.prefix);
+        let mut connection = self.backend.connection().await?;
+        let mut deleted = 0;
+        match &mut connection {
+            Connection::Server(_) => {
+                deleted += scan_and_unlink(&mut connection, &full, None).await?;
+            }
+            Connection::Cluster(cluster) => {
+                for (host, port) in primaries(cluster).await? {
+                    let node =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                    deleted += scan_and_unlink(&mut connection, &full, Some(node)).await?;
+                }
+            }
+        }
+        Some(deleted)
+    }
+
+    /// Tells every replica (this one included) to drop matching in-process entries; the
+    /// number of subscribers that heard it on the node it was published to (every replica,
+    /// as they subscribe to the same first reachable node), or `None` when no node answered.
+    pub async fn publish_invalidation(&self, pattern: &KeyPattern) -> Option<u64> {
+        let channel = self.invalidation_channel();
+        for url in &self.pubsub_urls {
+            let connected = async {
+                redis::Client::open(url.as_str())?
+                    .get_multiplexed_async_connection()
+                    .await
+            };
+            if let Ok(mut connection) = connected.await {
+                return connection.publish(&channel, pattern.as_str()).await.ok();
+            }
+        }
+        None
+    }
 }
 
-/// Listens on `channel` of the Redis at `url` and calls `invalidate` with each pattern
-/// announced, reconnecting a second after any error. Runs until the process ends.
-pub async fn follow_invalidations(url: String, channel: String, invalidate: impl Fn(&KeyPattern)) {
+/// `SCAN`s one node (or the server) for keys matching `pattern` and unlinks them; in a
+/// cluster `UNLINK` is split by slot, so keys on any node may go in one call.
+async fn scan_and_unlink(
+    connection: &mut Connection<'_>,
+    pattern: &str,
+    node: Option<RoutingInfo>,
+) -> Option<u64> {
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(500);
+        let (next, keys): (u64, Vec<String>) = match (&mut *connection, &node) {
+            (Connection::Cluster(cluster), Some(node)) => {
+                let reply = cluster.route_command(scan, node.clone()).await.ok()?;
+                redis::from_redis_value(reply).ok()?
+            }
+            _ => scan.query_async(&mut *connection).await.ok()?,
+        };
+        if !keys.is_empty() {
+            let removed: u64 = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(&mut *connection)
+                .await
+                .ok()?;
+            deleted += removed;
+        }
+        if next == 0 {
+            return Some(deleted);
+        }
+        cursor = next;
+    }
+}
+
+/// The addresses of the cluster's primaries, from `CLUSTER NODES`
+/// (`<id> <host>:<port>@<bus-port>[,<hostname>] <flags> ...`).
+async fn primaries(cluster: &mut ClusterConnection) -> Option<Vec<(String, u16)>> {
+    let reply = cluster
+        .route_command(
+            redis::cmd("CLUSTER").arg("NODES").clone(),
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+        )
+        .await
+        .ok()?;
+    let nodes: String = redis::from_redis_value(reply).ok()?;
+    let primaries = nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let is_live_primary =
+                flags.split(',').any(|flag| flag == "master") && !flags.contains("fail");
+            let (host, port) = address.split(['@', ',']).next()?.rsplit_once(':')?;
+            is_live_primary.then(|| Some((host.to_owned(), port.parse().ok()?)))?
+        })
+        .collect();
+    Some(primaries)
+}
+
+/// Listens on `channel` of the first of `urls` that answers (a server, or nodes of one
+/// cluster) and calls `invalidate` with each pattern announced, subscribing again a second
+/// after any error. Runs until the process ends.
+pub async fn follow_invalidations(
+    urls: Vec<String>,
+    channel: String,
+    invalidate: impl Fn(&KeyPattern),
+) {
     use futures_util::StreamExt;
     loop {
-        let subscribed = async {
-            let client = redis::Client::open(url.as_str())?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        match subscribed.await {
-            Ok(mut pubsub) => {
-                let mut messages = pubsub.on_message();
-                while let Some(message) = messages.next().await {
-                    let pattern = message
-                        .get_payload::<String>()
-                        .ok()
-                        .and_then(|p| p.parse().ok());
-                    if let Some(pattern) = pattern {
-                        invalidate(&pattern);
-                    } else {
-                        tracing::warn!("ignored a malformed invalidation message");
+        for url in &urls {
+            let subscribed = async {
+                let client = redis::Client::open(url.as_str())?;
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            match subscribed.await {
+                Ok(mut pubsub) => {
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        let pattern = message
+                            .get_payload::<String>()
+                            .ok()
+                            .and_then(|p| p.parse().ok());
+                        if let Some(pattern) = pattern {
+                            invalidate(&pattern);
+                        } else {
+                            tracing::warn!("ignored a malformed invalidation message");
+                        }
                     }
+                    tracing::warn!(url, "invalidation subscription ended; resubscribing");
+                    break;
                 }
-                tracing::warn!("invalidation subscription ended; resubscribing");
+                Err(error) => {
+                    tracing::warn!(url, %error, "cannot subscribe to invalidations");
+                }
             }
-            Err(error) => tracing::warn!(%error, "cannot subscribe to invalidations; retrying"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

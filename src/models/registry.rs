@@ -67,6 +67,8 @@ pub struct ServedModel {
     pub name: Arc<str>,
     pub version: Arc<str>,
     pub manifest: Manifest,
+    /// XXH3-128 of the model file, in hex: tells a replaced artifact from the one before.
+    pub fingerprint: String,
     pub pool: InferencePool,
 }
 
@@ -80,7 +82,7 @@ pub enum ResolveError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot read the models folder {path}: {source}")]
+    #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -165,12 +167,19 @@ impl ModelRegistry {
                     folder,
                 });
             }
+            let model_file = dir.join(&manifest.model_file);
+            let bytes = std::fs::read(&model_file).map_err(|source| RegistryError::Io {
+                path: model_file,
+                source,
+            })?;
+            let fingerprint = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
             let pool = InferencePool::start(environment, &dir, options.pool, warmup)?;
             tracing::info!(model = %manifest.name, version = %manifest.version, "model loaded and warm");
             models.push(Arc::new(ServedModel {
                 name: manifest.name.as_str().into(),
                 version: manifest.version.as_str().into(),
                 manifest,
+                fingerprint,
                 pool,
             }));
         }

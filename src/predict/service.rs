@@ -53,7 +53,7 @@ struct Inner {
     caches: Caches,
 }
 
-/// A batch item that missed the prediction cache, waiting for its model's one call.
+/// A batch item with its features, waiting for its probability.
 struct Pending {
     index: usize,
     model: Arc<ServedModel>,
@@ -61,6 +61,16 @@ struct Pending {
     features: GameFeatures,
     stale: bool,
     odds: Option<MarketOdds>,
+}
+
+impl Pending {
+    fn answer(self, probability: f32, cached: bool) -> Prediction {
+        let served = Served {
+            cached,
+            stale: self.stale,
+        };
+        answer(self.model, self.features, probability, served, self.odds)
+    }
 }
 
 impl PredictService {
@@ -158,7 +168,8 @@ impl PredictService {
         Ok(answer(model, features, probability, served, request.odds))
     }
 
-    /// Answers each request on its own; cache misses are run as one call per model.
+    /// Answers each request on its own: in-process hits first, then one shared-tier read
+    /// for what missed, then one model call per model for the rest.
     pub async fn predict_batch(
         &self,
         requests: Vec<PredictRequest>,
@@ -178,29 +189,35 @@ impl PredictService {
                     continue;
                 }
             };
-            let key = Self::prediction_key(&model, request.game, &features);
-            if let Some(probability) = self.inner.caches.predictions.get(&key).await {
-                let served = Served {
-                    cached: true,
-                    stale,
-                };
-                answers[index] = Some(Ok(answer(
-                    model,
-                    features,
-                    probability,
-                    served,
-                    request.odds,
-                )));
+            let item = Pending {
+                index,
+                key: Self::prediction_key(&model, request.game, &features),
+                model,
+                features,
+                stale,
+                odds: request.odds,
+            };
+            if let Some(probability) = self.inner.caches.predictions.get(&item.key).await {
+                answers[index] = Some(Ok(item.answer(probability, true)));
             } else {
-                pending.push(Pending {
-                    index,
-                    model,
-                    key,
-                    features,
-                    stale,
-                    odds: request.odds,
-                });
+                pending.push(item);
             }
+        }
+
+        if !pending.is_empty() {
+            let keys: Vec<PredictionKey> = pending.iter().map(|item| item.key.clone()).collect();
+            let shared = self.inner.caches.predictions.get_shared(&keys).await;
+            let mut missed = Vec::with_capacity(pending.len());
+            for (item, found) in pending.into_iter().zip(shared) {
+                match found {
+                    Some(probability) => {
+                        let index = item.index;
+                        answers[index] = Some(Ok(item.answer(probability, true)));
+                    }
+                    None => missed.push(item),
+                }
+            }
+            pending = missed;
         }
 
         while let Some(first) = pending.first() {
@@ -216,19 +233,10 @@ impl PredictService {
                         self.inner
                             .caches
                             .predictions
-                            .insert(item.key, probability)
+                            .insert(item.key.clone(), probability)
                             .await;
-                        let prediction = answer(
-                            item.model,
-                            item.features,
-                            probability,
-                            Served {
-                                cached: false,
-                                stale: item.stale,
-                            },
-                            item.odds,
-                        );
-                        answers[item.index] = Some(Ok(prediction));
+                        let index = item.index;
+                        answers[index] = Some(Ok(item.answer(probability, false)));
                     }
                 }
                 Err(error) => {

@@ -13,5 +13,6 @@ mod helpers;
 mod model;
 mod models_api;
 mod predict;
+mod redis_cluster;
 mod shared_cache;
 mod shutdown;

@@ -139,7 +139,11 @@ async fn concurrent_cold_requests_make_one_redis_read_and_one_computation() {
     assert_eq!(shared["hits"], 0);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let keys = keys(&prefix).await;
-    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(
+        keys.iter().filter(|k| k.contains(":prediction:")).count(),
+        1,
+        "{keys:?}"
+    );
     let mut connection = connection().await;
     let _: () = connection.del(&keys).await.expect("clean up");
 }
@@ -296,4 +300,104 @@ async fn an_invalidation_on_one_replica_empties_the_other_within_a_second() {
     if !leftover.is_empty() {
         let _: () = connection.del(&leftover).await.expect("clean up");
     }
+}
+
+#[tokio::test]
+async fn a_batch_reads_what_missed_in_process_from_redis_in_one_call() {
+    let prefix = unique_prefix();
+    let first_replica = redis_app(&prefix, REDIS).await;
+    let second_replica = redis_app(&prefix, REDIS).await;
+    let ids = crate::helpers::game_ids(2024, 60, 20);
+    let items: Vec<serde_json::Value> = ids.iter().map(|id| json!({ "game_id": id })).collect();
+    let computed = first_replica
+        .post_json("/api/v1/predict/batch", &json!({ "items": items[..15] }))
+        .await;
+    assert_eq!(computed.body["succeeded"], 15, "{}", computed.body);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let reply = second_replica
+        .post_json("/api/v1/predict/batch", &json!({ "items": items }))
+        .await;
+    assert_eq!(reply.body["succeeded"], 20, "{}", reply.body);
+    let results = reply.body["results"].as_array().expect("results");
+    for (index, result) in results.iter().enumerate() {
+        assert_eq!(result["prediction"]["cached"], index < 15, "item {index}");
+    }
+    for (shared, own) in results
+        .iter()
+        .zip(computed.body["results"].as_array().expect("results"))
+    {
+        assert_eq!(
+            shared["prediction"]["home_win_probability"],
+            own["prediction"]["home_win_probability"]
+        );
+    }
+    assert_eq!(
+        second_replica.inference_calls().await,
+        1,
+        "one model call for the 5 that Redis did not hold"
+    );
+    let shared = second_replica.get("/ready").await.body["shared_cache"].clone();
+    assert_eq!(
+        (shared["hits"].as_u64(), shared["misses"].as_u64()),
+        (Some(15), Some(5))
+    );
+    // Now in the second replica's own cache.
+    let again = second_replica
+        .post_json("/api/v1/predict/batch", &json!({ "items": items }))
+        .await;
+    assert_eq!(second_replica.inference_calls().await, 1);
+    assert_eq!(again.body["succeeded"], 20);
+    let mut connection = connection().await;
+    let _: () = connection.del(keys(&prefix).await).await.expect("clean up");
+}
+
+#[tokio::test]
+async fn a_replica_started_with_a_replaced_model_file_drops_the_old_files_predictions() {
+    let prefix = unique_prefix();
+    let first = redis_app(&prefix, REDIS).await;
+    let body = json!({ "game_id": "KCA202404100" });
+    first.predict(&body).await;
+    first
+        .predict(&json!({ "game": { "home": "NYA", "away": "BOS", "date": "2025-04-05" } }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fingerprint_key = format!("{prefix}model:home_win:1");
+    let mut connection = connection().await;
+    let recorded: String = connection
+        .get(&fingerprint_key)
+        .await
+        .expect("recorded at start");
+    assert_eq!(recorded.len(), 32, "{recorded}");
+
+    // The same file again: what it made stays shared.
+    let same = redis_app(&prefix, REDIS).await;
+    assert_eq!(same.predict(&body).await.body["cached"], true);
+    assert_eq!(
+        keys(&prefix).await.len(),
+        4,
+        "2 predictions, 1 feature vector, 1 fingerprint"
+    );
+
+    // Another file under the same version: its predictions go, its features stay, and the
+    // replicas already running drop theirs.
+    let _: () = connection
+        .set(&fingerprint_key, "0".repeat(32))
+        .await
+        .expect("set");
+    let replaced = redis_app(&prefix, REDIS).await;
+    let left = keys(&prefix).await;
+    assert_eq!(
+        left,
+        vec![
+            format!("{prefix}features:v1:BOS@NYA20250405"),
+            fingerprint_key.clone()
+        ],
+    );
+    let now: String = connection.get(&fingerprint_key).await.expect("fingerprint");
+    assert_eq!(now, recorded);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(first.predict(&body).await.body["cached"], false);
+    assert_eq!(replaced.inference_calls().await, 0);
+    let _: () = connection.del(keys(&prefix).await).await.expect("clean up");
 }
