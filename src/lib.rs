@@ -1,5 +1,6 @@
 //! bullpen: an MLB win-probability prediction server in one binary.
 
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod db;

@@ -24,6 +24,11 @@ pub struct Settings {
     pub models: ModelSettings,
     pub inference: InferenceSettings,
     pub telemetry: TelemetrySettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+    /// `BULLPEN_ENV` at load time (`local` when unset).
+    #[serde(skip)]
+    pub environment: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +78,57 @@ pub struct RedisSettings {
     pub max_connections: u32,
     pub breaker_failures: u32,
     pub breaker_cooldown_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub enabled: bool,
+    pub key_store: KeyStoreKind,
+    pub key_cache_ttl_secs: u64,
+    pub open_probes: bool,
+    pub keys: Vec<ConfiguredKey>,
+    pub jwt: JwtSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStoreKind {
+    Config,
+    Postgres,
+}
+
+/// An API key listed in the config file, by its hash (`bullpen keys create --print-config`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfiguredKey {
+    pub name: String,
+    pub hash: String,
+    pub scopes: Vec<String>,
+    pub rate_per_minute: Option<u32>,
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// Empty: HS256 tokens are not accepted.
+    pub hs256_secret: SecretString,
+    /// A PEM file; empty: RS256 tokens are not accepted.
+    pub rs256_public_key: PathBuf,
+    pub audience: String,
+    /// Empty: not checked.
+    pub issuer: String,
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub per_minute: u32,
+    pub burst: u32,
+    pub replicas: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +230,10 @@ impl Settings {
             )
             .build()?
             .try_deserialize()?;
+        let settings = Self {
+            environment,
+            ..settings
+        };
         settings.validate()?;
         Ok(settings)
     }
@@ -208,6 +268,15 @@ impl Settings {
         }
         self.database.validate()?;
         self.redis.validate()?;
+        self.auth.validate(&self.environment)?;
+        let limits = [
+            ("rate_limit.per_minute", self.rate_limit.per_minute),
+            ("rate_limit.burst", self.rate_limit.burst),
+            ("rate_limit.replicas", self.rate_limit.replicas),
+        ];
+        if let Some((key, _)) = limits.iter().find(|(_, value)| *value == 0) {
+            return invalid(key, "must be at least 1");
+        }
         if self.server.request_timeout_ms == 0 {
             return invalid("server.request_timeout_ms", "must be at least 1");
         }
@@ -278,6 +347,61 @@ impl DatabaseSettings {
     }
 }
 
+impl AuthSettings {
+    fn validate(&self, environment: &str) -> Result<(), SettingsError> {
+        if !self.enabled {
+            if environment == "production" {
+                return invalid(
+                    "auth.enabled",
+                    "must be true when BULLPEN_ENV=production (every request needs credentials)",
+                );
+            }
+            return Ok(());
+        }
+        let jwt = &self.jwt;
+        let jwt_on = !jwt.hs256_secret.expose_secret().is_empty()
+            || !jwt.rs256_public_key.as_os_str().is_empty();
+        if self.key_store == KeyStoreKind::Config && self.keys.is_empty() && !jwt_on {
+            return invalid(
+                "auth.keys",
+                "is empty, and no JWT key is set: nobody could call the API \
+                 (`bullpen keys create --print-config` makes a key)",
+            );
+        }
+        if jwt_on && jwt.audience.trim().is_empty() {
+            return invalid(
+                "auth.jwt.audience",
+                "must name this service when JWTs are on",
+            );
+        }
+        if self.key_cache_ttl_secs == 0 {
+            return invalid("auth.key_cache_ttl_secs", "must be at least 1");
+        }
+        let mut names = std::collections::HashSet::new();
+        for key in &self.keys {
+            if crate::auth::api_key::parse_hash_hex(&key.hash).is_none() {
+                return invalid(
+                    "auth.keys",
+                    &format!("key `{}`: hash must be 64 hex digits", key.name),
+                );
+            }
+            if let Err(error) = crate::auth::Scopes::parse_all(&key.scopes) {
+                return invalid("auth.keys", &format!("key `{}`: {error}", key.name));
+            }
+            if !names.insert(key.name.as_str()) {
+                return invalid("auth.keys", &format!("two keys are named `{}`", key.name));
+            }
+            if key.rate_per_minute == Some(0) || key.burst == Some(0) {
+                return invalid(
+                    "auth.keys",
+                    &format!("key `{}`: limits must be at least 1", key.name),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 impl RedisSettings {
     fn validate(&self) -> Result<(), SettingsError> {
         let redis = self;
@@ -343,6 +467,27 @@ mod tests {
         .expect("write config");
         let error = Settings::load(dir.path()).expect_err("unknown format is refused");
         assert!(error.to_string().contains("telemetry.format"), "{error}");
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_auth_that_admits_someone() {
+        let empty = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::load(empty.path()).expect("defaults are valid");
+        settings.environment = "production".to_owned();
+        let key_of = |error: SettingsError| match error {
+            SettingsError::Invalid { key, .. } => key,
+            SettingsError::Read(error) => panic!("{error}"),
+        };
+        let refused = settings.validate().expect_err("auth is off");
+        assert_eq!(key_of(refused), "auth.enabled");
+        settings.auth.enabled = true;
+        let refused = settings.validate().expect_err("no key and no JWT");
+        assert_eq!(key_of(refused), "auth.keys");
+        settings.auth.key_store = KeyStoreKind::Postgres;
+        settings.validate().expect("keys in PostgreSQL");
+        settings.auth.key_store = KeyStoreKind::Config;
+        settings.auth.jwt.hs256_secret = "a secret".to_owned().into();
+        settings.validate().expect("JWTs");
     }
 
     #[test]

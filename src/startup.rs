@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use chrono::NaiveDate;
 
+use crate::auth::{Authenticator, Gatekeeper, JwtVerifier, KeyStore, Rate, RateLimiter};
 use crate::cache::{Caches, KeyPattern, SharedTier, follow_invalidations};
 use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, FeatureVector, History, PostgresStore};
@@ -17,7 +18,7 @@ use crate::http::{self, Admission, BodyLimit, Limits};
 use crate::models::{ModelRegistry, PoolOptions, RegistryOptions};
 use crate::monitoring::{LogWriter, PredictionLog};
 use crate::predict::PredictService;
-use crate::settings::{Settings, StoreKind};
+use crate::settings::{KeyStoreKind, Settings, StoreKind};
 
 /// A bound, loaded, running server.
 pub struct Application {
@@ -75,6 +76,7 @@ impl Application {
         let limits = web::Data::new(Limits {
             max_batch: settings.server.max_batch,
         });
+        let gatekeeper = web::Data::new(gatekeeper(settings, service.caches().shared())?);
         let service = web::Data::new(service);
         let body_limit = web::Data::new(BodyLimit(settings.server.max_body_bytes));
         let server = HttpServer::new(move || {
@@ -82,6 +84,7 @@ impl Application {
                 .wrap(from_fn(http::request_id::middleware))
                 .app_data(body_limit.clone())
                 .app_data(service.clone())
+                .app_data(gatekeeper.clone())
                 .app_data(admission.clone())
                 .app_data(limits.clone())
                 .app_data(log.clone())
@@ -178,6 +181,54 @@ async fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
         registry,
         Caches::new(&settings.cache, shared.as_ref()),
     ))
+}
+
+/// The auth and rate-limit settings made live; with auth off, says so loudly.
+fn gatekeeper(settings: &Settings, shared: Option<&Arc<SharedTier>>) -> anyhow::Result<Gatekeeper> {
+    let auth = &settings.auth;
+    if !auth.enabled {
+        tracing::warn!(
+            "AUTH IS OFF: anyone who reaches this port may call every endpoint, admin included; \
+             set auth.enabled = true (BULLPEN_ENV=production refuses to start without it)"
+        );
+        return Ok(Gatekeeper {
+            authenticator: None,
+            limiter: None,
+            open_probes: true,
+        });
+    }
+    let keys = match auth.key_store {
+        KeyStoreKind::Config => KeyStore::from_config(&auth.keys),
+        KeyStoreKind::Postgres => {
+            KeyStore::Postgres(db::pool(&settings.database, &settings.database.url)?)
+        }
+    };
+    let jwt = JwtVerifier::new(&auth.jwt)?;
+    let limits = &settings.rate_limit;
+    let default_rate = Rate {
+        per_minute: limits.per_minute,
+        burst: limits.burst,
+    };
+    let limiter = limits
+        .enabled
+        .then(|| RateLimiter::new(shared.cloned(), limits.replicas));
+    tracing::info!(
+        key_store = ?auth.key_store,
+        jwt = jwt.is_some(),
+        rate_limit = limiter.is_some(),
+        shared_rate_limit = limiter.is_some() && shared.is_some(),
+        "auth on"
+    );
+    Ok(Gatekeeper {
+        authenticator: Some(Authenticator::new(
+            keys,
+            jwt,
+            Duration::from_secs(auth.key_cache_ttl_secs),
+            default_rate,
+        )),
+        limiter,
+        open_probes: auth.open_probes,
+    })
 }
 
 /// Drops the shared predictions of every model version whose file differs from the one

@@ -214,8 +214,8 @@ impl Caches {
     }
 
     /// The shared tier, when Redis is configured.
-    pub fn shared(&self) -> Option<&SharedTier> {
-        self.shared.as_deref()
+    pub fn shared(&self) -> Option<&Arc<SharedTier>> {
+        self.shared.as_ref()
     }
 
     pub fn new(settings: &CacheSettings, shared: Option<&Arc<SharedTier>>) -> Self {

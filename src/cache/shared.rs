@@ -272,6 +272,25 @@ impl SharedTier {
         found
     }
 
+    /// Runs `script` on `key` (under the prefix) with `args`, under the breaker and timeout;
+    /// `None` when it was skipped or failed.
+    pub async fn run_script(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        args: &[i64],
+    ) -> Option<Vec<i64>> {
+        let key = format!("{}{key}", self.prefix);
+        self.call(async |connection| {
+            let mut invocation = script.key(&key);
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            invocation.invoke_async(connection).await
+        })
+        .await
+    }
+
     /// Looks many keys up with one `MGET` (split by slot in a cluster).
     pub async fn get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
         let found: Vec<Option<Vec<u8>>> = self

@@ -5,17 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::ApiError;
 use super::json::ApiJson;
-use super::resource;
 use crate::cache::KeyPattern;
 use crate::predict::PredictService;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/admin/cache/invalidate").route(web::post().to(invalidate)));
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InvalidateBody {
+pub(super) struct InvalidateBody {
     /// A key pattern such as `prediction:home_win:*` (see `cache::KeyPattern`).
     pattern: String,
 }
@@ -38,7 +33,7 @@ struct SharedInvalidation {
 
 /// Drops matching entries here, deletes them from Redis, and tells every replica to drop
 /// its own in-process copies.
-async fn invalidate(
+pub(super) async fn invalidate(
     service: web::Data<PredictService>,
     ApiJson(body): ApiJson<InvalidateBody>,
 ) -> Result<HttpResponse, ApiError> {

@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::request_id;
+use crate::auth::{AuthError, Decision, Scope};
 use crate::cache::KeyPatternError;
 use crate::features::ScheduleError;
 use crate::models::{InferenceError, ResolveError};
@@ -54,6 +55,11 @@ error_codes! {
     BatchTooLarge => UNPROCESSABLE_ENTITY, "batch_too_large", "The batch has too many items";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body must be application/json";
+    MissingCredentials => UNAUTHORIZED, "missing_credentials", "Credentials are required";
+    MalformedCredentials => UNAUTHORIZED, "malformed_credentials", "The Authorization header is malformed";
+    InvalidCredentials => UNAUTHORIZED, "invalid_credentials", "The credentials are not valid";
+    InsufficientScope => FORBIDDEN, "insufficient_scope", "The credentials do not allow this";
+    RateLimited => TOO_MANY_REQUESTS, "rate_limited", "Too many requests for this credential";
     GameNotFound => NOT_FOUND, "game_not_found", "No such game";
     UnknownTeam => NOT_FOUND, "unknown_team", "No such team in the data";
     ModelNotFound => NOT_FOUND, "model_not_found", "No such model";
@@ -63,6 +69,7 @@ error_codes! {
     Overloaded => SERVICE_UNAVAILABLE, "overloaded", "Too much work in flight; retry shortly";
     RequestTimeout => SERVICE_UNAVAILABLE, "request_timeout", "The request took too long";
     Unavailable => SERVICE_UNAVAILABLE, "unavailable", "The service is shutting down";
+    AuthUnavailable => SERVICE_UNAVAILABLE, "auth_unavailable", "Credentials cannot be checked; retry shortly";
     StoreUnavailable => SERVICE_UNAVAILABLE, "feature_store_unavailable", "The feature store cannot be read; retry shortly";
     InferenceFailed => INTERNAL_SERVER_ERROR, "inference_failed", "The model could not be run";
 }
@@ -92,6 +99,12 @@ pub enum ApiError {
     #[error("the request did not finish within {0} ms")]
     RequestTimeout(u64),
     #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("this endpoint needs the `{0}` scope")]
+    InsufficientScope(Scope),
+    #[error("the rate limit of this credential is spent; retry in {} s", .0.retry_after_secs)]
+    RateLimited(Decision),
+    #[error(transparent)]
     Pattern(#[from] KeyPatternError),
     #[error(transparent)]
     Request(#[from] RequestError),
@@ -116,6 +129,12 @@ impl ApiError {
                 ErrorCode::Overloaded
             }
             Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            Self::Auth(AuthError::Missing) => ErrorCode::MissingCredentials,
+            Self::Auth(AuthError::Malformed) => ErrorCode::MalformedCredentials,
+            Self::Auth(AuthError::Invalid(_)) => ErrorCode::InvalidCredentials,
+            Self::Auth(AuthError::Unavailable(_)) => ErrorCode::AuthUnavailable,
+            Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Pattern(_) => ErrorCode::InvalidPattern,
             Self::Request(RequestError::BothGames | RequestError::NoGame) => {
                 ErrorCode::InvalidRequest
@@ -163,6 +182,10 @@ impl ApiError {
                 tracing::error!(error = %self, "feature store unavailable");
                 "the feature store cannot be read; the error is logged".to_owned()
             }
+            ErrorCode::AuthUnavailable => {
+                tracing::error!(error = %self, "key store unavailable");
+                "the key store cannot be read; the error is logged".to_owned()
+            }
             _ => self.to_string(),
         }
     }
@@ -208,8 +231,38 @@ impl ResponseError for ApiError {
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
+        // RFC 6750: how to authenticate, and what went wrong.
+        let challenge = match self {
+            Self::Auth(AuthError::Missing) => Some(r#"Bearer realm="bullpen""#.to_owned()),
+            Self::Auth(AuthError::Malformed) => {
+                Some(r#"Bearer realm="bullpen", error="invalid_request""#.to_owned())
+            }
+            Self::Auth(AuthError::Invalid(_)) => {
+                Some(r#"Bearer realm="bullpen", error="invalid_token""#.to_owned())
+            }
+            Self::InsufficientScope(scope) => Some(format!(
+                r#"Bearer realm="bullpen", error="insufficient_scope", scope="{scope}""#
+            )),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        if let Self::RateLimited(decision) = self {
+            response.insert_header((header::RETRY_AFTER, decision.retry_after_secs));
+            rate_limit_headers(decision, |name, value| {
+                response.insert_header((name, value));
+            });
+        }
         response.json(self.problem())
     }
+}
+
+/// Writes the `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers) of `decision`.
+pub fn rate_limit_headers(decision: &Decision, mut insert: impl FnMut(&'static str, u64)) {
+    insert("ratelimit-limit", u64::from(decision.limit));
+    insert("ratelimit-remaining", u64::from(decision.remaining));
+    insert("ratelimit-reset", decision.reset_secs);
 }
 
 /// Classifies a JSON body error: syntax, an unknown field, or the wrong shape.

@@ -5,15 +5,10 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use super::errors::ApiError;
-use super::resource;
 use crate::cache::Source;
 use crate::features::{FEATURE_SPEC, FeatureVector, GameInfo};
 use crate::games::GameId;
 use crate::predict::{GameRef, PredictService, RequestError};
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/games/{game_id}/features").route(web::get().to(features)));
-}
 
 /// The vector as `{name: value}` in spec order.
 #[derive(Debug)]
@@ -39,7 +34,7 @@ struct FeaturesBody {
     stale: bool,
 }
 
-async fn features(
+pub(super) async fn features(
     service: web::Data<PredictService>,
     game_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -6,19 +6,13 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use super::resource;
 use std::sync::atomic::Ordering;
 
 use crate::cache::{BreakerState, SharedTier};
 use crate::features::FeatureSource;
 use crate::predict::PredictService;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/health").route(web::get().to(health)))
-        .service(resource("/ready").route(web::get().to(ready)));
-}
-
-async fn health() -> HttpResponse {
+pub(super) async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
@@ -99,7 +93,7 @@ async fn database_state(pool: &crate::db::Pool) -> DependencyState {
 /// answers has its models ready. With the PostgreSQL store the body also says whether the
 /// database answers, and the status is `degraded` when it does not: predictions still come
 /// from the caches, and a 503 would take every replica out of service at once.
-async fn ready(service: web::Data<PredictService>) -> HttpResponse {
+pub(super) async fn ready(service: web::Data<PredictService>) -> HttpResponse {
     let (features, status) = match service.source() {
         FeatureSource::Embedded(store) => (
             StoreState::Embedded {
@@ -136,6 +130,9 @@ async fn ready(service: web::Data<PredictService>) -> HttpResponse {
             })
             .collect(),
         features,
-        shared_cache: service.caches().shared().map(SharedCacheState::of),
+        shared_cache: service
+            .caches()
+            .shared()
+            .map(|shared| SharedCacheState::of(shared)),
     })
 }

@@ -1,5 +1,6 @@
 //! The HTTP layer: routes grouped by resource, the error table, and the middleware.
 
+mod access;
 mod admin_api;
 mod admission;
 pub mod errors;
@@ -13,6 +14,9 @@ pub mod request_id;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::auth::Scope;
+
+use access::{Access, resource};
 pub use admission::Admission;
 use errors::ApiError;
 pub use json::BodyLimit;
@@ -21,11 +25,6 @@ pub use json::BodyLimit;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_batch: usize,
-}
-
-/// A resource whose other methods get a 405 problem, not an empty body.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -42,14 +41,32 @@ pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     })
 }
 
-/// Every route: health at the root, the API under `/api/v1` behind admission control.
+/// Every route, with who may call it: health at the root, the API under `/api/v1` behind
+/// admission control.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health_api::configure).service(
-        web::scope("/api/v1")
-            .wrap(from_fn(admission::middleware))
-            .configure(predict_api::configure)
-            .configure(models_api::configure)
-            .configure(games_api::configure)
-            .configure(admin_api::configure),
-    );
+    use Access::{Needs, Probe};
+    use Scope::{Admin, FeaturesRead, Predict};
+    cfg.service(resource("/health", Probe).route(web::get().to(health_api::health)))
+        .service(resource("/ready", Probe).route(web::get().to(health_api::ready)))
+        .service(
+            web::scope("/api/v1")
+                .wrap(from_fn(admission::middleware))
+                .service(
+                    resource("/predict", Needs(Predict))
+                        .route(web::post().to(predict_api::predict)),
+                )
+                .service(
+                    resource("/predict/batch", Needs(Predict))
+                        .route(web::post().to(predict_api::predict_batch)),
+                )
+                .service(resource("/models", Needs(Predict)).route(web::get().to(models_api::list)))
+                .service(
+                    resource("/games/{game_id}/features", Needs(FeaturesRead))
+                        .route(web::get().to(games_api::features)),
+                )
+                .service(
+                    resource("/admin/cache/invalidate", Needs(Admin))
+                        .route(web::post().to(admin_api::invalidate)),
+                ),
+        );
 }

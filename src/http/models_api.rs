@@ -3,13 +3,8 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use super::resource;
 use crate::models::ManifestSpec;
 use crate::predict::PredictService;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/models").route(web::get().to(list)));
-}
 
 #[derive(Debug, Serialize)]
 struct ModelsBody<'a> {
@@ -35,7 +30,7 @@ struct ModelBody<'a> {
     rows_inferred: u64,
 }
 
-async fn list(service: web::Data<PredictService>) -> HttpResponse {
+pub(super) async fn list(service: web::Data<PredictService>) -> HttpResponse {
     let registry = service.registry();
     let default = registry.default_model();
     let models = registry

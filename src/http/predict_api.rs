@@ -3,21 +3,16 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
+use super::Limits;
 use super::errors::{self, ApiError, Problem};
 use super::json::ApiJson;
 use super::request_id;
-use super::{Limits, resource};
 use crate::features::{FEATURE_SPEC, GameInfo};
 use crate::monitoring::{LogEntry, PredictionLog};
 use crate::predict::{
     BatchBody, MarketView, PredictBody, PredictRequest, PredictService, Prediction,
 };
 use std::sync::Arc;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/predict").route(web::post().to(predict)))
-        .service(resource("/predict/batch").route(web::post().to(predict_batch)));
-}
 
 #[derive(Debug, Serialize)]
 struct ModelName<'a> {
@@ -80,7 +75,7 @@ fn log_prediction(log: Option<&PredictionLog>, prediction: &Prediction) {
     });
 }
 
-async fn predict(
+pub(super) async fn predict(
     service: web::Data<PredictService>,
     log: web::Data<Option<PredictionLog>>,
     ApiJson(body): ApiJson<PredictBody>,
@@ -111,7 +106,7 @@ enum BatchItem<'a> {
     },
 }
 
-async fn predict_batch(
+pub(super) async fn predict_batch(
     service: web::Data<PredictService>,
     limits: web::Data<Limits>,
     log: web::Data<Option<PredictionLog>>,

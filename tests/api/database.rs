@@ -81,7 +81,10 @@ fn seasons_dir(seasons: &[i32]) -> tempfile::TempDir {
 #[tokio::test]
 async fn migrations_apply_from_empty_and_a_rerun_applies_nothing() {
     let database = TestDatabase::new().await;
-    assert_eq!(db::migrate(&database.pool).await.expect("migrate"), vec![1]);
+    assert_eq!(
+        db::migrate(&database.pool).await.expect("migrate"),
+        vec![1, 2]
+    );
     assert_eq!(
         db::migrate(&database.pool).await.expect("rerun"),
         Vec::<u32>::new()

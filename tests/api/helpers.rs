@@ -163,6 +163,16 @@ impl TestApp {
         reply(response).await
     }
 
+    /// A request to `path` on this app, to finish and [`TestApp::send`].
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        reply(request.send().await.expect("request sent")).await
+    }
+
     pub async fn predict(&self, body: &Value) -> Reply {
         self.post_json("/api/v1/predict", body).await
     }

@@ -2,6 +2,7 @@
 //! the real server on its own port for each HTTP test.
 
 mod admission;
+mod auth;
 mod batch;
 mod database;
 mod errors;

@@ -149,13 +149,13 @@ async fn concurrent_cold_requests_make_one_redis_read_and_one_computation() {
 }
 
 /// A Redis server of the test's own on a free port, so it can be stopped and started.
-struct OwnRedis {
-    port: u16,
+pub struct OwnRedis {
+    pub port: u16,
     child: std::process::Child,
 }
 
 impl OwnRedis {
-    fn start_on(port: u16) -> Self {
+    pub fn start_on(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -173,7 +173,7 @@ impl OwnRedis {
         Self { port, child }
     }
 
-    fn start() -> Self {
+    pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -181,7 +181,7 @@ impl OwnRedis {
         Self::start_on(port)
     }
 
-    async fn wait_until_up(&self) {
+    pub async fn wait_until_up(&self) {
         let url = format!("redis://127.0.0.1:{}", self.port);
         for _ in 0..100 {
             if let Ok(client) = redis::Client::open(url.as_str())
@@ -194,7 +194,7 @@ impl OwnRedis {
         panic!("redis-server on {} did not start", self.port);
     }
 
-    fn stop(mut self) -> u16 {
+    pub fn stop(mut self) -> u16 {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.port

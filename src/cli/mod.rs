@@ -1,5 +1,7 @@
 //! The command line: `bullpen <command>`. Each command is a thin call into the library.
 
+mod keys;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -47,6 +49,9 @@ pub enum Command {
     /// Feature spec and training data.
     #[command(subcommand)]
     Features(FeaturesCommand),
+    /// API keys: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +117,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
         Command::Features(FeaturesCommand::Export { seasons, output }) => {
             export(settings, &seasons, output.as_deref())
         }
+        Command::Keys(command) => runtime()?.block_on(keys::run(command, settings)),
     }
 }
 

@@ -1,0 +1,143 @@
+//! Who is calling and what they may do: API keys (random, stored only as SHA-256, in the
+//! config file or PostgreSQL), JWTs (HS256/RS256), scopes, and a rate limit per credential
+//! that all replicas share through Redis.
+
+pub mod api_key;
+mod jwt;
+pub mod key_store;
+mod rate_limit;
+mod scope;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use jwt::{JwtSetupError, JwtVerifier};
+pub use key_store::{KeyRecord, KeyStore};
+pub use rate_limit::{Decision, Rate, RateLimiter};
+pub use scope::{Scope, ScopeError, Scopes};
+
+use crate::db::DbError;
+
+/// A caller whose credential checked out.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Names the credential in the rate limiter and logs without revealing it: `key:` and
+    /// the first 16 hex digits of the key's hash, or `jwt:` and a hash of the subject.
+    pub identity: String,
+    /// The key's name or the token's subject.
+    pub name: String,
+    /// The `api_keys` row, for keys kept in PostgreSQL.
+    pub key_id: Option<i64>,
+    pub scopes: Scopes,
+    pub rate: Rate,
+}
+
+/// Why a request was not let in.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("send `Authorization: Bearer <API key or JWT>`")]
+    Missing,
+    #[error("the Authorization header must be `Bearer <API key or JWT>`")]
+    Malformed,
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("credentials cannot be checked right now: {0}")]
+    Unavailable(String),
+}
+
+/// Checks credentials: API keys through a short-lived cache in front of the key store, JWTs
+/// by signature and claims.
+#[derive(Debug)]
+pub struct Authenticator {
+    keys: KeyStore,
+    /// Key hash → record (or `None`: unknown), for `auth.key_cache_ttl_secs`.
+    cache: moka::future::Cache<api_key::KeyHash, Option<Arc<KeyRecord>>>,
+    jwt: Option<JwtVerifier>,
+    default_rate: Rate,
+}
+
+impl Authenticator {
+    pub fn new(
+        keys: KeyStore,
+        jwt: Option<JwtVerifier>,
+        cache_ttl: Duration,
+        default_rate: Rate,
+    ) -> Self {
+        Self {
+            keys,
+            cache: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cache_ttl)
+                .build(),
+            jwt,
+            default_rate,
+        }
+    }
+
+    /// The caller behind the `Authorization` header value (`None`: no header).
+    pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Principal, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let token = std::str::from_utf8(header)
+            .ok()
+            .and_then(|value| {
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|token| !token.is_empty())
+            .ok_or(AuthError::Malformed)?;
+        if api_key::looks_like_key(token) {
+            self.api_key(token).await
+        } else if let Some(jwt) = &self.jwt {
+            let verified = jwt.verify(token).map_err(AuthError::Invalid)?;
+            let subject_hash = xxhash_rust::xxh3::xxh3_64(verified.subject.as_bytes());
+            Ok(Principal {
+                identity: format!("jwt:{subject_hash:016x}"),
+                name: verified.subject,
+                key_id: None,
+                scopes: verified.scopes,
+                rate: self.default_rate,
+            })
+        } else {
+            Err(AuthError::Invalid(
+                "not an API key, and JWTs are not accepted here",
+            ))
+        }
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Principal, AuthError> {
+        let hash = api_key::hash(key);
+        let record = self
+            .cache
+            .try_get_with(hash, async {
+                self.keys.find(&hash).await.map(|found| found.map(Arc::new))
+            })
+            .await
+            .map_err(|error: Arc<DbError>| AuthError::Unavailable(error.to_string()))?
+            .ok_or(AuthError::Invalid("the API key is not known"))?;
+        if record.revoked {
+            return Err(AuthError::Invalid("the API key is revoked"));
+        }
+        let hash_hex = api_key::hash_hex(&hash);
+        Ok(Principal {
+            identity: format!("key:{}", &hash_hex[..16]),
+            name: record.name.clone(),
+            key_id: record.id,
+            scopes: record.scopes,
+            rate: Rate {
+                per_minute: record
+                    .rate_per_minute
+                    .unwrap_or(self.default_rate.per_minute),
+                burst: record.burst.unwrap_or(self.default_rate.burst),
+            },
+        })
+    }
+}
+
+/// Everything the access middleware needs: `None` parts are switched off.
+#[derive(Debug)]
+pub struct Gatekeeper {
+    pub authenticator: Option<Authenticator>,
+    pub limiter: Option<RateLimiter>,
+    /// Whether `/health`, `/ready` and `/metrics` answer without credentials.
+    pub open_probes: bool,
+}

@@ -1,0 +1,229 @@
+//! The per-credential rate limit: GCRA (the generic cell rate algorithm) kept in Redis by one
+//! atomic script, so every replica draws on one allowance; while Redis cannot be reached each
+//! replica enforces its share (`rate_limit.replicas`) of the rate in process.
+//!
+//! GCRA keeps one number per credential, the theoretical arrival time (TAT): the time at which
+//! the allowance would be full again. A request at `now` is admitted when
+//! `TAT + interval - burst × interval <= now`, and then moves the TAT on by one interval.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::cache::SharedTier;
+
+/// A sustained rate and how many requests may come at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+impl Rate {
+    fn interval_us(self) -> i64 {
+        60_000_000 / i64::from(self.per_minute.max(1))
+    }
+
+    /// This replica's part of the rate when replicas cannot coordinate.
+    fn share(self, replicas: u32) -> Self {
+        let replicas = replicas.max(1);
+        Self {
+            per_minute: (self.per_minute / replicas).max(1),
+            burst: (self.burst / replicas).max(1),
+        }
+    }
+}
+
+/// The answer for one request, with what the `RateLimit-*` headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Requests allowed at once (the burst).
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the allowance is full again.
+    pub reset_secs: u64,
+    /// Seconds until a refused request may succeed (0 when admitted).
+    pub retry_after_secs: u64,
+}
+
+impl Decision {
+    fn from_micros(
+        allowed: bool,
+        rate: Rate,
+        remaining: i64,
+        reset_us: i64,
+        retry_us: i64,
+    ) -> Self {
+        let seconds = |us: i64| u64::try_from(us).unwrap_or(0).div_ceil(1_000_000);
+        Self {
+            allowed,
+            limit: rate.burst,
+            remaining: u32::try_from(remaining.max(0))
+                .unwrap_or(u32::MAX)
+                .min(rate.burst),
+            reset_secs: seconds(reset_us),
+            retry_after_secs: if allowed { 0 } else { seconds(retry_us).max(1) },
+        }
+    }
+}
+
+/// One GCRA step (times in µs): the decision and the TAT to keep (unchanged when refused).
+fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (Decision, i64) {
+    let interval = rate.interval_us();
+    let tat = tat.unwrap_or(now).max(now);
+    let new_tat = tat + interval;
+    let allow_at = new_tat - i64::from(rate.burst) * interval;
+    if now < allow_at {
+        return (
+            Decision::from_micros(false, rate, 0, tat - now, allow_at - now),
+            tat,
+        );
+    }
+    let remaining = (now - allow_at) / interval;
+    (
+        Decision::from_micros(true, rate, remaining, new_tat - now, 0),
+        new_tat,
+    )
+}
+
+/// The same step in Redis, atomically, on Redis's clock (one clock for every replica).
+/// KEYS[1]: the credential's TAT; ARGV: interval and burst. Returns
+/// `{admitted, remaining, reset_us, retry_us}`.
+const GCRA_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if now < allow_at then
+  return {0, 0, tat - now, allow_at - now}
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
+";
+
+pub struct RateLimiter {
+    shared: Option<Arc<SharedTier>>,
+    script: redis::Script,
+    replicas: u32,
+    started: Instant,
+    /// Per-credential TATs (µs since `started`) for when Redis is not there.
+    local: moka::future::Cache<String, Arc<Mutex<i64>>>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("shared", &self.shared.is_some())
+            .field("replicas", &self.replicas)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter {
+    pub fn new(shared: Option<Arc<SharedTier>>, replicas: u32) -> Self {
+        Self {
+            shared,
+            script: redis::Script::new(GCRA_SCRIPT),
+            replicas,
+            started: Instant::now(),
+            local: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_mins(10))
+                .build(),
+        }
+    }
+
+    /// Admits or refuses one request of `identity` at `rate`.
+    pub async fn check(&self, identity: &str, rate: Rate) -> Decision {
+        if let Some(shared) = &self.shared {
+            let key = format!("ratelimit:{identity}");
+            let args = [rate.interval_us(), i64::from(rate.burst)];
+            if let Some(reply) = shared.run_script(&self.script, &key, &args).await
+                && let [admitted, remaining, reset_us, retry_us] = reply[..]
+            {
+                return Decision::from_micros(admitted == 1, rate, remaining, reset_us, retry_us);
+            }
+        }
+        self.check_locally(identity, rate.share(self.replicas))
+            .await
+    }
+
+    async fn check_locally(&self, identity: &str, rate: Rate) -> Decision {
+        let now = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let state = self
+            .local
+            .get_with_by_ref(identity, async { Arc::new(Mutex::new(now)) })
+            .await;
+        let mut tat = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (decision, new_tat) = gcra(Some(*tat), now, rate);
+        *tat = new_tat;
+        decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: Rate = Rate {
+        per_minute: 60,
+        burst: 3,
+    };
+
+    #[test]
+    fn a_full_allowance_admits_the_burst_then_one_per_interval() {
+        let second = 1_000_000;
+        let mut tat = None;
+        let mut admitted = Vec::new();
+        for now in [0, 0, 0, 0, second / 2, second, second, 5 * second] {
+            let (decision, new_tat) = gcra(tat, now, RATE);
+            tat = Some(new_tat);
+            admitted.push((decision.allowed, decision.remaining));
+        }
+        assert_eq!(
+            admitted,
+            [
+                (true, 2),
+                (true, 1),
+                (true, 0),
+                (false, 0),
+                (false, 0),
+                (true, 0),
+                (false, 0),
+                (true, 2)
+            ]
+        );
+        let (refused, _) = gcra(Some(3 * second), 0, RATE);
+        assert_eq!(refused.retry_after_secs, 1);
+        assert_eq!(refused.reset_secs, 3);
+        assert_eq!(refused.limit, 3);
+    }
+
+    #[test]
+    fn each_replica_takes_its_share_when_alone() {
+        assert_eq!(
+            Rate {
+                per_minute: 600,
+                burst: 10
+            }
+            .share(2),
+            Rate {
+                per_minute: 300,
+                burst: 5
+            }
+        );
+        assert_eq!(
+            RATE.share(10),
+            Rate {
+                per_minute: 6,
+                burst: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! Auth and the rate limit on the real server: API keys from the config file and from
+//! PostgreSQL, JWTs (HS256, RS256), scopes, and the limit shared through Redis.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bullpen::auth::{Scopes, api_key, key_store};
+use bullpen::settings::{ConfiguredKey, Settings};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::database::TestDatabase;
+use crate::helpers::{Reply, TestApp, repo_path, spawn_app_with};
+use crate::shared_cache::OwnRedis;
+
+const HS256_SECRET: &str = "a-test-secret-of-at-least-thirty-two-bytes";
+
+/// A new key and its config entry.
+fn configured(name: &str, scopes: &[&str], rate: Option<(u32, u32)>) -> (String, ConfiguredKey) {
+    let key = api_key::generate().expect("random");
+    let entry = ConfiguredKey {
+        name: name.to_owned(),
+        hash: api_key::hash_hex(&api_key::hash(&key)),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        rate_per_minute: rate.map(|(per_minute, _)| per_minute),
+        burst: rate.map(|(_, burst)| burst),
+    };
+    (key, entry)
+}
+
+async fn auth_app(keys: Vec<ConfiguredKey>, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with(move |settings| {
+        settings.auth.enabled = true;
+        settings.auth.keys = keys;
+        settings.auth.jwt.hs256_secret = HS256_SECRET.to_owned().into();
+        settings.auth.jwt.rs256_public_key = repo_path("tests/fixtures/jwt-rs256-public.pem");
+        configure(settings);
+    })
+    .await
+}
+
+async fn call(app: &TestApp, method: Method, path: &str, authorization: Option<&str>) -> Reply {
+    let mut request = app.request(method.clone(), path);
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    if method == Method::POST {
+        request = request.json(&json!({ "game_id": "KCA202404100" }));
+    }
+    app.send(request).await
+}
+
+async fn predict_with(app: &TestApp, bearer: &str) -> Reply {
+    call(
+        app,
+        Method::POST,
+        "/api/v1/predict",
+        Some(&format!("Bearer {bearer}")),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn missing_malformed_and_unknown_credentials_get_401_with_a_challenge() {
+    let (key, entry) = configured("desk", &["predict"], None);
+    let app = auth_app(vec![entry], |_| {}).await;
+
+    let cases = [
+        (None, "missing_credentials", r#"Bearer realm="bullpen""#),
+        (
+            Some("Basic dXNlcjpwYXNz"),
+            "malformed_credentials",
+            r#"Bearer realm="bullpen", error="invalid_request""#,
+        ),
+        (
+            Some("Bearer "),
+            "malformed_credentials",
+            r#"Bearer realm="bullpen", error="invalid_request""#,
+        ),
+        (
+            Some("Bearer bp_0000000000000000000000000000000000000000000"),
+            "invalid_credentials",
+            r#"Bearer realm="bullpen", error="invalid_token""#,
+        ),
+        (
+            Some("Bearer not-a-key-or-a-token"),
+            "invalid_credentials",
+            r#"Bearer realm="bullpen", error="invalid_token""#,
+        ),
+    ];
+    for (authorization, code, challenge) in cases {
+        let reply = call(&app, Method::POST, "/api/v1/predict", authorization).await;
+        assert_eq!(reply.status, 401, "{authorization:?}: {}", reply.body);
+        assert_eq!(reply.problem()["code"], code, "{authorization:?}");
+        assert_eq!(reply.header("www-authenticate"), Some(challenge));
+        assert_eq!(reply.header("ratelimit-limit"), None);
+    }
+    // The scheme is case-insensitive; probes stay open.
+    let ok = call(
+        &app,
+        Method::POST,
+        "/api/v1/predict",
+        Some(&format!("bearer {key}")),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(app.get("/health").await.status, 200);
+    assert_eq!(app.get("/ready").await.status, 200);
+}
+
+#[tokio::test]
+async fn each_route_needs_its_scope_and_answers_carry_the_rate_limit() {
+    let (predict_key, predict_entry) = configured("predictor", &["predict"], Some((120, 5)));
+    let (admin_key, admin_entry) = configured("operator", &["admin", "features:read"], None);
+    let app = auth_app(vec![predict_entry, admin_entry], |settings| {
+        settings.auth.open_probes = false;
+    })
+    .await;
+    let bearer = |key: &str| format!("Bearer {key}");
+
+    let predicted = call(
+        &app,
+        Method::POST,
+        "/api/v1/predict",
+        Some(&bearer(&predict_key)),
+    )
+    .await;
+    assert_eq!(predicted.status, 200);
+    assert_eq!(predicted.header("ratelimit-limit"), Some("5"));
+    assert_eq!(predicted.header("ratelimit-remaining"), Some("4"));
+    assert_eq!(predicted.header("ratelimit-reset"), Some("1"));
+
+    let expectations: [(&Method, &str, &str, u16, Option<&str>); 6] = [
+        (&Method::GET, "/api/v1/models", &predict_key, 200, None),
+        (
+            &Method::GET,
+            "/api/v1/games/KCA202404100/features",
+            &predict_key,
+            403,
+            Some("features:read"),
+        ),
+        (
+            &Method::POST,
+            "/api/v1/admin/cache/invalidate",
+            &predict_key,
+            403,
+            Some("admin"),
+        ),
+        (
+            &Method::POST,
+            "/api/v1/predict",
+            &admin_key,
+            403,
+            Some("predict"),
+        ),
+        (
+            &Method::GET,
+            "/api/v1/games/KCA202404100/features",
+            &admin_key,
+            200,
+            None,
+        ),
+        (&Method::GET, "/ready", &admin_key, 200, None),
+    ];
+    for (method, path, key, status, scope) in expectations {
+        let reply = call(&app, method.clone(), path, Some(&bearer(key))).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+        if let Some(scope) = scope {
+            assert_eq!(reply.problem()["code"], "insufficient_scope");
+            assert_eq!(
+                reply.header("www-authenticate"),
+                Some(
+                    format!(
+                        r#"Bearer realm="bullpen", error="insufficient_scope", scope="{scope}""#
+                    )
+                    .as_str()
+                )
+            );
+        }
+    }
+    // With open_probes off, probes need a credential (any scope) and are not rate limited.
+    assert_eq!(app.get("/health").await.status, 401);
+    let probe = call(&app, Method::GET, "/health", Some(&bearer(&predict_key))).await;
+    assert_eq!(probe.status, 200);
+    assert_eq!(probe.header("ratelimit-limit"), None);
+}
+
+fn claims(audience: &str, expires_in: i64, not_before_in: i64) -> Value {
+    let now = jsonwebtoken::get_current_timestamp().cast_signed();
+    json!({
+        "sub": "pricing-service",
+        "aud": audience,
+        "exp": now + expires_in,
+        "nbf": now + not_before_in,
+        "scope": "predict openid",
+    })
+}
+
+fn hs256(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode")
+}
+
+fn rs256(claims: &Value) -> String {
+    let pem = std::fs::read(repo_path("tests/fixtures/jwt-rs256-private.pem")).expect("test key");
+    let key = EncodingKey::from_rsa_pem(&pem).expect("RSA key");
+    jsonwebtoken::encode(&Header::new(Algorithm::RS256), claims, &key).expect("encode")
+}
+
+#[tokio::test]
+async fn jwts_are_checked_for_signature_algorithm_expiry_and_audience() {
+    let app = auth_app(Vec::new(), |settings| settings.auth.jwt.leeway_secs = 0).await;
+    let valid = claims("bullpen", 300, -10);
+
+    let accepted = predict_with(&app, &hs256(&valid, HS256_SECRET)).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    assert_eq!(predict_with(&app, &rs256(&valid)).await.status, 200);
+
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(valid.to_string())
+    );
+    let public_pem = std::fs::read_to_string(repo_path("tests/fixtures/jwt-rs256-public.pem"))
+        .expect("test key");
+    let refused = [
+        (
+            hs256(&claims("bullpen", -60, -120), HS256_SECRET),
+            "expired",
+        ),
+        (
+            hs256(&claims("another-service", 300, -10), HS256_SECRET),
+            "another audience",
+        ),
+        (
+            hs256(&claims("bullpen", 300, 120), HS256_SECRET),
+            "not valid yet",
+        ),
+        (
+            hs256(&valid, "the-wrong-secret-of-at-least-thirty-two-bytes"),
+            "signature",
+        ),
+        (unsigned, "malformed"),
+        // The RSA public key used as an HMAC secret: the classic algorithm confusion.
+        (hs256(&valid, &public_pem), "signature"),
+        (
+            rs256(&json!({ "sub": "x", "aud": "bullpen" })),
+            "required claim",
+        ),
+    ];
+    for (token, reason) in refused {
+        let reply = predict_with(&app, &token).await;
+        assert_eq!(reply.status, 401, "{reason}: {}", reply.body);
+        let problem = reply.problem();
+        assert_eq!(problem["code"], "invalid_credentials");
+        assert!(
+            problem["detail"].as_str().expect("detail").contains(reason),
+            "{reason}: {problem}"
+        );
+    }
+
+    // Scopes come from the token: this one may predict, not administer.
+    let admin = call(
+        &app,
+        Method::POST,
+        "/api/v1/admin/cache/invalidate",
+        Some(&format!("Bearer {}", hs256(&valid, HS256_SECRET))),
+    )
+    .await;
+    assert_eq!(admin.status, 403);
+}
+
+#[tokio::test]
+async fn a_key_revoked_in_postgres_is_refused_within_the_cache_ttl() {
+    let database = TestDatabase::new().await;
+    bullpen::db::migrate(&database.pool).await.expect("migrate");
+    let key = api_key::generate().expect("random");
+    let scopes = Scopes::parse_all(&["predict"]).expect("scope");
+    key_store::insert(
+        &database.pool,
+        "desk",
+        &api_key::hash(&key),
+        scopes,
+        None,
+        None,
+    )
+    .await
+    .expect("insert");
+    let url = database.url();
+    let app = auth_app(Vec::new(), move |settings| {
+        settings.auth.key_store = bullpen::settings::KeyStoreKind::Postgres;
+        settings.auth.key_cache_ttl_secs = 1;
+        settings.database.url = url.into();
+    })
+    .await;
+    assert_eq!(predict_with(&app, &key).await.status, 200);
+
+    assert_eq!(
+        key_store::revoke(&database.pool, "desk")
+            .await
+            .expect("revoke"),
+        1
+    );
+    let revoked = Instant::now();
+    let refusal = loop {
+        let reply = predict_with(&app, &key).await;
+        if reply.status != 200 {
+            break reply;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_millis(1500),
+            "still admitted after the TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refusal.status, 401);
+    assert_eq!(refusal.problem()["detail"], "the API key is revoked");
+    database.drop_now().await;
+}
+
+/// Sends requests alternating between `apps`, `pause` apart, until `count` are sent and
+/// `window` has passed; the number admitted, the statuses seen, and the time taken.
+async fn hammer(
+    apps: &[&TestApp],
+    key: &str,
+    count: usize,
+    window: Duration,
+    pause: Duration,
+) -> (usize, Vec<u16>, Duration) {
+    let started = Instant::now();
+    let mut statuses = Vec::with_capacity(count);
+    while statuses.len() < count || started.elapsed() < window {
+        tokio::time::sleep(pause).await;
+        let app = apps[statuses.len() % apps.len()];
+        let reply = call(
+            app,
+            Method::GET,
+            "/api/v1/models",
+            Some(&format!("Bearer {key}")),
+        )
+        .await;
+        if reply.status == 429 {
+            assert_eq!(reply.problem()["code"], "rate_limited");
+            let retry: u64 = reply
+                .header("retry-after")
+                .expect("Retry-After")
+                .parse()
+                .expect("secs");
+            assert!(retry >= 1);
+            assert_eq!(reply.header("ratelimit-remaining"), Some("0"));
+        }
+        statuses.push(reply.status);
+    }
+    let admitted = statuses.iter().filter(|status| **status == 200).count();
+    (admitted, statuses, started.elapsed())
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_redis_admit_one_keys_rate_together() {
+    let prefix = format!("bullpen_test:{}:", uuid::Uuid::new_v4().simple());
+    // 600/min is one request per 100 ms after a burst of 10.
+    let (key, entry) = configured("desk", &["predict"], Some((600, 10)));
+    let replica = |entry: ConfiguredKey| {
+        let prefix = prefix.clone();
+        auth_app(vec![entry], move |settings| {
+            settings.redis.enabled = true;
+            settings.redis.key_prefix = prefix;
+            settings.redis.timeout_ms = 1000;
+        })
+    };
+    let first = replica(entry.clone()).await;
+    let second = replica(entry).await;
+
+    let (admitted, statuses, elapsed) = hammer(
+        &[&first, &second],
+        &key,
+        50,
+        Duration::from_millis(1500),
+        Duration::from_millis(5),
+    )
+    .await;
+    let refills = usize::try_from(elapsed.as_millis() / 100).expect("small");
+    assert!(
+        (10 + refills).saturating_sub(2) <= admitted && admitted <= 10 + refills + 2,
+        "admitted {admitted} in {elapsed:?}: expected 10 + {refills}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|status| *status == 200 || *status == 429)
+    );
+    let per_replica = |offset: usize| {
+        statuses
+            .iter()
+            .skip(offset)
+            .step_by(2)
+            .filter(|s| **s == 200)
+            .count()
+    };
+    assert!(per_replica(0) > 0 && per_replica(1) > 0, "{statuses:?}");
+    let ready = first.get("/ready").await;
+    assert_eq!(ready.body["shared_cache"]["breaker"], "closed");
+}
+
+#[tokio::test]
+async fn with_redis_stopped_each_replica_admits_its_share_and_nothing_errors() {
+    let redis = OwnRedis::start();
+    redis.wait_until_up().await;
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    // 60/min with a burst of 10, shared by 2 replicas: alone, each admits a burst of 5 and
+    // then one request per 2 s.
+    let (key, entry) = configured("desk", &["predict"], Some((60, 10)));
+    let replica = |entry: ConfiguredKey| {
+        let url = url.clone();
+        auth_app(vec![entry], move |settings| {
+            settings.redis.enabled = true;
+            settings.redis.url = url;
+            settings.redis.breaker_failures = 1;
+            settings.rate_limit.replicas = 2;
+        })
+    };
+    let first = replica(entry.clone()).await;
+    let second = replica(entry).await;
+    redis.stop();
+
+    for app in [&first, &second] {
+        let (admitted, statuses, elapsed) =
+            hammer(&[app], &key, 8, Duration::ZERO, Duration::ZERO).await;
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+        assert_eq!(admitted, 5, "{statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .all(|status| *status == 200 || *status == 429)
+        );
+    }
+}
