@@ -8,7 +8,10 @@ use std::path::Path;
 use bullpen::cache::Caches;
 use bullpen::features::{EmbeddedStore, FeatureSource, FeatureVector};
 use bullpen::games::{GameId, TeamCode};
-use bullpen::models::{InferencePool, ModelRegistry, PoolOptions, RegistryOptions, runtime};
+use bullpen::models::{
+    InferencePool, InferenceTimings, ModelRegistry, PoolOptions, RegistryOptions, runtime,
+};
+use bullpen::monitoring::Metrics;
 use bullpen::predict::{GameRef, PredictRequest, PredictService};
 use bullpen::settings::Settings;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -52,7 +55,21 @@ fn pool(store: &EmbeddedStore, inline_max_rows: usize) -> InferencePool {
         intra_threads: 1,
     };
     let warmup = *store.vectors().last().expect("games");
-    InferencePool::start(environment, &repo("models/home_win/1"), options, warmup).expect("pool")
+    let metrics = Metrics::new().expect("metrics");
+    let timings = InferenceTimings {
+        queue: metrics
+            .inference_queue
+            .with_label_values(&["home_win", "1"]),
+        run: metrics.inference_run.with_label_values(&["home_win", "1"]),
+    };
+    InferencePool::start(
+        environment,
+        &repo("models/home_win/1"),
+        options,
+        warmup,
+        timings,
+    )
+    .expect("pool")
 }
 
 fn inference(c: &mut Criterion) {
@@ -78,6 +95,7 @@ fn cached_prediction(c: &mut Criterion) {
         .expect("runtime");
     let mut settings = Settings::load(&repo("config")).expect("settings");
     settings.models.dir = repo("models");
+    let metrics = Metrics::new().expect("metrics");
     let registry = ModelRegistry::load(
         &RegistryOptions {
             dir: &settings.models.dir,
@@ -90,6 +108,7 @@ fn cached_prediction(c: &mut Criterion) {
                 queue_capacity: 64,
                 intra_threads: 1,
             },
+            metrics: &metrics,
         },
         *store().vectors().last().expect("games"),
     )
@@ -97,7 +116,7 @@ fn cached_prediction(c: &mut Criterion) {
     let service = PredictService::new(
         FeatureSource::Embedded(store().into()),
         registry,
-        Caches::new(&settings.cache, None),
+        Caches::new(&settings.cache, None, &metrics),
     );
     let request = PredictRequest {
         game: GameRef::Stored("KCA202404100".parse().expect("id")),

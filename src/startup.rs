@@ -16,7 +16,7 @@ use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, FeatureVector, History, PostgresStore};
 use crate::http::{self, Admission, BodyLimit, Limits};
 use crate::models::{ModelRegistry, PoolOptions, RegistryOptions};
-use crate::monitoring::{LogWriter, PredictionLog};
+use crate::monitoring::{LogWriter, Metrics, PredictionLog, Recorder, Sampler};
 use crate::predict::PredictService;
 use crate::settings::{KeyStoreKind, Settings, StoreKind};
 
@@ -47,7 +47,8 @@ impl Application {
             .context("reading the bound address")?
             .port();
 
-        let service = load_service(settings).await?;
+        let metrics = Metrics::new()?;
+        let service = load_service(settings, &metrics).await?;
         if let Some(shared) = service.caches().shared() {
             // Invalidations announced by any replica (this one included) reach this one's
             // in-process caches.
@@ -62,12 +63,19 @@ impl Application {
         }
         let (log, log_writer) = if settings.prediction_log.enabled {
             let pool = db::pool(&settings.database, &settings.database.url)?;
-            let (log, writer) = PredictionLog::start(pool, &settings.prediction_log);
-            (Some(log), Some(writer))
+            let (log, writer) =
+                PredictionLog::start(pool.clone(), &settings.prediction_log, &metrics);
+            (Some((log, pool)), Some(writer))
         } else {
             (None, None)
         };
-        let log = web::Data::new(log);
+        let recorder = web::Data::new(Recorder::new(log, metrics.predictions.clone()));
+        let sampler = web::Data::new(Sampler::default());
+        let metrics = web::Data::new(metrics);
+        {
+            let (sampler, metrics) = (sampler.clone(), metrics.clone());
+            tokio::spawn(async move { sampler.run(&metrics).await });
+        }
         let workers = settings.server.worker_count();
         let admission = web::Data::new(Admission::new(
             settings.server.max_in_flight,
@@ -81,13 +89,16 @@ impl Application {
         let body_limit = web::Data::new(BodyLimit(settings.server.max_body_bytes));
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(http::observe))
                 .wrap(from_fn(http::request_id::middleware))
                 .app_data(body_limit.clone())
                 .app_data(service.clone())
                 .app_data(gatekeeper.clone())
                 .app_data(admission.clone())
                 .app_data(limits.clone())
-                .app_data(log.clone())
+                .app_data(recorder.clone())
+                .app_data(sampler.clone())
+                .app_data(metrics.clone())
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })
@@ -126,7 +137,7 @@ impl Application {
     }
 }
 
-async fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
+async fn load_service(settings: &Settings, metrics: &Metrics) -> anyhow::Result<PredictService> {
     let started = std::time::Instant::now();
     let source = match settings.features.store {
         StoreKind::Embedded => {
@@ -160,6 +171,7 @@ async fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
                 queue_capacity: inference.queue_capacity,
                 intra_threads: inference.intra_threads,
             },
+            metrics,
         },
         warmup_vector(),
     )
@@ -170,7 +182,7 @@ async fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
         "features and models ready"
     );
     let shared = if settings.redis.enabled {
-        let shared = SharedTier::new(&settings.redis)?;
+        let shared = SharedTier::new(&settings.redis, metrics)?;
         forget_replaced_models(&shared, &registry).await;
         Some(Arc::new(shared))
     } else {
@@ -179,7 +191,7 @@ async fn load_service(settings: &Settings) -> anyhow::Result<PredictService> {
     Ok(PredictService::new(
         source,
         registry,
-        Caches::new(&settings.cache, shared.as_ref()),
+        Caches::new(&settings.cache, shared.as_ref(), metrics),
     ))
 }
 

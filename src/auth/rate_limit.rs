@@ -19,8 +19,9 @@ pub struct Rate {
 }
 
 impl Rate {
+    /// At least 1 µs: rates above 60 million a minute are 60 million a minute.
     fn interval_us(self) -> i64 {
-        60_000_000 / i64::from(self.per_minute.max(1))
+        (60_000_000 / i64::from(self.per_minute.max(1))).max(1)
     }
 
     /// This replica's part of the rate when replicas cannot coordinate.

@@ -25,6 +25,9 @@ pub use keys::{CacheKey, FeatureKey, GameKey, PredictionKey};
 pub use pattern::{KeyPattern, KeyPatternError};
 pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier, follow_invalidations};
 
+use prometheus::IntCounter;
+
+use crate::monitoring::Metrics;
 use crate::settings::CacheSettings;
 
 /// One cache tier for one key type; `None` inside when caching is disabled.
@@ -33,6 +36,8 @@ pub struct Tier<K: CacheKey> {
     inner: Option<moka::future::Cache<K, Timed<K::Value>>>,
     ttl: Duration,
     shared: Option<Arc<SharedTier>>,
+    hits: IntCounter,
+    misses: IntCounter,
 }
 
 /// A value and when it was stored.
@@ -75,6 +80,7 @@ impl<K: CacheKey> Tier<K> {
         ttl: Duration,
         stale_for: Duration,
         shared: Option<Arc<SharedTier>>,
+        (hits, misses): (IntCounter, IntCounter),
     ) -> Self {
         let inner = enabled.then(|| {
             moka::future::Cache::builder()
@@ -83,7 +89,13 @@ impl<K: CacheKey> Tier<K> {
                 .support_invalidation_closures()
                 .build()
         });
-        Self { inner, ttl, shared }
+        Self {
+            inner,
+            ttl,
+            shared,
+            hits,
+            misses,
+        }
     }
 
     /// Writes a value to the shared tier behind the caller's back.
@@ -106,7 +118,12 @@ impl<K: CacheKey> Tier<K> {
             return compute.await.map(|value| (value, Source::Fresh));
         };
         // A plain read first: hits, the common case, skip the entry machinery.
-        match cache.get(&key).await {
+        let found = cache.get(&key).await;
+        match &found {
+            Some(found) if found.stored.elapsed() <= self.ttl => self.hits.inc(),
+            _ => self.misses.inc(),
+        }
+        match found {
             Some(found) if found.stored.elapsed() <= self.ttl => {
                 return Ok((found.value, Source::Cache));
             }
@@ -154,11 +171,17 @@ impl<K: CacheKey> Tier<K> {
     /// The value for `key` while it is fresh.
     pub async fn get(&self, key: &K) -> Option<K::Value> {
         let cache = self.inner.as_ref()?;
-        cache
+        let found = cache
             .get(key)
             .await
             .filter(|found| found.stored.elapsed() <= self.ttl)
-            .map(|found| found.value)
+            .map(|found| found.value);
+        if found.is_some() {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
+        found
     }
 
     /// Looks `keys` up in the shared tier with one call; what it holds fills this tier.
@@ -218,7 +241,11 @@ impl Caches {
         self.shared.as_ref()
     }
 
-    pub fn new(settings: &CacheSettings, shared: Option<&Arc<SharedTier>>) -> Self {
+    pub fn new(
+        settings: &CacheSettings,
+        shared: Option<&Arc<SharedTier>>,
+        metrics: &Metrics,
+    ) -> Self {
         Self {
             features: Tier::new(
                 settings.enabled,
@@ -226,6 +253,7 @@ impl Caches {
                 Duration::from_secs(settings.features_ttl_secs),
                 Duration::from_secs(settings.stale_ttl_secs),
                 shared.cloned(),
+                metrics.cache_counters("memory"),
             ),
             predictions: Tier::new(
                 settings.enabled,
@@ -233,6 +261,7 @@ impl Caches {
                 Duration::from_secs(settings.predictions_ttl_secs),
                 Duration::from_secs(settings.stale_ttl_secs),
                 shared.cloned(),
+                metrics.cache_counters("memory"),
             ),
             shared: shared.cloned(),
         }

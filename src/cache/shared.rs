@@ -7,10 +7,11 @@
 //! failure opens it again for another cool-down.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bb8_redis::RedisConnectionManager;
+use prometheus::IntCounter;
 use redis::AsyncCommands;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -18,20 +19,33 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use serde::Serialize;
 
 use super::pattern::KeyPattern;
+use crate::monitoring::Metrics;
 use crate::settings::RedisSettings;
 
 #[derive(Debug, thiserror::Error)]
 #[error("redis.url or redis.cluster_nodes is not usable: {0}")]
 pub struct RedisUrlError(#[from] redis::RedisError);
 
-/// Counters of the shared tier since start.
-#[derive(Debug, Default)]
+/// Counters of the shared tier since start (exported as metrics).
+#[derive(Debug, Clone)]
 pub struct SharedCounters {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub errors: AtomicU64,
+    pub hits: IntCounter,
+    pub misses: IntCounter,
+    pub errors: IntCounter,
     /// Calls not made because the breaker was open.
-    pub skipped: AtomicU64,
+    pub skipped: IntCounter,
+}
+
+impl SharedCounters {
+    pub fn new(metrics: &Metrics) -> Self {
+        let (hits, misses) = metrics.cache_counters("redis");
+        Self {
+            hits,
+            misses,
+            errors: metrics.redis_errors.clone(),
+            skipped: metrics.redis_skipped.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -200,7 +214,7 @@ pub struct SharedTier {
 
 impl SharedTier {
     /// Connects lazily: a Redis that is down at start is just a breaker that opens.
-    pub fn new(settings: &RedisSettings) -> Result<Self, RedisUrlError> {
+    pub fn new(settings: &RedisSettings, metrics: &Metrics) -> Result<Self, RedisUrlError> {
         let timeout = Duration::from_millis(settings.timeout_ms);
         let pubsub_urls = if settings.cluster_nodes.is_empty() {
             vec![settings.url.clone()]
@@ -218,8 +232,23 @@ impl SharedTier {
                 threshold: settings.breaker_failures,
                 cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
             },
-            counters: SharedCounters::default(),
+            counters: SharedCounters::new(metrics),
         })
+    }
+
+    /// Connections of the server pool as `(in use, idle)`; `None` for a cluster, whose
+    /// client keeps one multiplexed connection per node.
+    pub fn pool_state(&self) -> Option<(u32, u32)> {
+        match &self.backend {
+            Backend::Server(pool) => {
+                let state = pool.state();
+                Some((
+                    state.connections - state.idle_connections,
+                    state.idle_connections,
+                ))
+            }
+            Backend::Cluster { .. } => None,
+        }
     }
 
     pub fn counters(&self) -> &SharedCounters {
@@ -241,7 +270,7 @@ impl SharedTier {
         F: AsyncFnOnce(&mut Connection<'_>) -> redis::RedisResult<T>,
     {
         if !self.breaker.allows() {
-            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            self.counters.skipped.inc();
             return None;
         }
         let attempt = async {
@@ -252,7 +281,7 @@ impl SharedTier {
             self.breaker.succeeded();
             Some(value)
         } else {
-            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            self.counters.errors.inc();
             self.breaker.failed();
             None
         }
@@ -263,12 +292,11 @@ impl SharedTier {
             .call(async |connection| connection.get(key).await)
             .await
             .flatten();
-        let counter = if found.is_some() {
-            &self.counters.hits
+        if found.is_some() {
+            self.counters.hits.inc();
         } else {
-            &self.counters.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            self.counters.misses.inc();
+        }
         found
     }
 
@@ -299,10 +327,8 @@ impl SharedTier {
             .filter(|found: &Vec<_>| found.len() == keys.len())
             .unwrap_or_else(|| vec![None; keys.len()]);
         let hits = found.iter().filter(|value| value.is_some()).count() as u64;
-        self.counters.hits.fetch_add(hits, Ordering::Relaxed);
-        self.counters
-            .misses
-            .fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+        self.counters.hits.inc_by(hits);
+        self.counters.misses.inc_by(keys.len() as u64 - hits);
         found
     }
 

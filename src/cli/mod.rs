@@ -161,7 +161,8 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
     if settings.redis.enabled {
         // New games change features: drop cached features everywhere. Predictions are keyed
         // by the features' hash, so new features never meet an old prediction.
-        let shared = crate::cache::SharedTier::new(&settings.redis)?;
+        let metrics = crate::monitoring::Metrics::new()?;
+        let shared = crate::cache::SharedTier::new(&settings.redis, &metrics)?;
         let pattern: crate::cache::KeyPattern = "features:*".parse()?;
         let deleted = shared.delete_matching(&pattern).await;
         let notified = shared.publish_invalidation(&pattern).await;

@@ -1,6 +1,8 @@
 //! The PostgreSQL feature store: the games and features `bullpen import` wrote. Feature
 //! reads go to the read pool (a replica when `database.read_url` is set).
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 use tokio_postgres::types::Type;
 
@@ -27,6 +29,27 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Whether the home team won each of `ids` that has a decided result.
+    pub async fn home_wins(&self, ids: &[GameId]) -> Result<HashMap<GameId, bool>, StoreError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let ids: Vec<&str> = ids.iter().map(GameId::as_str).collect();
+        let rows = client
+            .query(
+                "SELECT game_id, home_runs > away_runs FROM games \
+                 WHERE game_id = ANY($1) AND home_runs <> away_runs",
+                &[&ids],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let id: &str = row.get(0);
+                Some((id.parse().ok()?, row.get(1)))
+            })
+            .collect())
     }
 }
 

@@ -1,5 +1,6 @@
 //! The store a server reads features from, chosen by `features.store`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -14,6 +15,19 @@ use crate::games::{GameId, TeamCode};
 pub enum FeatureSource {
     Embedded(Arc<EmbeddedStore>),
     Postgres(PostgresStore),
+}
+
+impl FeatureSource {
+    /// Whether the home team won each of `ids` that has a decided result in the store.
+    pub async fn home_wins(&self, ids: &[GameId]) -> Result<HashMap<GameId, bool>, StoreError> {
+        match self {
+            Self::Embedded(store) => Ok(ids
+                .iter()
+                .filter_map(|id| Some((*id, store.game(*id)?.0.home_win()?)))
+                .collect()),
+            Self::Postgres(store) => store.home_wins(ids).await,
+        }
+    }
 }
 
 impl FeatureStore for FeatureSource {

@@ -6,8 +6,6 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use std::sync::atomic::Ordering;
-
 use crate::cache::{BreakerState, SharedTier};
 use crate::features::FeatureSource;
 use crate::predict::PredictService;
@@ -38,13 +36,12 @@ struct SharedCacheState {
 impl SharedCacheState {
     fn of(shared: &SharedTier) -> Self {
         let counters = shared.counters();
-        let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         Self {
             breaker: shared.breaker_state(),
-            hits: read(&counters.hits),
-            misses: read(&counters.misses),
-            errors: read(&counters.errors),
-            skipped: read(&counters.skipped),
+            hits: counters.hits.get(),
+            misses: counters.misses.get(),
+            errors: counters.errors.get(),
+            skipped: counters.skipped.get(),
         }
     }
 }

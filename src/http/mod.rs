@@ -8,6 +8,7 @@ mod games_api;
 mod health_api;
 mod json;
 mod models_api;
+mod monitoring_api;
 mod predict_api;
 pub mod request_id;
 
@@ -20,6 +21,7 @@ use access::{Access, resource};
 pub use admission::Admission;
 use errors::ApiError;
 pub use json::BodyLimit;
+pub use monitoring_api::observe;
 
 /// Limits the handlers enforce themselves.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +50,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use Scope::{Admin, FeaturesRead, Predict};
     cfg.service(resource("/health", Probe).route(web::get().to(health_api::health)))
         .service(resource("/ready", Probe).route(web::get().to(health_api::ready)))
+        .service(resource("/metrics", Probe).route(web::get().to(monitoring_api::metrics)))
+        .service(resource("/status", Probe).route(web::get().to(monitoring_api::status_page)))
+        .service(resource("/status/data", Probe).route(web::get().to(monitoring_api::status_data)))
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(admission::middleware))
@@ -60,6 +65,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(predict_api::predict_batch)),
                 )
                 .service(resource("/models", Needs(Predict)).route(web::get().to(models_api::list)))
+                .service(
+                    resource("/models/{name}/quality", Needs(Predict))
+                        .route(web::get().to(monitoring_api::quality)),
+                )
                 .service(
                     resource("/games/{game_id}/features", Needs(FeaturesRead))
                         .route(web::get().to(games_api::features)),

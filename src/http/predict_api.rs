@@ -8,11 +8,10 @@ use super::errors::{self, ApiError, Problem};
 use super::json::ApiJson;
 use super::request_id;
 use crate::features::{FEATURE_SPEC, GameInfo};
-use crate::monitoring::{LogEntry, PredictionLog};
+use crate::monitoring::Recorder;
 use crate::predict::{
     BatchBody, MarketView, PredictBody, PredictRequest, PredictService, Prediction,
 };
-use std::sync::Arc;
 
 #[derive(Debug, Serialize)]
 struct ModelName<'a> {
@@ -53,36 +52,14 @@ impl<'a> From<&'a Prediction> for PredictionBody<'a> {
     }
 }
 
-/// Hands a served prediction to the prediction log, when there is one; never waits.
-fn log_prediction(log: Option<&PredictionLog>, prediction: &Prediction) {
-    let Some(log) = log else { return };
-    let game = &prediction.game;
-    log.record(LogEntry {
-        request_id: request_id::current().unwrap_or_default(),
-        predicted_at: chrono::Utc::now(),
-        model_name: Arc::clone(&prediction.model.name),
-        model_version: Arc::clone(&prediction.model.version),
-        game_id: game.game_id.map(|id| id.to_string()),
-        home_team: game.home.to_string(),
-        away_team: game.away.to_string(),
-        game_date: game.date,
-        feature_hash: prediction.feature_hash,
-        home_win_probability: prediction.home_win_probability,
-        odds: prediction
-            .market
-            .map(|market| (market.home.decimal_odds, market.away.decimal_odds)),
-        cached: prediction.cached,
-    });
-}
-
 pub(super) async fn predict(
     service: web::Data<PredictService>,
-    log: web::Data<Option<PredictionLog>>,
+    recorder: web::Data<Recorder>,
     ApiJson(body): ApiJson<PredictBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = PredictRequest::try_from(body)?;
     let prediction = service.predict(request).await?;
-    log_prediction(log.as_ref().as_ref(), &prediction);
+    recorder.record(&prediction, request_id::current().unwrap_or_default());
     Ok(HttpResponse::Ok().json(PredictionBody::from(&prediction)))
 }
 
@@ -109,7 +86,7 @@ enum BatchItem<'a> {
 pub(super) async fn predict_batch(
     service: web::Data<PredictService>,
     limits: web::Data<Limits>,
-    log: web::Data<Option<PredictionLog>>,
+    recorder: web::Data<Recorder>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let items = body.items;
@@ -141,7 +118,7 @@ pub(super) async fn predict_batch(
             let prediction = answers
                 .next()
                 .expect("one answer per valid item; this is a bug")?;
-            log_prediction(log.as_ref().as_ref(), &prediction);
+            recorder.record(&prediction, request_id::current().unwrap_or_default());
             Ok(prediction)
         })
         .collect();

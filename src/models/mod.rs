@@ -9,7 +9,7 @@ pub mod runtime;
 
 pub use manifest::{Manifest, ManifestError, ManifestSpec};
 pub use onnx::{ModelError, OnnxModel};
-pub use pool::{InferenceError, InferencePool, PoolOptions};
+pub use pool::{InferenceError, InferencePool, InferenceTimings, PoolOptions};
 pub use registry::{
     ModelRef, ModelRefError, ModelRegistry, RegistryError, RegistryOptions, ResolveError,
     ServedModel,

@@ -13,9 +13,11 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
+use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
 use ort::environment::Environment;
+use prometheus::Histogram;
 use tokio::sync::oneshot;
 
 use super::onnx::{ModelError, OnnxModel};
@@ -43,7 +45,15 @@ pub struct PoolOptions {
 
 struct Job {
     rows: Vec<FeatureVector>,
+    queued: Instant,
     reply: oneshot::Sender<Result<Vec<f32>, InferenceError>>,
+}
+
+/// Where a pool records how long calls waited for a dedicated thread and how long they ran.
+#[derive(Debug, Clone)]
+pub struct InferenceTimings {
+    pub queue: Histogram,
+    pub run: Histogram,
 }
 
 #[derive(Debug)]
@@ -54,6 +64,7 @@ pub struct InferencePool {
     queue: Sender<Job>,
     rows_inferred: AtomicU64,
     calls: AtomicU64,
+    timings: InferenceTimings,
 }
 
 impl std::fmt::Debug for Job {
@@ -72,6 +83,7 @@ impl InferencePool {
         dir: &Path,
         options: PoolOptions,
         warmup: FeatureVector,
+        timings: InferenceTimings,
     ) -> Result<Self, ModelError> {
         let open = || -> Result<OnnxModel, ModelError> {
             let mut model = OnnxModel::load(environment, dir, options.intra_threads)?;
@@ -86,9 +98,10 @@ impl InferencePool {
         for index in 0..options.threads.max(1) {
             let model = open()?;
             let jobs = jobs.clone();
+            let timings = timings.clone();
             thread::Builder::new()
                 .name(format!("inference-{index}"))
-                .spawn(move || serve_jobs(model, &jobs))
+                .spawn(move || serve_jobs(model, &jobs, &timings))
                 .map_err(|error| ModelError::Onnx {
                     path: dir.to_path_buf(),
                     reason: format!("cannot start an inference thread: {error}"),
@@ -101,6 +114,7 @@ impl InferencePool {
             queue,
             rows_inferred: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            timings,
         })
     }
 
@@ -114,6 +128,7 @@ impl InferencePool {
             for offset in 0..self.inline.len() {
                 let slot = &self.inline[(start + offset) % self.inline.len()];
                 if let Ok(mut model) = slot.try_lock() {
+                    let _timer = self.timings.run.start_timer();
                     return model
                         .predict(&rows)
                         .map_err(|error| InferenceError::Failed(error.to_string()));
@@ -122,7 +137,11 @@ impl InferencePool {
         }
         let (reply, answer) = oneshot::channel();
         self.queue
-            .try_send(Job { rows, reply })
+            .try_send(Job {
+                rows,
+                queued: Instant::now(),
+                reply,
+            })
             .map_err(|error| match error {
                 TrySendError::Full(_) => InferenceError::Overloaded,
                 TrySendError::Disconnected(_) => InferenceError::Stopped,
@@ -138,17 +157,29 @@ impl InferencePool {
     pub fn rows_inferred(&self) -> u64 {
         self.rows_inferred.load(Ordering::Relaxed)
     }
+
+    /// Calls waiting for a dedicated thread now.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.len()
+    }
 }
 
 /// The loop of one dedicated thread; it ends when the pool (the last sender) is dropped.
-fn serve_jobs(mut model: OnnxModel, jobs: &crossbeam_channel::Receiver<Job>) {
+fn serve_jobs(
+    mut model: OnnxModel,
+    jobs: &crossbeam_channel::Receiver<Job>,
+    timings: &InferenceTimings,
+) {
     for job in jobs {
+        timings.queue.observe(job.queued.elapsed().as_secs_f64());
         if job.reply.is_closed() {
             continue; // the caller timed out or went away
         }
+        let timer = timings.run.start_timer();
         let result = model
             .predict(&job.rows)
             .map_err(|error| InferenceError::Failed(error.to_string()));
+        timer.observe_duration();
         let _ = job.reply.send(result);
     }
 }

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use super::manifest::{Manifest, ManifestError};
 use super::onnx::ModelError;
-use super::pool::{InferencePool, PoolOptions};
+use super::pool::{InferencePool, InferenceTimings, PoolOptions};
 use super::runtime::{self, RuntimeError};
 use crate::features::FeatureVector;
+use crate::monitoring::Metrics;
 
 /// `name` or `name@version`, as a request or the configuration names a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +143,7 @@ pub struct RegistryOptions<'a> {
     pub default: &'a str,
     pub ort_library: &'a Path,
     pub pool: PoolOptions,
+    pub metrics: &'a Metrics,
 }
 
 impl ModelRegistry {
@@ -173,7 +175,12 @@ impl ModelRegistry {
                 source,
             })?;
             let fingerprint = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
-            let pool = InferencePool::start(environment, &dir, options.pool, warmup)?;
+            let labels = [manifest.name.as_str(), manifest.version.as_str()];
+            let timings = InferenceTimings {
+                queue: options.metrics.inference_queue.with_label_values(&labels),
+                run: options.metrics.inference_run.with_label_values(&labels),
+            };
+            let pool = InferencePool::start(environment, &dir, options.pool, warmup, timings)?;
             tracing::info!(model = %manifest.name, version = %manifest.version, "model loaded and warm");
             models.push(Arc::new(ServedModel {
                 name: manifest.name.as_str().into(),

@@ -8,16 +8,17 @@
 //! is written before the process exits.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::pin_mut;
+use prometheus::IntCounter;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
+use super::Metrics;
 use crate::db::{DbError, Pool};
 use crate::settings::PredictionLogSettings;
 
@@ -39,14 +40,14 @@ pub struct LogEntry {
     pub cached: bool,
 }
 
-/// What the log has done since start.
-#[derive(Debug, Default)]
+/// What the log has done since start (exported as metrics).
+#[derive(Debug, Clone)]
 pub struct LogCounters {
-    pub written: AtomicU64,
+    pub written: IntCounter,
     /// Entries refused because the queue was full.
-    pub dropped: AtomicU64,
+    pub dropped: IntCounter,
     /// Entries lost because PostgreSQL refused their batch after every retry.
-    pub failed: AtomicU64,
+    pub failed: IntCounter,
 }
 
 /// The handlers' side: cheap to clone, never blocks.
@@ -65,9 +66,17 @@ pub struct LogWriter {
 
 impl PredictionLog {
     /// Starts the writer task on the current runtime.
-    pub fn start(pool: Pool, settings: &PredictionLogSettings) -> (Self, LogWriter) {
+    pub fn start(
+        pool: Pool,
+        settings: &PredictionLogSettings,
+        metrics: &Metrics,
+    ) -> (Self, LogWriter) {
         let (sender, receiver) = mpsc::channel(settings.capacity);
-        let counters = Arc::new(LogCounters::default());
+        let counters = Arc::new(LogCounters {
+            written: metrics.log_written.clone(),
+            dropped: metrics.log_dropped.clone(),
+            failed: metrics.log_failed.clone(),
+        });
         let shutdown = Arc::new(Notify::new());
         let writer = Writer {
             pool,
@@ -83,7 +92,8 @@ impl PredictionLog {
     /// Queues an entry; when the queue is full the entry is dropped and counted.
     pub fn record(&self, entry: LogEntry) {
         if self.sender.try_send(entry).is_err() {
-            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            self.counters.dropped.inc();
+            let dropped = self.counters.dropped.get();
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "prediction log queue full: entries dropped");
             }
@@ -158,9 +168,7 @@ impl Writer {
         for attempt in 1..=5 {
             match copy(&self.pool, batch).await {
                 Ok(()) => {
-                    self.counters
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.counters.written.inc_by(batch.len() as u64);
                     batch.clear();
                     return;
                 }
@@ -171,9 +179,7 @@ impl Writer {
                 }
             }
         }
-        self.counters
-            .failed
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.counters.failed.inc_by(batch.len() as u64);
         tracing::error!(
             rows = batch.len(),
             "prediction log batch lost after retries"

@@ -38,6 +38,8 @@ pub struct Prediction {
     pub cached: bool,
     /// Served from an expired cache entry because a dependency is down.
     pub stale: bool,
+    /// Where the probability came from.
+    pub source: Source,
     pub market: Option<MarketView>,
 }
 
@@ -64,10 +66,10 @@ struct Pending {
 }
 
 impl Pending {
-    fn answer(self, probability: f32, cached: bool) -> Prediction {
+    fn answer(self, probability: f32, source: Source) -> Prediction {
         let served = Served {
-            cached,
-            stale: self.stale,
+            source,
+            stale_features: self.stale,
         };
         answer(self.model, self.features, probability, served, self.odds)
     }
@@ -162,8 +164,8 @@ impl PredictService {
             .get_or_compute(key, infer)
             .await?;
         let served = Served {
-            cached: source != Source::Fresh,
-            stale: source == Source::Stale || feature_source == Source::Stale,
+            source,
+            stale_features: feature_source == Source::Stale,
         };
         Ok(answer(model, features, probability, served, request.odds))
     }
@@ -198,7 +200,7 @@ impl PredictService {
                 odds: request.odds,
             };
             if let Some(probability) = self.inner.caches.predictions.get(&item.key).await {
-                answers[index] = Some(Ok(item.answer(probability, true)));
+                answers[index] = Some(Ok(item.answer(probability, Source::Cache)));
             } else {
                 pending.push(item);
             }
@@ -212,7 +214,7 @@ impl PredictService {
                 match found {
                     Some(probability) => {
                         let index = item.index;
-                        answers[index] = Some(Ok(item.answer(probability, true)));
+                        answers[index] = Some(Ok(item.answer(probability, Source::Shared)));
                     }
                     None => missed.push(item),
                 }
@@ -236,7 +238,7 @@ impl PredictService {
                             .insert(item.key.clone(), probability)
                             .await;
                         let index = item.index;
-                        answers[index] = Some(Ok(item.answer(probability, false)));
+                        answers[index] = Some(Ok(item.answer(probability, Source::Fresh)));
                     }
                 }
                 Err(error) => {
@@ -256,8 +258,9 @@ impl PredictService {
 /// How an answer was served.
 #[derive(Debug, Clone, Copy)]
 struct Served {
-    cached: bool,
-    stale: bool,
+    source: Source,
+    /// The features came from an expired cache entry.
+    stale_features: bool,
 }
 
 fn answer(
@@ -272,8 +275,9 @@ fn answer(
         model,
         feature_hash: PredictionKey::feature_hash(&features.vector),
         home_win_probability: probability,
-        cached: served.cached,
-        stale: served.stale,
+        cached: served.source != Source::Fresh,
+        stale: served.source == Source::Stale || served.stale_features,
+        source: served.source,
         market: odds.map(|odds| odds.evaluate(f64::from(probability))),
     }
 }

@@ -197,11 +197,16 @@ impl TestApp {
     /// Starts a POST whose body is sent only in part: the request is in flight until
     /// [`SlowRequest::finish`] sends the rest.
     pub async fn start_slow_post(&self, path: &str, body: &str) -> SlowRequest {
+        self.start_slow_post_with(path, body, "").await
+    }
+
+    /// [`TestApp::start_slow_post`] with extra header lines (each ending in `\r\n`).
+    pub async fn start_slow_post_with(&self, path: &str, body: &str, headers: &str) -> SlowRequest {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port))
             .await
             .expect("connect");
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
             body.len()
         );
         let (first, rest) = body.split_at(body.len() / 2);

@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod model;
 mod models_api;
+mod monitoring;
 mod predict;
 mod redis_cluster;
 mod shared_cache;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Cost of auth and the rate limit on cached predictions, release build, in one run: auth
+# off; an API key checked (rate limit off); key + rate limit kept in process (no Redis);
+# key + rate limit shared through Redis (one script call per request). Scenarios alternate
+# for ROUNDS rounds and the median of each is reported, as this machine is noisy.
+#
+#   benches/auth.sh [--write]      (--write appends the results to BENCHMARKS.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
+PORT="${PORT:-18188}"
+PREFIX="bullpen_bench:$$:"
+write=false
+[ "${1:-}" = "--write" ] && write=true
+
+source benches/common.sh
+
+# A key with a limit far above what wrk can send, so every request is admitted.
+mkdir -p "$work/config"
+$bin keys create --name bench --scope predict --rate 1000000000/min --burst 1000000 \
+  --print-config > "$work/key.toml" 2>/dev/null
+key=$(sed -n 's/^# The key (shown once; give it to its user): //p' "$work/key.toml")
+{ echo "[auth]"; echo "enabled = true"; echo; grep -v '^#' "$work/key.toml"; } > "$work/config/default.toml"
+
+predict_bodies > "$work/bodies.lua"
+cat "$work/bodies.lua" - > "$work/predict.lua" <<LUA
+local counter = 0
+local requests = {}
+function init(args)
+  for i, body in ipairs(bodies) do
+    requests[i] = wrk.format("POST", nil, { ["Content-Type"] = "application/json",
+      ["Authorization"] = "Bearer $key" }, body)
+  end
+  counter = math.random(#requests)
+end
+function request()
+  counter = counter % #requests + 1
+  return requests[counter]
+end
+LUA
+
+run() { # $1: config dir ("" for the defaults), then VAR=value settings; prints "req/s p50 p99"
+  local config_dir=$1; shift
+  env BULLPEN__SERVER__PORT=$PORT BULLPEN__TELEMETRY__LEVEL=warn BULLPEN__REDIS__KEY_PREFIX=$PREFIX "$@" \
+    $bin ${config_dir:+--config-dir "$config_dir"} serve > "$work/server.log" 2>&1 &
+  local server=$!
+  until curl -sf "http://127.0.0.1:$PORT/health" > /dev/null; do sleep 0.05; done
+  wrk -t2 -c64 -d3s -s "$work/predict.lua" "http://127.0.0.1:$PORT/api/v1/predict" > /dev/null
+  wrk -t2 -c64 -d"${DURATION}s" --latency -s "$work/predict.lua" "http://127.0.0.1:$PORT/api/v1/predict" > "$work/wrk.txt"
+  kill -TERM $server; wait $server || true
+  grep -q "Non-2xx" "$work/wrk.txt" && { cat "$work/wrk.txt" "$work/server.log" >&2; exit 1; }
+  wrk_summary "$work/wrk.txt"
+}
+
+scenarios=(off key local redis)
+declare -A results
+for round in $(seq "$ROUNDS"); do
+  for scenario in "${scenarios[@]}"; do
+    case $scenario in
+      off) line=$(run "") ;;
+      key) line=$(run "$work/config" BULLPEN__RATE_LIMIT__ENABLED=false) ;;
+      local) line=$(run "$work/config") ;;
+      redis) line=$(run "$work/config" BULLPEN__REDIS__ENABLED=true) ;;
+    esac
+    echo "round $round $scenario: $line" >&2
+    results[$scenario]+="$line"$'\n'
+  done
+done
+redis-cli -h 127.0.0.1 --scan --pattern "${PREFIX}*" | xargs -r redis-cli -h 127.0.0.1 unlink > /dev/null
+
+median() { # $1: column (1 req/s, 2 p50, 3 p99) of scenario $2
+  printf '%s' "${results[$2]}" | awk -v c="$1" '{ print $c }' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+off_rps=$(median 1 off)
+table=""
+for scenario in "${scenarios[@]}"; do
+  rps=$(median 1 "$scenario")
+  ratio=$(awk -v a="$rps" -v b="$off_rps" 'BEGIN { printf "%.2f", a / b }')
+  table+="| $scenario | $rps | $ratio | $(median 2 "$scenario") | $(median 3 "$scenario") |"$'\n'
+done
+printf '%s' "$table"
+
+if $write; then
+  {
+    echo
+    echo "## Auth and rate limit, $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD))"
+    echo
+    echo "\`benches/auth.sh --write\`: release build, cached predict over every 2024 game, wrk -t2 -c64 -d${DURATION}s after a 3 s warm-up, scenarios alternating for $ROUNDS rounds; medians. $(nproc) cores, $(uname -m)."
+    echo "off: auth off. key: an API key checked on each request (rate limit off). local: key + GCRA in process. redis: key + GCRA in Redis (one script call per request)."
+    echo
+    echo "| scenario | req/s | vs off | p50 ms | p99 ms |"
+    echo "|---|---|---|---|---|"
+    printf '%s' "$table"
+  } >> BENCHMARKS.md
+fi

@@ -1,0 +1,264 @@
+//! Prometheus metrics under the prefix `bullpen_`, one registry per application (tests run
+//! many in one process). Counters other modules keep (cache lookups, the Redis tier, the
+//! prediction log) are Prometheus counters themselves, so the hot path pays one atomic add;
+//! state (queue depths, pools, the breaker) is read when `/metrics` is scraped. Labels are
+//! bounded: routes are patterns, never paths; no game ids or credentials.
+
+use prometheus::core::Collector;
+use prometheus::{
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Inference buckets in seconds: 2 µs to 1 s.
+const INFERENCE_BUCKETS: &[f64] = &[
+    0.000_002, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+    0.005, 0.01, 0.025, 0.1, 1.0,
+];
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy)]
+pub enum Rejection {
+    Auth,
+    RateLimit,
+    Admission,
+    Validation,
+}
+
+impl Rejection {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::RateLimit => "rate_limit",
+            Self::Admission => "admission",
+            Self::Validation => "validation",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub in_flight: IntGauge,
+    pub predictions: IntCounterVec,
+    cache_lookups: IntCounterVec,
+    pub inference_queue: HistogramVec,
+    pub inference_run: HistogramVec,
+    pub inference_queue_depth: IntGaugeVec,
+    rejections: IntCounterVec,
+    pub pool_connections: IntGaugeVec,
+    pub redis_errors: IntCounter,
+    pub redis_skipped: IntCounter,
+    pub redis_breaker: IntGauge,
+    pub log_written: IntCounter,
+    pub log_dropped: IntCounter,
+    pub log_failed: IntCounter,
+    pub requests_per_second: Gauge,
+    pub model_quality: GaugeVec,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot register the metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("bullpen")
+}
+
+impl Metrics {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one registration per metric, read best as one list"
+    )]
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let counter = |name, help| -> Result<IntCounter, MetricsError> {
+            let counter = IntCounter::with_opts(opts(name, help))?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        let counters = |name, help, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
+            let vec = IntCounterVec::new(opts(name, help), labels)?;
+            registry.register(Box::new(vec.clone()))?;
+            Ok(vec)
+        };
+        let gauges = |name, help, labels: &[&str]| -> Result<IntGaugeVec, MetricsError> {
+            let vec = IntGaugeVec::new(opts(name, help), labels)?;
+            registry.register(Box::new(vec.clone()))?;
+            Ok(vec)
+        };
+        let histograms = |name, help, buckets: &[f64], labels: &[&str]| {
+            let options = HistogramOpts::new(name, help)
+                .namespace("bullpen")
+                .buckets(buckets.to_vec());
+            let vec = HistogramVec::new(options, labels)?;
+            registry.register(Box::new(vec.clone()))?;
+            Ok::<_, MetricsError>(vec)
+        };
+        let in_flight = IntGauge::with_opts(opts(
+            "http_requests_in_flight",
+            "HTTP requests being served now.",
+        ))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        let redis_breaker = IntGauge::with_opts(opts(
+            "redis_breaker_state",
+            "The Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
+        ))?;
+        registry.register(Box::new(redis_breaker.clone()))?;
+        let requests_per_second = Gauge::with_opts(opts(
+            "http_requests_per_second",
+            "HTTP requests per second, smoothed over about 10 s (for autoscaling).",
+        ))?;
+        registry.register(Box::new(requests_per_second.clone()))?;
+        let model_quality = GaugeVec::new(
+            opts(
+                "model_quality",
+                "Live quality of served predictions whose games have results: brier, log_loss, accuracy, games.",
+            ),
+            &["model", "version", "measure"],
+        )?;
+        registry.register(Box::new(model_quality.clone()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::new(
+                std::process::id().cast_signed(),
+                "bullpen",
+            ),
+        ))?;
+
+        Ok(Self {
+            http_requests: counters(
+                "http_requests_total",
+                "HTTP requests answered, by route pattern, method and status.",
+                &["route", "method", "status"],
+            )?,
+            http_duration: histograms(
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request, by route pattern.",
+                LATENCY_BUCKETS,
+                &["route"],
+            )?,
+            in_flight,
+            predictions: counters(
+                "predictions_total",
+                "Predictions served, by model, version and where the answer came from (memory, redis, computed, stale).",
+                &["model", "version", "tier"],
+            )?,
+            cache_lookups: counters(
+                "cache_lookups_total",
+                "Cache lookups by tier (memory, redis) and result (hit, miss).",
+                &["tier", "result"],
+            )?,
+            inference_queue: histograms(
+                "inference_queue_seconds",
+                "Time an inference call waited for a session.",
+                INFERENCE_BUCKETS,
+                &["model", "version"],
+            )?,
+            inference_run: histograms(
+                "inference_run_seconds",
+                "Time an inference call ran in ONNX Runtime.",
+                INFERENCE_BUCKETS,
+                &["model", "version"],
+            )?,
+            inference_queue_depth: gauges(
+                "inference_queue_depth",
+                "Inference calls waiting for a dedicated thread.",
+                &["model", "version"],
+            )?,
+            rejections: counters(
+                "rejections_total",
+                "Requests refused, by reason (auth, rate_limit, admission, validation).",
+                &["reason"],
+            )?,
+            pool_connections: gauges(
+                "pool_connections",
+                "Connections of each pool (postgres, postgres_read, redis) by state (in_use, idle).",
+                &["pool", "state"],
+            )?,
+            redis_errors: counter(
+                "redis_errors_total",
+                "Redis calls that failed or timed out (never returned to a client).",
+            )?,
+            redis_skipped: counter(
+                "redis_skipped_total",
+                "Redis calls not made because the circuit breaker was open.",
+            )?,
+            redis_breaker,
+            log_written: counter(
+                "prediction_log_written_total",
+                "Predictions written to the PostgreSQL prediction log.",
+            )?,
+            log_dropped: counter(
+                "prediction_log_dropped_total",
+                "Predictions not logged because the log queue was full.",
+            )?,
+            log_failed: counter(
+                "prediction_log_failed_total",
+                "Predictions lost because PostgreSQL refused their batch after every retry.",
+            )?,
+            requests_per_second,
+            model_quality,
+            registry,
+        })
+    }
+
+    /// The hit and miss counters of one cache tier (`memory` or `redis`).
+    pub fn cache_counters(&self, tier: &str) -> (IntCounter, IntCounter) {
+        (
+            self.cache_lookups.with_label_values(&[tier, "hit"]),
+            self.cache_lookups.with_label_values(&[tier, "miss"]),
+        )
+    }
+
+    pub fn rejected(&self, reason: Rejection) {
+        self.rejections.with_label_values(&[reason.label()]).inc();
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|error| format!("# cannot encode the metrics: {error}\n"))
+    }
+
+    /// All HTTP requests answered so far, and those answered with a 5xx.
+    pub fn http_totals(&self) -> (u64, u64) {
+        let mut total = 0;
+        let mut errors = 0;
+        for family in self.http_requests.collect() {
+            for metric in family.get_metric() {
+                let count = metric.get_counter().get_value() as u64;
+                total += count;
+                let server_error = metric
+                    .get_label()
+                    .iter()
+                    .any(|label| label.name() == "status" && label.value().starts_with('5'));
+                if server_error {
+                    errors += count;
+                }
+            }
+        }
+        (total, errors)
+    }
+
+    /// The request-latency histogram summed over routes: cumulative counts per bucket bound.
+    pub fn latency_buckets(&self) -> Vec<(f64, u64)> {
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS.iter().map(|b| (*b, 0)).collect();
+        for family in self.http_duration.collect() {
+            for metric in family.get_metric() {
+                for (sum, bucket) in buckets.iter_mut().zip(metric.get_histogram().get_bucket()) {
+                    sum.1 += bucket.cumulative_count();
+                }
+            }
+        }
+        buckets
+    }
+}
