@@ -41,28 +41,15 @@ function request()
 end
 LUA
 
-run() { # $1: config dir ("" for the defaults), then VAR=value settings; prints "req/s p50 p99"
-  local config_dir=$1; shift
-  env BULLPEN__SERVER__PORT=$PORT BULLPEN__TELEMETRY__LEVEL=warn BULLPEN__REDIS__KEY_PREFIX=$PREFIX "$@" \
-    $bin ${config_dir:+--config-dir "$config_dir"} serve > "$work/server.log" 2>&1 &
-  local server=$!
-  until curl -sf "http://127.0.0.1:$PORT/health" > /dev/null; do sleep 0.05; done
-  wrk -t2 -c64 -d3s -s "$work/predict.lua" "http://127.0.0.1:$PORT/api/v1/predict" > /dev/null
-  wrk -t2 -c64 -d"${DURATION}s" --latency -s "$work/predict.lua" "http://127.0.0.1:$PORT/api/v1/predict" > "$work/wrk.txt"
-  kill -TERM $server; wait $server || true
-  grep -q "Non-2xx" "$work/wrk.txt" && { cat "$work/wrk.txt" "$work/server.log" >&2; exit 1; }
-  wrk_summary "$work/wrk.txt"
-}
-
 scenarios=(off key local redis)
 declare -A results
 for round in $(seq "$ROUNDS"); do
   for scenario in "${scenarios[@]}"; do
     case $scenario in
-      off) line=$(run "") ;;
-      key) line=$(run "$work/config" BULLPEN__RATE_LIMIT__ENABLED=false) ;;
-      local) line=$(run "$work/config") ;;
-      redis) line=$(run "$work/config" BULLPEN__REDIS__ENABLED=true) ;;
+      off) line=$(measure "$work/predict.lua" BULLPEN__REDIS__KEY_PREFIX="$PREFIX") ;;
+      key) line=$(CONFIG_DIR=$work/config measure "$work/predict.lua" BULLPEN__RATE_LIMIT__ENABLED=false) ;;
+      local) line=$(CONFIG_DIR=$work/config measure "$work/predict.lua") ;;
+      redis) line=$(CONFIG_DIR=$work/config measure "$work/predict.lua" BULLPEN__REDIS__ENABLED=true BULLPEN__REDIS__KEY_PREFIX="$PREFIX") ;;
     esac
     echo "round $round $scenario: $line" >&2
     results[$scenario]+="$line"$'\n'
@@ -70,15 +57,12 @@ for round in $(seq "$ROUNDS"); do
 done
 redis-cli -h 127.0.0.1 --scan --pattern "${PREFIX}*" | xargs -r redis-cli -h 127.0.0.1 unlink > /dev/null
 
-median() { # $1: column (1 req/s, 2 p50, 3 p99) of scenario $2
-  printf '%s' "${results[$2]}" | awk -v c="$1" '{ print $c }' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
-off_rps=$(median 1 off)
+off_rps=$(median 1 "${results[off]}")
 table=""
 for scenario in "${scenarios[@]}"; do
-  rps=$(median 1 "$scenario")
+  rps=$(median 1 "${results[$scenario]}")
   ratio=$(awk -v a="$rps" -v b="$off_rps" 'BEGIN { printf "%.2f", a / b }')
-  table+="| $scenario | $rps | $ratio | $(median 2 "$scenario") | $(median 3 "$scenario") |"$'\n'
+  table+="| $scenario | $rps | $ratio | $(median 2 "${results[$scenario]}") | $(median 3 "${results[$scenario]}") |"$'\n'
 done
 printf '%s' "$table"
 

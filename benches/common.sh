@@ -43,3 +43,24 @@ wrk_summary() {
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
     END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$1"
 }
+
+# Starts the server with the VAR=value settings given after $1 (a wrk script POSTed to
+# /api/v1/predict) and with --config-dir "$CONFIG_DIR" when set; warms it for 3 s, measures
+# $DURATION s, stops it; prints "req/s p50_ms p99_ms". Fails on any non-2xx answer.
+measure() {
+  local script=$1; shift
+  env BULLPEN__SERVER__PORT="$PORT" BULLPEN__TELEMETRY__LEVEL=warn "$@" \
+    $bin ${CONFIG_DIR:+--config-dir "$CONFIG_DIR"} serve > "$work/server.log" 2>&1 &
+  local server=$!
+  until curl -sf "http://127.0.0.1:$PORT/health" > /dev/null; do sleep 0.05; done
+  wrk -t2 -c64 -d3s -s "$script" "http://127.0.0.1:$PORT/api/v1/predict" > /dev/null
+  wrk -t2 -c64 -d"${DURATION}s" --latency -s "$script" "http://127.0.0.1:$PORT/api/v1/predict" > "$work/wrk.txt"
+  kill -TERM $server; wait $server || true
+  if grep -q "Non-2xx" "$work/wrk.txt"; then cat "$work/wrk.txt" "$work/server.log" >&2; return 1; fi
+  wrk_summary "$work/wrk.txt"
+}
+
+# The median of column $1 (1 req/s, 2 p50, 3 p99) of the lines in $2.
+median() {
+  printf '%s' "$2" | awk -v c="$1" '{ print $c }' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}

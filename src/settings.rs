@@ -26,6 +26,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
+    pub monitoring: MonitoringSettings,
     /// `BULLPEN_ENV` at load time (`local` when unset).
     #[serde(skip)]
     pub environment: String,
@@ -78,6 +79,12 @@ pub struct RedisSettings {
     pub max_connections: u32,
     pub breaker_failures: u32,
     pub breaker_cooldown_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringSettings {
+    pub request_metrics: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

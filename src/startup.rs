@@ -47,7 +47,8 @@ impl Application {
             .context("reading the bound address")?
             .port();
 
-        let metrics = Metrics::new()?;
+        let mut metrics = Metrics::new()?;
+        metrics.count_requests = settings.monitoring.request_metrics;
         let service = load_service(settings, &metrics).await?;
         if let Some(shared) = service.caches().shared() {
             // Invalidations announced by any replica (this one included) reach this one's
@@ -69,7 +70,10 @@ impl Application {
         } else {
             (None, None)
         };
-        let recorder = web::Data::new(Recorder::new(log, metrics.predictions.clone()));
+        let recorder = web::Data::new(Recorder::new(
+            log,
+            metrics.count_requests.then(|| metrics.predictions.clone()),
+        ));
         let sampler = web::Data::new(Sampler::default());
         let metrics = web::Data::new(metrics);
         {

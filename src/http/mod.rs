@@ -43,38 +43,45 @@ pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     })
 }
 
+/// Where the API lives.
+const API: &str = "/api/v1";
+
 /// Every route, with who may call it: health at the root, the API under `/api/v1` behind
 /// admission control.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use Access::{Needs, Probe};
     use Scope::{Admin, FeaturesRead, Predict};
-    cfg.service(resource("/health", Probe).route(web::get().to(health_api::health)))
-        .service(resource("/ready", Probe).route(web::get().to(health_api::ready)))
-        .service(resource("/metrics", Probe).route(web::get().to(monitoring_api::metrics)))
-        .service(resource("/status", Probe).route(web::get().to(monitoring_api::status_page)))
-        .service(resource("/status/data", Probe).route(web::get().to(monitoring_api::status_data)))
+    cfg.service(resource("", "/health", Probe).route(web::get().to(health_api::health)))
+        .service(resource("", "/ready", Probe).route(web::get().to(health_api::ready)))
+        .service(resource("", "/metrics", Probe).route(web::get().to(monitoring_api::metrics)))
+        .service(resource("", "/status", Probe).route(web::get().to(monitoring_api::status_page)))
         .service(
-            web::scope("/api/v1")
+            resource("", "/status/data", Probe).route(web::get().to(monitoring_api::status_data)),
+        )
+        .service(
+            web::scope(API)
                 .wrap(from_fn(admission::middleware))
                 .service(
-                    resource("/predict", Needs(Predict))
+                    resource(API, "/predict", Needs(Predict))
                         .route(web::post().to(predict_api::predict)),
                 )
                 .service(
-                    resource("/predict/batch", Needs(Predict))
+                    resource(API, "/predict/batch", Needs(Predict))
                         .route(web::post().to(predict_api::predict_batch)),
                 )
-                .service(resource("/models", Needs(Predict)).route(web::get().to(models_api::list)))
                 .service(
-                    resource("/models/{name}/quality", Needs(Predict))
+                    resource(API, "/models", Needs(Predict)).route(web::get().to(models_api::list)),
+                )
+                .service(
+                    resource(API, "/models/{name}/quality", Needs(Predict))
                         .route(web::get().to(monitoring_api::quality)),
                 )
                 .service(
-                    resource("/games/{game_id}/features", Needs(FeaturesRead))
+                    resource(API, "/games/{game_id}/features", Needs(FeaturesRead))
                         .route(web::get().to(games_api::features)),
                 )
                 .service(
-                    resource("/admin/cache/invalidate", Needs(Admin))
+                    resource(API, "/admin/cache/invalidate", Needs(Admin))
                         .route(web::post().to(admin_api::invalidate)),
                 ),
         );

@@ -5,12 +5,15 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpMessage, HttpResponse, web};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use std::sync::RwLock;
+
+use super::access::{Route, RouteHandles};
 use super::errors::{ApiError, ErrorCode};
 use crate::cache::BreakerState;
 use crate::features::FeatureSource;
@@ -28,6 +31,9 @@ pub async fn observe(
         .app_data::<web::Data<Metrics>>()
         .expect("Metrics are registered with the app; this is a bug")
         .clone();
+    if !metrics.count_requests {
+        return next.call(request).await;
+    }
     let started = Instant::now();
     metrics.in_flight.inc();
     let method = request.method().clone();
@@ -36,7 +42,7 @@ pub async fn observe(
     let (status, route, code) = match &response {
         Ok(response) => (
             response.status(),
-            response.request().match_pattern(),
+            response.request().extensions().get::<Route>().cloned(),
             response
                 .response()
                 .error()
@@ -49,19 +55,54 @@ pub async fn observe(
             error.as_error::<ApiError>().map(ApiError::code),
         ),
     };
-    let route = route.as_deref().unwrap_or("unmatched");
-    metrics
-        .http_requests
-        .with_label_values(&[route, method.as_str(), status.as_str()])
-        .inc();
-    metrics
-        .http_duration
-        .with_label_values(&[route])
-        .observe(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(route) = route {
+        count_route(&metrics, &route, &method, status, elapsed);
+    } else {
+        let labels = ["unmatched", method.as_str(), status.as_str()];
+        metrics.http_requests.with_label_values(&labels).inc();
+        metrics
+            .http_duration
+            .with_label_values(&["unmatched"])
+            .observe(elapsed);
+    }
     if let Some(reason) = code.and_then(rejection) {
         metrics.rejected(reason);
     }
     response
+}
+
+/// Counts one answer of `route` through its cached handles, resolving them on first use.
+fn count_route(
+    metrics: &Metrics,
+    route: &Route,
+    method: &Method,
+    status: StatusCode,
+    seconds: f64,
+) {
+    let handles = route.handles.get_or_init(|| RouteHandles {
+        duration: metrics.http_duration.with_label_values(&[&*route.pattern]),
+        requests: RwLock::default(),
+    });
+    handles.duration.observe(seconds);
+    {
+        let known = handles
+            .requests
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, _, counter)) = known.iter().find(|(m, s, _)| m == method && *s == status) {
+            counter.inc();
+            return;
+        }
+    }
+    let labels = [&*route.pattern, method.as_str(), status.as_str()];
+    let counter = metrics.http_requests.with_label_values(&labels);
+    counter.inc();
+    let mut known = handles
+        .requests
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    known.push((method.clone(), status, counter));
 }
 
 fn rejection(code: ErrorCode) -> Option<Rejection> {

@@ -45,6 +45,9 @@ impl Rejection {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Whether each HTTP request and prediction is counted (`monitoring.request_metrics`);
+    /// off only to measure what counting costs.
+    pub count_requests: bool,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub in_flight: IntGauge,
@@ -207,6 +210,7 @@ impl Metrics {
             requests_per_second,
             model_quality,
             registry,
+            count_requests: true,
         })
     }
 

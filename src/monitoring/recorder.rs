@@ -2,9 +2,9 @@
 //! the prediction log when it is on, else kept in process for live quality.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use prometheus::IntCounterVec;
+use prometheus::{IntCounter, IntCounterVec};
 
 use super::quality::{self, Quality, ServedByVersion, ServedPredictions, Window};
 use super::{LogEntry, PredictionLog};
@@ -12,27 +12,70 @@ use crate::cache::Source;
 use crate::db::Pool;
 use crate::features::{FeatureSource, StoreError};
 use crate::games::GameId;
+use crate::models::ServedModel;
 use crate::predict::Prediction;
 
 /// Stored games whose served predictions this process keeps per model version.
 const SERVED_CAPACITY: usize = 100_000;
+
+/// `bullpen_predictions_total`, with each model version's four tier counters resolved once.
+#[derive(Debug)]
+struct PredictionCounters {
+    vec: IntCounterVec,
+    by_model: RwLock<Vec<(Arc<ServedModel>, [IntCounter; 4])>>,
+}
+
+impl PredictionCounters {
+    fn count(&self, model: &Arc<ServedModel>, source: Source) {
+        let tier = match source {
+            Source::Cache => 0,
+            Source::Shared => 1,
+            Source::Fresh => 2,
+            Source::Stale => 3,
+        };
+        {
+            let known = self
+                .by_model
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, counters)) = known.iter().find(|(m, _)| Arc::ptr_eq(m, model)) {
+                counters[tier].inc();
+                return;
+            }
+        }
+        let counters = ["memory", "redis", "computed", "stale"].map(|tier| {
+            self.vec
+                .with_label_values(&[&*model.name, &*model.version, tier])
+        });
+        counters[tier].inc();
+        let mut known = self
+            .by_model
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.push((Arc::clone(model), counters));
+    }
+}
 
 #[derive(Debug)]
 pub struct Recorder {
     log: Option<PredictionLog>,
     /// The database of the prediction log, where quality is read from when the log is on.
     log_pool: Option<Pool>,
-    predictions: IntCounterVec,
+    /// `None` when requests are not counted.
+    predictions: Option<PredictionCounters>,
     served: ServedPredictions,
 }
 
 impl Recorder {
-    pub fn new(log: Option<(PredictionLog, Pool)>, predictions: IntCounterVec) -> Self {
+    pub fn new(log: Option<(PredictionLog, Pool)>, predictions: Option<IntCounterVec>) -> Self {
         let (log, log_pool) = log.unzip();
         Self {
             log,
             log_pool,
-            predictions,
+            predictions: predictions.map(|vec| PredictionCounters {
+                vec,
+                by_model: RwLock::default(),
+            }),
             served: ServedPredictions::new(SERVED_CAPACITY),
         }
     }
@@ -45,15 +88,9 @@ impl Recorder {
     /// Never waits: the log queue refuses rather than blocks.
     pub fn record(&self, prediction: &Prediction, request_id: String) {
         let model = &prediction.model;
-        let tier = match prediction.source {
-            Source::Cache => "memory",
-            Source::Shared => "redis",
-            Source::Fresh => "computed",
-            Source::Stale => "stale",
-        };
-        self.predictions
-            .with_label_values(&[&*model.name, &*model.version, tier])
-            .inc();
+        if let Some(predictions) = &self.predictions {
+            predictions.count(model, prediction.source);
+        }
         let game = &prediction.game;
         let Some(log) = &self.log else {
             if let Some(id) = game.game_id {
