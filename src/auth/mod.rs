@@ -50,8 +50,8 @@ pub enum AuthError {
 #[derive(Debug)]
 pub struct Authenticator {
     keys: KeyStore,
-    /// Key hash → record (or `None`: unknown), for `auth.key_cache_ttl_secs`.
-    cache: moka::future::Cache<api_key::KeyHash, Option<Arc<KeyRecord>>>,
+    /// Key hash → its principal, or why it is refused, for `auth.key_cache_ttl_secs`.
+    cache: moka::future::Cache<api_key::KeyHash, Result<Arc<Principal>, &'static str>>,
     jwt: Option<JwtVerifier>,
     default_rate: Rate,
 }
@@ -75,7 +75,7 @@ impl Authenticator {
     }
 
     /// The caller behind the `Authorization` header value (`None`: no header).
-    pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Arc<Principal>, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let token = std::str::from_utf8(header)
             .ok()
@@ -90,13 +90,13 @@ impl Authenticator {
         } else if let Some(jwt) = &self.jwt {
             let verified = jwt.verify(token).map_err(AuthError::Invalid)?;
             let subject_hash = xxhash_rust::xxh3::xxh3_64(verified.subject.as_bytes());
-            Ok(Principal {
+            Ok(Arc::new(Principal {
                 identity: format!("jwt:{subject_hash:016x}"),
                 name: verified.subject,
                 key_id: None,
                 scopes: verified.scopes,
                 rate: self.default_rate,
-            })
+            }))
         } else {
             Err(AuthError::Invalid(
                 "not an API key, and JWTs are not accepted here",
@@ -104,23 +104,36 @@ impl Authenticator {
         }
     }
 
-    async fn api_key(&self, key: &str) -> Result<Principal, AuthError> {
+    /// A key's principal: from the cache (a plain read on the hot path), else from the
+    /// store, once for concurrent callers.
+    async fn api_key(&self, key: &str) -> Result<Arc<Principal>, AuthError> {
         let hash = api_key::hash(key);
-        let record = self
-            .cache
-            .try_get_with(hash, async {
-                self.keys.find(&hash).await.map(|found| found.map(Arc::new))
-            })
-            .await
-            .map_err(|error: Arc<DbError>| AuthError::Unavailable(error.to_string()))?
-            .ok_or(AuthError::Invalid("the API key is not known"))?;
+        let found = match self.cache.get(&hash).await {
+            Some(found) => found,
+            None => self
+                .cache
+                .try_get_with(hash, async {
+                    let record = self.keys.find(&hash).await?;
+                    Ok::<_, DbError>(self.principal(&hash, record))
+                })
+                .await
+                .map_err(|error: Arc<DbError>| AuthError::Unavailable(error.to_string()))?,
+        };
+        found.map_err(AuthError::Invalid)
+    }
+
+    fn principal(
+        &self,
+        hash: &api_key::KeyHash,
+        record: Option<KeyRecord>,
+    ) -> Result<Arc<Principal>, &'static str> {
+        let record = record.ok_or("the API key is not known")?;
         if record.revoked {
-            return Err(AuthError::Invalid("the API key is revoked"));
+            return Err("the API key is revoked");
         }
-        let hash_hex = api_key::hash_hex(&hash);
-        Ok(Principal {
-            identity: format!("key:{}", &hash_hex[..16]),
-            name: record.name.clone(),
+        Ok(Arc::new(Principal {
+            identity: format!("key:{}", api_key::hash_hex(&hash[..8])),
+            name: record.name,
             key_id: record.id,
             scopes: record.scopes,
             rate: Rate {
@@ -129,7 +142,7 @@ impl Authenticator {
                     .unwrap_or(self.default_rate.per_minute),
                 burst: record.burst.unwrap_or(self.default_rate.burst),
             },
-        })
+        }))
     }
 }
 

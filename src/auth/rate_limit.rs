@@ -6,8 +6,9 @@
 //! the allowance would be full again. A request at `now` is admitted when
 //! `TAT + interval - burst × interval <= now`, and then moves the TAT on by one interval.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::cache::SharedTier;
 
@@ -106,13 +107,16 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_ta
 return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
 ";
 
+/// Credentials tracked in process before the expired ones are swept.
+const LOCAL_CAPACITY: usize = 100_000;
+
 pub struct RateLimiter {
     shared: Option<Arc<SharedTier>>,
     script: redis::Script,
     replicas: u32,
     started: Instant,
     /// Per-credential TATs (µs since `started`) for when Redis is not there.
-    local: moka::future::Cache<String, Arc<Mutex<i64>>>,
+    local: Mutex<HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -131,10 +135,7 @@ impl RateLimiter {
             script: redis::Script::new(GCRA_SCRIPT),
             replicas,
             started: Instant::now(),
-            local: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_mins(10))
-                .build(),
+            local: Mutex::new(HashMap::new()),
         }
     }
 
@@ -150,20 +151,24 @@ impl RateLimiter {
             }
         }
         self.check_locally(identity, rate.share(self.replicas))
-            .await
     }
 
-    async fn check_locally(&self, identity: &str, rate: Rate) -> Decision {
+    fn check_locally(&self, identity: &str, rate: Rate) -> Decision {
         let now = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
-        let state = self
+        let mut tats = self
             .local
-            .get_with_by_ref(identity, async { Arc::new(Mutex::new(now)) })
-            .await;
-        let mut tat = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (decision, new_tat) = gcra(Some(*tat), now, rate);
-        *tat = new_tat;
+        let (decision, new_tat) = gcra(tats.get(identity).copied(), now, rate);
+        if let Some(tat) = tats.get_mut(identity) {
+            *tat = new_tat;
+        } else {
+            if tats.len() >= LOCAL_CAPACITY {
+                // A TAT in the past is the same as none: those entries can go.
+                tats.retain(|_, tat| *tat > now);
+            }
+            tats.insert(identity.to_owned(), new_tat);
+        }
         decision
     }
 }

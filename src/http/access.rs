@@ -120,7 +120,6 @@ async fn guard(
     {
         return refuse(request, ApiError::RateLimited(decision));
     }
-    request.extensions_mut().insert(principal);
     let mut response = next.call(request).await?;
     if let Some(decision) = decision {
         rate_limit_headers(&decision, |name, value| {
