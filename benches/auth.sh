@@ -25,21 +25,7 @@ key=$(sed -n 's/^# The key (shown once; give it to its user): //p' "$work/key.to
 { echo "[auth]"; echo "enabled = true"; echo; grep -v '^#' "$work/key.toml"; } > "$work/config/default.toml"
 
 predict_bodies > "$work/bodies.lua"
-cat "$work/bodies.lua" - > "$work/predict.lua" <<LUA
-local counter = 0
-local requests = {}
-function init(args)
-  for i, body in ipairs(bodies) do
-    requests[i] = wrk.format("POST", nil, { ["Content-Type"] = "application/json",
-      ["Authorization"] = "Bearer $key" }, body)
-  end
-  counter = math.random(#requests)
-end
-function request()
-  counter = counter % #requests + 1
-  return requests[counter]
-end
-LUA
+cycling_post_lua "$work/bodies.lua" "$work/predict.lua" "Bearer $key"
 
 scenarios=(off key local redis)
 declare -A results

@@ -11,14 +11,20 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 $bin features export --seasons 2024 --output "$work/2024.csv" 2>/dev/null
 cut -d, -f1 "$work/2024.csv" | tail -n +2 > "$work/ids"
 
-# Writes to $2 a wrk script that POSTs the Lua table `bodies` of file $1 in a cycle.
+# Writes to $2 a wrk script that POSTs the Lua table `bodies` of file $1 in a cycle, with
+# the header `Authorization: $3` when $3 is given.
 cycling_post_lua() {
-  cat "$1" - > "$2" <<'LUA'
+  {
+    cat "$1"
+    echo "local authorization = \"${3:-}\""
+    cat <<'LUA'
 local counter = 0
 local requests = {}
 function init(args)
+  local headers = { ["Content-Type"] = "application/json" }
+  if authorization ~= "" then headers["Authorization"] = authorization end
   for i, body in ipairs(bodies) do
-    requests[i] = wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
+    requests[i] = wrk.format("POST", nil, headers, body)
   end
   counter = math.random(#requests)
 end
@@ -27,6 +33,7 @@ function request()
   return requests[counter]
 end
 LUA
+  } > "$2"
 }
 
 # A Lua table `bodies` of one predict body per 2024 game.
