@@ -141,3 +141,18 @@ fn toml_string(text: &str) -> String {
         .collect();
     format!("\"{escaped}\"")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_per_minute_and_names_are_quoted_for_toml() {
+        assert_eq!(parse_rate("600/min"), Ok(600));
+        assert_eq!(parse_rate("42"), Ok(42));
+        assert!(parse_rate("0/min").is_err());
+        assert!(parse_rate("10/s").is_err());
+        assert_eq!(toml_string(r#"desk "a" \ b"#), r#""desk \"a\" \\ b""#);
+        assert_eq!(toml_string("tab\there"), r#""tab\u0009here""#);
+    }
+}
