@@ -23,7 +23,9 @@ COPY --from=build /src/target/release/bullpen /src/target/release/libonnxruntime
 COPY config /app/config
 COPY models /app/models
 COPY data/retrosheet /app/data/retrosheet
-ENV BULLPEN_ENV=production \
+# The local profile, so `docker run` serves at once (and warns that auth is off). Deployments
+# set BULLPEN_ENV=production, which refuses to start until auth is configured (README).
+ENV BULLPEN__TELEMETRY__FORMAT=json \
     BULLPEN__SERVER__HOST=0.0.0.0 \
     BULLPEN__SERVER__PORT=8080
 EXPOSE 8080

@@ -1,4 +1,4 @@
-//! `POST /api/v1/admin/cache/invalidate` (admin scope once auth exists).
+//! `POST /api/v1/admin/cache/invalidate` (scope `admin`).
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
