@@ -17,6 +17,10 @@ use prometheus::{Histogram, IntCounter};
 use super::errors::{ApiError, rate_limit_headers};
 use crate::auth::{Gatekeeper, Scope};
 
+/// The `api_keys` row of the key that made a request, for the prediction log.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyId(pub i64);
+
 #[derive(Debug, Clone, Copy)]
 pub enum Access {
     /// Health, readiness and metrics: open unless `auth.open_probes` is off, then any valid
@@ -119,6 +123,9 @@ async fn guard(
         && !decision.allowed
     {
         return refuse(request, ApiError::RateLimited(decision));
+    }
+    if let Some(id) = principal.key_id {
+        request.extensions_mut().insert(KeyId(id));
     }
     let mut response = next.call(request).await?;
     if let Some(decision) = decision {

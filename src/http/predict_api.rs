@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::Limits;
+use super::access::KeyId;
 use super::errors::{self, ApiError, Problem};
 use super::json::ApiJson;
 use super::request_id;
@@ -55,11 +56,17 @@ impl<'a> From<&'a Prediction> for PredictionBody<'a> {
 pub(super) async fn predict(
     service: web::Data<PredictService>,
     recorder: web::Data<Recorder>,
+    key: Option<web::ReqData<KeyId>>,
     ApiJson(body): ApiJson<PredictBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = PredictRequest::try_from(body)?;
     let prediction = service.predict(request).await?;
-    recorder.record(&prediction, request_id::current().unwrap_or_default());
+    let key_id = key.map(|key| key.0);
+    recorder.record(
+        &prediction,
+        request_id::current().unwrap_or_default(),
+        key_id,
+    );
     Ok(HttpResponse::Ok().json(PredictionBody::from(&prediction)))
 }
 
@@ -87,6 +94,7 @@ pub(super) async fn predict_batch(
     service: web::Data<PredictService>,
     limits: web::Data<Limits>,
     recorder: web::Data<Recorder>,
+    key: Option<web::ReqData<KeyId>>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let items = body.items;
@@ -111,6 +119,7 @@ pub(super) async fn predict_batch(
         })
         .collect();
     let mut answers = service.predict_batch(valid).await.into_iter();
+    let key_id = key.map(|key| key.0);
     let predictions: Vec<Result<Prediction, ApiError>> = slots
         .into_iter()
         .map(|slot| {
@@ -118,7 +127,11 @@ pub(super) async fn predict_batch(
             let prediction = answers
                 .next()
                 .expect("one answer per valid item; this is a bug")?;
-            recorder.record(&prediction, request_id::current().unwrap_or_default());
+            recorder.record(
+                &prediction,
+                request_id::current().unwrap_or_default(),
+                key_id,
+            );
             Ok(prediction)
         })
         .collect();

@@ -38,6 +38,8 @@ pub struct LogEntry {
     /// Decimal odds `(home, away)` when the request gave odds.
     pub odds: Option<(f64, f64)>,
     pub cached: bool,
+    /// The API key (`api_keys.id`) that asked, for keys kept in PostgreSQL.
+    pub key_id: Option<i64>,
 }
 
 /// What the log has done since start (exported as metrics).
@@ -188,7 +190,7 @@ impl Writer {
     }
 }
 
-const TYPES: [Type; 13] = [
+const TYPES: [Type; 14] = [
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::TEXT,
@@ -202,6 +204,7 @@ const TYPES: [Type; 13] = [
     Type::FLOAT8,
     Type::FLOAT8,
     Type::BOOL,
+    Type::INT8,
 ];
 
 async fn copy(pool: &Pool, batch: &[LogEntry]) -> Result<(), DbError> {
@@ -210,7 +213,7 @@ async fn copy(pool: &Pool, batch: &[LogEntry]) -> Result<(), DbError> {
         .copy_in(
             "COPY prediction_log (request_id, predicted_at, model_name, model_version, game_id, \
              home_team, away_team, game_date, feature_hash, home_win_probability, odds_home, \
-             odds_away, cached) FROM STDIN BINARY",
+             odds_away, cached, key_id) FROM STDIN BINARY",
         )
         .await?;
     let writer = BinaryCopyInWriter::new(sink, &TYPES);
@@ -235,6 +238,7 @@ async fn copy(pool: &Pool, batch: &[LogEntry]) -> Result<(), DbError> {
                 &odds_home,
                 &odds_away,
                 &entry.cached,
+                &entry.key_id,
             ])
             .await?;
     }

@@ -85,8 +85,9 @@ impl Recorder {
         self.log_pool.as_ref()
     }
 
-    /// Never waits: the log queue refuses rather than blocks.
-    pub fn record(&self, prediction: &Prediction, request_id: String) {
+    /// Never waits: the log queue refuses rather than blocks. `key_id` is the API key that
+    /// asked, when it is kept in PostgreSQL.
+    pub fn record(&self, prediction: &Prediction, request_id: String, key_id: Option<i64>) {
         let model = &prediction.model;
         if let Some(predictions) = &self.predictions {
             predictions.count(model, prediction.source);
@@ -115,6 +116,7 @@ impl Recorder {
                 .market
                 .map(|market| (market.home.decimal_odds, market.away.decimal_odds)),
             cached: prediction.cached,
+            key_id,
         });
     }
 

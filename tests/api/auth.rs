@@ -282,7 +282,7 @@ async fn a_key_revoked_in_postgres_is_refused_within_the_cache_ttl() {
     bullpen::db::migrate(&database.pool).await.expect("migrate");
     let key = api_key::generate().expect("random");
     let scopes = Scopes::parse_all(&["predict"]).expect("scope");
-    key_store::insert(
+    let id = key_store::insert(
         &database.pool,
         "desk",
         &api_key::hash(&key),
@@ -297,9 +297,23 @@ async fn a_key_revoked_in_postgres_is_refused_within_the_cache_ttl() {
         settings.auth.key_store = bullpen::settings::KeyStoreKind::Postgres;
         settings.auth.key_cache_ttl_secs = 1;
         settings.database.url = url.into();
+        settings.prediction_log.enabled = true;
     })
     .await;
     assert_eq!(predict_with(&app, &key).await.status, 200);
+    // The prediction log says which key asked.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = database.pool.get().await.expect("connection");
+    let logged: i64 = client
+        .query_one(
+            "SELECT count(*) FROM prediction_log WHERE key_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(logged, 1);
+    drop(client);
 
     assert_eq!(
         key_store::revoke(&database.pool, "desk")
