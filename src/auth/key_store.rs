@@ -14,7 +14,6 @@ use crate::settings::ConfiguredKey;
 pub struct KeyRecord {
     /// The row id in PostgreSQL; `None` for keys in the config file.
     pub id: Option<i64>,
-    pub name: String,
     pub scopes: Scopes,
     pub rate_per_minute: Option<u32>,
     pub burst: Option<u32>,
@@ -49,7 +48,6 @@ impl KeyStore {
                 let hash = api_key::parse_hash_hex(&key.hash)?;
                 let record = KeyRecord {
                     id: None,
-                    name: key.name.clone(),
                     scopes: Scopes::parse_all(&key.scopes).ok()?,
                     rate_per_minute: key.rate_per_minute,
                     burst: key.burst,
@@ -79,7 +77,7 @@ impl KeyStore {
                 let connection = pool.get().await?;
                 let row = connection
                     .query_opt(
-                        "SELECT id, name, scopes, rate_per_minute, burst, revoked_at IS NOT NULL \
+                        "SELECT id, scopes, rate_per_minute, burst, revoked_at IS NOT NULL \
                          FROM api_keys WHERE key_hash = $1",
                         &[&hash.as_slice()],
                     )
@@ -95,18 +93,17 @@ fn non_negative(value: Option<i32>) -> Option<u32> {
 }
 
 fn record_from_row(row: &tokio_postgres::Row) -> Result<KeyRecord, DbError> {
-    let names: Vec<String> = row.try_get(2)?;
+    let names: Vec<String> = row.try_get(1)?;
     let scopes = Scopes::parse_all(&names).map_err(|error| DbError::Corrupt {
         table: "api_keys",
         reason: error.to_string(),
     })?;
     Ok(KeyRecord {
         id: Some(row.try_get(0)?),
-        name: row.try_get(1)?,
         scopes,
-        rate_per_minute: non_negative(row.try_get(3)?),
-        burst: non_negative(row.try_get(4)?),
-        revoked: row.try_get(5)?,
+        rate_per_minute: non_negative(row.try_get(2)?),
+        burst: non_negative(row.try_get(3)?),
+        revoked: row.try_get(4)?,
     })
 }
 

@@ -24,8 +24,6 @@ pub struct Principal {
     /// Names the credential in the rate limiter and logs without revealing it: `key:` and
     /// the first 16 hex digits of the key's hash, or `jwt:` and a hash of the subject.
     pub identity: String,
-    /// The key's name or the token's subject.
-    pub name: String,
     /// The `api_keys` row, for keys kept in PostgreSQL.
     pub key_id: Option<i64>,
     pub scopes: Scopes,
@@ -92,7 +90,6 @@ impl Authenticator {
             let subject_hash = xxhash_rust::xxh3::xxh3_64(verified.subject.as_bytes());
             Ok(Arc::new(Principal {
                 identity: format!("jwt:{subject_hash:016x}"),
-                name: verified.subject,
                 key_id: None,
                 scopes: verified.scopes,
                 rate: self.default_rate,
@@ -133,7 +130,6 @@ impl Authenticator {
         }
         Ok(Arc::new(Principal {
             identity: format!("key:{}", api_key::hash_hex(&hash[..8])),
-            name: record.name,
             key_id: record.id,
             scopes: record.scopes,
             rate: Rate {

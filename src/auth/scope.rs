@@ -61,10 +61,6 @@ impl Scopes {
         self.0 & scope.bit() != 0
     }
 
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
     /// Parses every name; the first unknown one is the error.
     pub fn parse_all<S: AsRef<str>>(names: &[S]) -> Result<Self, ScopeError> {
         names

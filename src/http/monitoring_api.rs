@@ -152,17 +152,7 @@ pub(super) async fn metrics(
             BreakerState::Open => 2,
         });
     }
-    let mut names: Vec<&str> = service
-        .registry()
-        .models()
-        .iter()
-        .map(|m| &*m.name)
-        .collect();
-    names.dedup();
-    for name in names {
-        let Ok(found) = model_quality(&service, &recorder, name, Window::default()).await else {
-            continue;
-        };
+    for found in every_model_quality(&service, &recorder).await {
         for version in &found.versions {
             let quality = &version.quality;
             let measures = [
@@ -174,7 +164,7 @@ pub(super) async fn metrics(
             for (measure, value) in measures {
                 metrics
                     .model_quality
-                    .with_label_values(&[name, &version.version, measure])
+                    .with_label_values(&[&found.model, &version.version, measure])
                     .set(value);
             }
         }
@@ -239,6 +229,25 @@ async fn model_quality(
         window,
         versions,
     })
+}
+
+/// The all-time quality of every model served here; a model whose quality cannot be read
+/// now (the prediction log's database down) is left out.
+async fn every_model_quality(service: &PredictService, recorder: &Recorder) -> Vec<ModelQuality> {
+    let mut names: Vec<&str> = service
+        .registry()
+        .models()
+        .iter()
+        .map(|m| &*m.name)
+        .collect();
+    names.dedup();
+    let mut qualities = Vec::new();
+    for name in names {
+        if let Ok(found) = model_quality(service, recorder, name, Window::default()).await {
+            qualities.push(found);
+        }
+    }
+    qualities
 }
 
 /// `GET /api/v1/models/{name}/quality?from=&to=`: per version, over served predictions of
@@ -331,14 +340,7 @@ pub(super) async fn status_data(
             queue_depth: model.pool.queue_depth(),
         })
         .collect();
-    let mut names: Vec<&str> = registry.models().iter().map(|m| &*m.name).collect();
-    names.dedup();
-    let mut quality = Vec::new();
-    for name in names {
-        if let Ok(found) = model_quality(&service, &recorder, name, Window::default()).await {
-            quality.push(found);
-        }
-    }
+    let quality = every_model_quality(&service, &recorder).await;
     HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(StatusData {
