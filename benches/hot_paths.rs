@@ -7,12 +7,11 @@ use std::path::Path;
 
 use bullpen::cache::Caches;
 use bullpen::features::{EmbeddedStore, FeatureSource, FeatureVector};
+use bullpen::games::GameRef;
 use bullpen::games::{GameId, TeamCode};
-use bullpen::models::{
-    InferencePool, InferenceTimings, ModelRegistry, PoolOptions, RegistryOptions, runtime,
-};
-use bullpen::monitoring::Metrics;
-use bullpen::predict::{GameRef, PredictRequest, PredictService};
+use bullpen::models::{InferencePool, ModelRegistry, PoolOptions, RegistryOptions, runtime};
+use bullpen::monitoring::{Metrics, MonitoringSettings};
+use bullpen::predict::{Caller, PredictRequest, PredictService, Recorder};
 use bullpen::settings::Settings;
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -55,19 +54,16 @@ fn pool(store: &EmbeddedStore, inline_max_rows: usize) -> InferencePool {
         intra_threads: 1,
     };
     let warmup = *store.vectors().last().expect("games");
-    let metrics = Metrics::new().expect("metrics");
-    let timings = InferenceTimings {
-        queue: metrics
-            .inference_queue
-            .with_label_values(&["home_win", "1"]),
-        run: metrics.inference_run.with_label_values(&["home_win", "1"]),
-    };
+    let metrics = Metrics::new(&MonitoringSettings {
+        request_metrics: true,
+    })
+    .expect("metrics");
     InferencePool::start(
         environment,
         &repo("models/home_win/1"),
         options,
         warmup,
-        timings,
+        metrics.model("home_win", "1"),
     )
     .expect("pool")
 }
@@ -95,7 +91,7 @@ fn cached_prediction(c: &mut Criterion) {
         .expect("runtime");
     let mut settings = Settings::load(&repo("config")).expect("settings");
     settings.models.dir = repo("models");
-    let metrics = Metrics::new().expect("metrics");
+    let metrics = Metrics::new(&settings.monitoring).expect("metrics");
     let registry = ModelRegistry::load(
         &RegistryOptions {
             dir: &settings.models.dir,
@@ -117,19 +113,21 @@ fn cached_prediction(c: &mut Criterion) {
         FeatureSource::Embedded(store().into()),
         registry,
         Caches::new(&settings.cache, None, &metrics),
+        Recorder::new(None),
     );
+    let caller = Caller::default();
     let request = PredictRequest {
         game: GameRef::Stored("KCA202404100".parse().expect("id")),
         model: None,
         odds: None,
     };
     runtime
-        .block_on(service.predict(request.clone()))
+        .block_on(service.predict(request.clone(), &caller))
         .expect("first prediction");
     let key = bullpen::cache::PredictionKey {
         model: "home_win".into(),
         version: "1".into(),
-        game: request.game.cache_key(),
+        game: request.game,
         feature_hash: 7,
     };
     runtime.block_on(service.caches().predictions.insert(key.clone(), 0.5));
@@ -137,7 +135,7 @@ fn cached_prediction(c: &mut Criterion) {
         b.iter(|| runtime.block_on(service.caches().predictions.get(black_box(&key))));
     });
     c.bench_function("predict/cached stored game", |b| {
-        b.iter(|| runtime.block_on(service.predict(black_box(request.clone()))));
+        b.iter(|| runtime.block_on(service.predict(black_box(request.clone()), &caller)));
     });
 }
 

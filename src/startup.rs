@@ -1,4 +1,6 @@
-//! Building and running the application: the one builder `main` and every test use.
+//! Building and running the application: the one builder `main` and every test use. This is
+//! the composition root: it turns each section of the settings into its module's service,
+//! starts the background work, and on shutdown stops all of it in order.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -8,23 +10,33 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use chrono::NaiveDate;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::auth::{Authenticator, Gatekeeper, JwtVerifier, KeyStore, Rate, RateLimiter};
-use crate::cache::{Caches, KeyPattern, SharedTier, follow_invalidations};
+use crate::auth::Gatekeeper;
+use crate::cache::{Caches, SharedTier};
 use crate::db;
-use crate::features::{EmbeddedStore, FeatureSource, FeatureVector, History, PostgresStore};
+use crate::features::{EmbeddedStore, FeatureSource, PostgresStore, StoreKind, warmup_vector};
 use crate::http::{self, Admission, BodyLimit, Limits};
-use crate::models::{ModelRegistry, PoolOptions, RegistryOptions};
-use crate::monitoring::{LogWriter, Metrics, PredictionLog, Recorder, Sampler};
-use crate::predict::PredictService;
-use crate::settings::{KeyStoreKind, Settings, StoreKind};
+use crate::models::{ModelRegistry, RegistryOptions};
+use crate::monitoring::{Metrics, Sampler};
+use crate::predict::{LogWriter, PredictService, PredictionLog, Recorder};
+use crate::settings::Settings;
 
 /// A bound, loaded, running server.
 pub struct Application {
     port: u16,
     server: Server,
+    background: Background,
+}
+
+/// The work that runs beside the server: every task watches `stop` and runs on `tasks`;
+/// the prediction log writer is stopped last, once nothing can record any more.
+struct Background {
+    stop: CancellationToken,
+    tasks: TaskTracker,
     log_writer: Option<LogWriter>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -47,21 +59,9 @@ impl Application {
             .context("reading the bound address")?
             .port();
 
-        let mut metrics = Metrics::new()?;
-        metrics.count_requests = settings.monitoring.request_metrics;
-        let service = load_service(settings, &metrics).await?;
-        if let Some(shared) = service.caches().shared() {
-            // Invalidations announced by any replica (this one included) reach this one's
-            // in-process caches.
-            let (urls, channel, follower) = (
-                shared.pubsub_urls().to_vec(),
-                shared.invalidation_channel(),
-                service.clone(),
-            );
-            tokio::spawn(follow_invalidations(urls, channel, move |pattern| {
-                follower.caches().invalidate_local(pattern);
-            }));
-        }
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let metrics = Metrics::new(&settings.monitoring)?;
         let (log, log_writer) = if settings.prediction_log.enabled {
             let pool = db::pool(&settings.database, &settings.database.url)?;
             let (log, writer) =
@@ -70,27 +70,38 @@ impl Application {
         } else {
             (None, None)
         };
-        let recorder = web::Data::new(Recorder::new(
-            log,
-            metrics.count_requests.then(|| metrics.predictions.clone()),
-        ));
+        let service = load_service(settings, &metrics, Recorder::new(log), &tasks).await?;
+        if let Some(shared) = service.caches().shared() {
+            // Invalidations announced by any replica (this one included) reach this one's
+            // in-process caches.
+            let follower = service.clone();
+            shared.follow_invalidations(stop.clone(), move |pattern| {
+                follower.caches().invalidate_local(pattern);
+            });
+        }
         let sampler = web::Data::new(Sampler::default());
         let metrics = web::Data::new(metrics);
         {
-            let (sampler, metrics) = (sampler.clone(), metrics.clone());
-            tokio::spawn(async move { sampler.run(&metrics).await });
+            let (sampler, metrics, stop) = (sampler.clone(), metrics.clone(), stop.clone());
+            tasks.spawn(async move { sampler.run(&metrics, stop).await });
         }
-        let workers = settings.server.worker_count();
+        let server_settings = &settings.server;
+        let workers = server_settings.worker_count();
         let admission = web::Data::new(Admission::new(
-            settings.server.max_in_flight,
-            Duration::from_millis(settings.server.request_timeout_ms),
+            server_settings.max_in_flight,
+            Duration::from_millis(server_settings.request_timeout_ms),
         ));
         let limits = web::Data::new(Limits {
-            max_batch: settings.server.max_batch,
+            max_batch: server_settings.max_batch,
         });
-        let gatekeeper = web::Data::new(gatekeeper(settings, service.caches().shared())?);
+        let gatekeeper = web::Data::new(Gatekeeper::new(
+            &settings.auth,
+            &settings.rate_limit,
+            &settings.database,
+            service.caches().shared(),
+        )?);
         let service = web::Data::new(service);
-        let body_limit = web::Data::new(BodyLimit(settings.server.max_body_bytes));
+        let body_limit = web::Data::new(BodyLimit(server_settings.max_body_bytes));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::observe))
@@ -100,14 +111,13 @@ impl Application {
                 .app_data(gatekeeper.clone())
                 .app_data(admission.clone())
                 .app_data(limits.clone())
-                .app_data(recorder.clone())
                 .app_data(sampler.clone())
                 .app_data(metrics.clone())
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })
         .workers(workers)
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .shutdown_timeout(server_settings.shutdown_timeout_secs)
         // Signals are handled once, by `shutdown_signal`, which stops through the handle.
         .disable_signals()
         .listen(listener)
@@ -117,7 +127,12 @@ impl Application {
         Ok(Self {
             port,
             server,
-            log_writer,
+            background: Background {
+                stop,
+                tasks,
+                log_writer,
+                timeout: Duration::from_secs(server_settings.shutdown_timeout_secs),
+            },
         })
     }
 
@@ -131,17 +146,46 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped, then writes what the prediction log still holds.
+    /// Serves until stopped, then stops the background work and waits for it (within
+    /// `server.shutdown_timeout_secs`), writing what the prediction log still holds last.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        if let Some(writer) = self.log_writer {
-            writer.shutdown().await;
-        }
+        self.background.stop().await;
         served
     }
 }
 
-async fn load_service(settings: &Settings, metrics: &Metrics) -> anyhow::Result<PredictService> {
+impl Background {
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tasks.close();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        if tokio::time::timeout_at(deadline, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.tasks.len(),
+                "background tasks still running at the shutdown deadline"
+            );
+        }
+        if let Some(writer) = self.log_writer
+            && tokio::time::timeout_at(deadline, writer.shutdown())
+                .await
+                .is_err()
+        {
+            tracing::error!("the prediction log was not flushed by the shutdown deadline");
+        }
+        tracing::info!("background tasks stopped");
+    }
+}
+
+async fn load_service(
+    settings: &Settings,
+    metrics: &Metrics,
+    recorder: Recorder,
+    tasks: &TaskTracker,
+) -> anyhow::Result<PredictService> {
     let started = std::time::Instant::now();
     let source = match settings.features.store {
         StoreKind::Embedded => {
@@ -168,13 +212,7 @@ async fn load_service(settings: &Settings, metrics: &Metrics) -> anyhow::Result<
             dir: &settings.models.dir,
             default: &settings.models.default,
             ort_library: &inference.ort_library,
-            pool: PoolOptions {
-                inline_sessions: settings.server.worker_count(),
-                inline_max_rows: inference.inline_max_rows,
-                threads: inference.threads,
-                queue_capacity: inference.queue_capacity,
-                intra_threads: inference.intra_threads,
-            },
+            pool: inference.pool(settings.server.worker_count()),
             metrics,
         },
         warmup_vector(),
@@ -186,8 +224,13 @@ async fn load_service(settings: &Settings, metrics: &Metrics) -> anyhow::Result<
         "features and models ready"
     );
     let shared = if settings.redis.enabled {
-        let shared = SharedTier::new(&settings.redis, metrics)?;
-        forget_replaced_models(&shared, &registry).await;
+        let shared = SharedTier::new(&settings.redis, metrics, tasks.clone())?;
+        let fingerprints: Vec<(&str, &str, &str)> = registry
+            .models()
+            .iter()
+            .map(|model| (&*model.name, &*model.version, model.fingerprint.as_str()))
+            .collect();
+        shared.forget_replaced_models(&fingerprints).await;
         Some(Arc::new(shared))
     } else {
         None
@@ -196,105 +239,8 @@ async fn load_service(settings: &Settings, metrics: &Metrics) -> anyhow::Result<
         source,
         registry,
         Caches::new(&settings.cache, shared.as_ref(), metrics),
+        recorder,
     ))
-}
-
-/// The auth and rate-limit settings made live; with auth off, says so loudly.
-fn gatekeeper(settings: &Settings, shared: Option<&Arc<SharedTier>>) -> anyhow::Result<Gatekeeper> {
-    let auth = &settings.auth;
-    if !auth.enabled {
-        tracing::warn!(
-            "AUTH IS OFF: anyone who reaches this port may call every endpoint, admin included; \
-             set auth.enabled = true (BULLPEN_ENV=production refuses to start without it)"
-        );
-        return Ok(Gatekeeper {
-            authenticator: None,
-            limiter: None,
-            open_probes: true,
-        });
-    }
-    let keys = match auth.key_store {
-        KeyStoreKind::Config => KeyStore::from_config(&auth.keys),
-        KeyStoreKind::Postgres => {
-            KeyStore::Postgres(db::pool(&settings.database, &settings.database.url)?)
-        }
-    };
-    let jwt = JwtVerifier::new(&auth.jwt)?;
-    let limits = &settings.rate_limit;
-    let default_rate = Rate {
-        per_minute: limits.per_minute,
-        burst: limits.burst,
-    };
-    let limiter = limits
-        .enabled
-        .then(|| RateLimiter::new(shared.cloned(), limits.replicas));
-    tracing::info!(
-        key_store = ?auth.key_store,
-        jwt = jwt.is_some(),
-        rate_limit = limiter.is_some(),
-        shared_rate_limit = limiter.is_some() && shared.is_some(),
-        "auth on"
-    );
-    Ok(Gatekeeper {
-        authenticator: Some(Authenticator::new(
-            keys,
-            jwt,
-            Duration::from_secs(auth.key_cache_ttl_secs),
-            default_rate,
-        )),
-        limiter,
-        open_probes: auth.open_probes,
-    })
-}
-
-/// Drops the shared predictions of every model version whose file differs from the one
-/// that made them (a model replaced under the same version), here and on every replica.
-/// Bounded in time: a Redis that does not answer delays the start by at most a few seconds.
-async fn forget_replaced_models(shared: &SharedTier, registry: &ModelRegistry) {
-    let forget = async {
-        for model in registry.models() {
-            let (name, version) = (&*model.name, &*model.version);
-            let previous = shared
-                .swap_model_fingerprint(name, version, &model.fingerprint)
-                .await;
-            let Some(Some(previous)) = previous else {
-                continue;
-            };
-            if previous == model.fingerprint {
-                continue;
-            }
-            let pattern: KeyPattern = match format!("prediction:{name}:{version}:*").parse() {
-                Ok(pattern) => pattern,
-                Err(error) => {
-                    tracing::warn!(%error, name, version, "cannot name the stale predictions");
-                    continue;
-                }
-            };
-            let deleted = shared.delete_matching(&pattern).await;
-            let notified = shared.publish_invalidation(&pattern).await;
-            tracing::info!(
-                name,
-                version,
-                ?deleted,
-                ?notified,
-                "model file replaced: its cached predictions dropped"
-            );
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(5), forget)
-        .await
-        .is_err()
-    {
-        tracing::warn!("Redis too slow to check for replaced models; going on");
-    }
-}
-
-/// The features of an opening-day game between two teams with no history: a real vector
-/// from the feature code that needs no data, so models warm up whatever the store's state.
-fn warmup_vector() -> FeatureVector {
-    let team = |code: &str| code.parse().expect("a valid team code; this is a bug");
-    let date = NaiveDate::from_ymd_opt(2024, 3, 28).expect("a valid date; this is a bug");
-    History::new().features(team("HOM"), team("AWY"), date)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -36,6 +36,15 @@ pub fn parse_hash_hex(text: &str) -> Option<KeyHash> {
     Some(hash)
 }
 
+/// Reads a configured hash ([`parse_hash_hex`]) with serde, naming what is wrong.
+pub fn deserialize_hash_hex<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<KeyHash, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+    parse_hash_hex(&text)
+        .ok_or_else(|| serde::de::Error::custom("a key hash must be 64 hex digits"))
+}
+
 /// Whether `token` has the shape of an API key (anything else may be a JWT).
 pub fn looks_like_key(token: &str) -> bool {
     token.starts_with(PREFIX)

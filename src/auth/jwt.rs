@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::scope::Scopes;
-use crate::settings::JwtSettings;
+use super::settings::JwtSettings;
 
 pub struct JwtVerifier {
     keys: Vec<(Algorithm, DecodingKey)>,

@@ -6,8 +6,8 @@ use subtle::ConstantTimeEq;
 
 use super::api_key::{self, KeyHash};
 use super::scope::Scopes;
-use crate::db::{DbError, Pool};
-use crate::settings::ConfiguredKey;
+use super::settings::ConfiguredKey;
+use crate::db::{DbError, Pool, RowError};
 
 /// What a key may do, as stored.
 #[derive(Debug, Clone)]
@@ -40,20 +40,19 @@ pub enum KeyStore {
 }
 
 impl KeyStore {
-    /// The keys of the config file, already validated by `Settings::validate`.
+    /// The keys of the config file (hashes and scopes checked when the file was read).
     pub fn from_config(keys: &[ConfiguredKey]) -> Self {
         let records = keys
             .iter()
-            .filter_map(|key| {
-                let hash = api_key::parse_hash_hex(&key.hash)?;
+            .map(|key| {
                 let record = KeyRecord {
                     id: None,
-                    scopes: Scopes::parse_all(&key.scopes).ok()?,
+                    scopes: key.scopes,
                     rate_per_minute: key.rate_per_minute,
                     burst: key.burst,
                     revoked: false,
                 };
-                Some((hash, record))
+                (key.hash, record)
             })
             .collect();
         Self::Config(records)
@@ -96,7 +95,11 @@ fn record_from_row(row: &tokio_postgres::Row) -> Result<KeyRecord, DbError> {
     let names: Vec<String> = row.try_get(1)?;
     let scopes = Scopes::parse_all(&names).map_err(|error| DbError::Corrupt {
         table: "api_keys",
-        reason: error.to_string(),
+        source: RowError::Invalid {
+            column: "scopes".to_owned(),
+            value: format!("`{}`", error.0),
+            expected: "a known scope",
+        },
     })?;
     Ok(KeyRecord {
         id: Some(row.try_get(0)?),

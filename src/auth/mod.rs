@@ -7,6 +7,7 @@ mod jwt;
 pub mod key_store;
 mod rate_limit;
 mod scope;
+mod settings;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,10 @@ pub use jwt::{JwtSetupError, JwtVerifier};
 pub use key_store::{KeyRecord, KeyStore};
 pub use rate_limit::{Decision, Rate, RateLimiter};
 pub use scope::{Scope, ScopeError, Scopes};
+pub use settings::{AuthSettings, ConfiguredKey, JwtSettings, KeyStoreKind, RateLimitSettings};
 
-use crate::db::DbError;
+use crate::cache::SharedTier;
+use crate::db::{self, DatabaseSettings, DbError};
 
 /// A caller whose credential checked out.
 #[derive(Debug, Clone)]
@@ -39,8 +42,8 @@ pub enum AuthError {
     Malformed,
     #[error("{0}")]
     Invalid(&'static str),
-    #[error("credentials cannot be checked right now: {0}")]
-    Unavailable(String),
+    #[error("credentials cannot be checked right now")]
+    Unavailable(#[source] Arc<DbError>),
 }
 
 /// Checks credentials: API keys through a short-lived cache in front of the key store, JWTs
@@ -114,7 +117,7 @@ impl Authenticator {
                     Ok::<_, DbError>(self.principal(&hash, record))
                 })
                 .await
-                .map_err(|error: Arc<DbError>| AuthError::Unavailable(error.to_string()))?,
+                .map_err(AuthError::Unavailable)?,
         };
         found.map_err(AuthError::Invalid)
     }
@@ -149,4 +152,64 @@ pub struct Gatekeeper {
     pub limiter: Option<RateLimiter>,
     /// Whether `/health`, `/ready` and `/metrics` answer without credentials.
     pub open_probes: bool,
+}
+
+/// Why the auth settings cannot be made live.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("cannot reach the key store at database.url")]
+    KeyStore(#[source] DbError),
+    #[error(transparent)]
+    Jwt(#[from] JwtSetupError),
+}
+
+impl Gatekeeper {
+    /// The auth and rate-limit settings made live; with auth off, says so loudly. The rate
+    /// limit is shared through `shared` (Redis) when there is one.
+    pub fn new(
+        auth: &AuthSettings,
+        limits: &RateLimitSettings,
+        database: &DatabaseSettings,
+        shared: Option<&Arc<SharedTier>>,
+    ) -> Result<Self, AuthSetupError> {
+        if !auth.enabled {
+            tracing::warn!(
+                "AUTH IS OFF: anyone who reaches this port may call every endpoint, admin \
+                 included; set auth.enabled = true (BULLPEN_ENV=production refuses to start \
+                 without it)"
+            );
+            return Ok(Self {
+                authenticator: None,
+                limiter: None,
+                open_probes: true,
+            });
+        }
+        let keys = match auth.key_store {
+            KeyStoreKind::Config => KeyStore::from_config(&auth.keys),
+            KeyStoreKind::Postgres => KeyStore::Postgres(
+                db::pool(database, &database.url).map_err(AuthSetupError::KeyStore)?,
+            ),
+        };
+        let jwt = JwtVerifier::new(&auth.jwt)?;
+        let limiter = limits
+            .enabled
+            .then(|| RateLimiter::new(shared.cloned(), limits.replicas));
+        tracing::info!(
+            key_store = ?auth.key_store,
+            jwt = jwt.is_some(),
+            rate_limit = limiter.is_some(),
+            shared_rate_limit = limiter.is_some() && shared.is_some(),
+            "auth on"
+        );
+        Ok(Self {
+            authenticator: Some(Authenticator::new(
+                keys,
+                jwt,
+                Duration::from_secs(auth.key_cache_ttl_secs),
+                limits.default_rate(),
+            )),
+            limiter,
+            open_probes: auth.open_probes,
+        })
+    }
 }

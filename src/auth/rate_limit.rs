@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::cache::SharedTier;
+use crate::cache::{RateLimitKey, SharedTier};
 
 /// A sustained rate and how many requests may come at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +142,8 @@ impl RateLimiter {
     /// Admits or refuses one request of `identity` at `rate`.
     pub async fn check(&self, identity: &str, rate: Rate) -> Decision {
         if let Some(shared) = &self.shared {
-            let key = format!("ratelimit:{identity}");
             let args = [rate.interval_us(), i64::from(rate.burst)];
+            let key = RateLimitKey(identity);
             if let Some(reply) = shared.run_script(&self.script, &key, &args).await
                 && let [admitted, remaining, reset_us, retry_us] = reply[..]
             {

@@ -1,38 +1,50 @@
-//! Cache keys as types. Each renders as the product's key layout
-//! (`features:{feature_version}:{game}`, `prediction:{model}:{version}:{game}:{feature_hash}`)
-//! and names the value type stored under it.
+//! Every Redis key and channel bullpen uses, in one place. Each key type renders as the
+//! documented layout under the shared tier's prefix:
+//!
+//! | key | value |
+//! |---|---|
+//! | `prediction:{model}:{version}:{game}:{feature_hash}` | P(home win), f32 |
+//! | `features:{feature_version}:{game}` | a game and its feature vector |
+//! | `model:{name}:{version}` | the fingerprint of the model file that version was loaded from |
+//! | `ratelimit:{identity}` | a credential's GCRA theoretical arrival time (µs) |
+//! | channel `invalidate` | key patterns every replica drops from its in-process tier |
+//!
+//! `{game}` is a stored game's id, or `AWAY@HOMEyyyymmdd` for a scheduled one. The cached
+//! values ([`CacheKey`]) name the type they store, so a prediction can never be read back as
+//! features.
 
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
-
 use super::codec::Codec;
-use crate::features::GameFeatures;
-use crate::features::{FEATURE_COUNT, FeatureVector};
-use crate::games::{GameId, TeamCode};
+use super::pattern::KeyPattern;
+use crate::features::{FEATURE_COUNT, FeatureVector, GameFeatures};
+use crate::games::GameRef;
+
+const PREDICTION: &str = "prediction:";
+const FEATURES: &str = "features:";
+const MODEL: &str = "model:";
+const RATE_LIMIT: &str = "ratelimit:";
+
+/// The pub/sub channel, under the prefix, on which replicas announce invalidations.
+pub const INVALIDATION_CHANNEL: &str = "invalidate";
+
+/// The key spaces an invalidation pattern may start with: cached values only (or `*`).
+pub(super) const INVALIDATABLE: [&str; 3] = [PREDICTION, FEATURES, "*"];
 
 pub trait CacheKey: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static {
     type Value: Clone + Codec + Send + Sync + 'static;
 }
 
-/// A game as a cache key: a stored game by id, a scheduled one as `AWAY@HOMEyyyymmdd`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GameKey {
-    Stored(GameId),
-    Scheduled {
-        home: TeamCode,
-        away: TeamCode,
-        date: NaiveDate,
-    },
-}
+/// `{game}` of the layout.
+struct GameSegment<'a>(&'a GameRef);
 
-impl fmt::Display for GameKey {
+impl fmt::Display for GameSegment<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Stored(id) => write!(f, "{id}"),
-            Self::Scheduled { home, away, date } => {
+        match self.0 {
+            GameRef::Stored(id) => write!(f, "{id}"),
+            GameRef::Scheduled { home, away, date } => {
                 write!(f, "{away}@{home}{}", date.format("%Y%m%d"))
             }
         }
@@ -42,12 +54,12 @@ impl fmt::Display for GameKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FeatureKey {
     pub version: &'static str,
-    pub game: GameKey,
+    pub game: GameRef,
 }
 
 impl fmt::Display for FeatureKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "features:{}:{}", self.version, self.game)
+        write!(f, "{FEATURES}{}:{}", self.version, GameSegment(&self.game))
     }
 }
 
@@ -61,7 +73,7 @@ impl CacheKey for FeatureKey {
 pub struct PredictionKey {
     pub model: Arc<str>,
     pub version: Arc<str>,
-    pub game: GameKey,
+    pub game: GameRef,
     pub feature_hash: u64,
 }
 
@@ -79,8 +91,11 @@ impl fmt::Display for PredictionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "prediction:{}:{}:{}:{:016x}",
-            self.model, self.version, self.game, self.feature_hash
+            "{PREDICTION}{}:{}:{}:{:016x}",
+            self.model,
+            self.version,
+            GameSegment(&self.game),
+            self.feature_hash
         )
     }
 }
@@ -90,19 +105,54 @@ impl CacheKey for PredictionKey {
     type Value = f32;
 }
 
+/// Where a model version's file fingerprint is recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelFingerprintKey<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+}
+
+impl fmt::Display for ModelFingerprintKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{MODEL}{}:{}", self.name, self.version)
+    }
+}
+
+/// Where a credential's rate-limit state lives; `identity` never holds the credential.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitKey<'a>(pub &'a str);
+
+impl fmt::Display for RateLimitKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{RATE_LIMIT}{}", self.0)
+    }
+}
+
+impl KeyPattern {
+    /// Every cached prediction of model `name` version `version`.
+    pub fn predictions_of(name: &str, version: &str) -> Result<Self, super::KeyPatternError> {
+        format!("{PREDICTION}{name}:{version}:*").parse()
+    }
+
+    /// Every cached feature vector.
+    pub fn every_feature() -> Self {
+        Self::from_layout(format!("{FEATURES}*"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn keys_render_in_the_documented_layout() {
-        let stored = GameKey::Stored("NYA202404050".parse().expect("id"));
+        let stored = GameRef::Stored("NYA202404050".parse().expect("id"));
         let feature = FeatureKey {
             version: "v1",
             game: stored,
         };
         assert_eq!(feature.to_string(), "features:v1:NYA202404050");
-        let scheduled = GameKey::Scheduled {
+        let scheduled = GameRef::Scheduled {
             home: "NYA".parse().expect("team"),
             away: "BOS".parse().expect("team"),
             date: "2025-04-05".parse().expect("date"),
@@ -117,5 +167,15 @@ mod tests {
             prediction.to_string(),
             "prediction:home_win:1:BOS@NYA20250405:0000000000000abc"
         );
+        let model = ModelFingerprintKey {
+            name: "home_win",
+            version: "1",
+        };
+        assert_eq!(model.to_string(), "model:home_win:1");
+        assert_eq!(RateLimitKey("key:00ab").to_string(), "ratelimit:key:00ab");
+        let pattern = KeyPattern::predictions_of("home_win", "1").expect("pattern");
+        assert!(pattern.matches(&prediction.to_string()));
+        assert!(!pattern.matches(&feature.to_string()));
+        assert!(KeyPattern::every_feature().matches(&feature.to_string()));
     }
 }

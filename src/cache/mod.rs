@@ -13,6 +13,7 @@
 mod codec;
 mod keys;
 mod pattern;
+mod settings;
 mod shared;
 
 use std::future::Future;
@@ -21,14 +22,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use codec::Codec;
-pub use keys::{CacheKey, FeatureKey, GameKey, PredictionKey};
+pub use keys::{CacheKey, FeatureKey, ModelFingerprintKey, PredictionKey, RateLimitKey};
 pub use pattern::{KeyPattern, KeyPatternError};
-pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier, follow_invalidations};
+pub use settings::{CacheSettings, RedisSettings, address as redis_address};
+pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier};
 
 use prometheus::IntCounter;
 
-use crate::monitoring::Metrics;
-use crate::settings::CacheSettings;
+use crate::monitoring::{CacheTier, Metrics};
 
 /// One cache tier for one key type; `None` inside when caching is disabled.
 #[derive(Debug)]
@@ -101,9 +102,7 @@ impl<K: CacheKey> Tier<K> {
     /// Writes a value to the shared tier behind the caller's back.
     fn share(&self, key: &K, value: &K::Value) {
         if let Some(shared) = &self.shared {
-            let shared = Arc::clone(shared);
-            let (key, bytes, ttl) = (shared.key(key), value.encode(), self.ttl);
-            tokio::spawn(async move { shared.set(&key, bytes, ttl).await });
+            shared.set_behind(shared.key(key), value.encode(), self.ttl);
         }
     }
 
@@ -253,7 +252,7 @@ impl Caches {
                 Duration::from_secs(settings.features_ttl_secs),
                 Duration::from_secs(settings.stale_ttl_secs),
                 shared.cloned(),
-                metrics.cache_counters("memory"),
+                metrics.cache_counters(CacheTier::Memory),
             ),
             predictions: Tier::new(
                 settings.enabled,
@@ -261,7 +260,7 @@ impl Caches {
                 Duration::from_secs(settings.predictions_ttl_secs),
                 Duration::from_secs(settings.stale_ttl_secs),
                 shared.cloned(),
-                metrics.cache_counters("memory"),
+                metrics.cache_counters(CacheTier::Memory),
             ),
             shared: shared.cloned(),
         }

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::keys::INVALIDATABLE;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPattern(String);
 
@@ -18,9 +20,7 @@ impl FromStr for KeyPattern {
     type Err = KeyPatternError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let known_start = ["prediction:", "features:", "*"]
-            .iter()
-            .any(|start| s.starts_with(start));
+        let known_start = INVALIDATABLE.iter().any(|start| s.starts_with(start));
         let plain = s
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'[' | b']' | b'\\'));
@@ -39,6 +39,11 @@ impl fmt::Display for KeyPattern {
 }
 
 impl KeyPattern {
+    /// A pattern built by `keys` from the layout, valid by construction.
+    pub(super) fn from_layout(pattern: String) -> Self {
+        Self(pattern)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -6,8 +6,9 @@
 //! `breaker_cooldown_ms` one call is let through as a probe: success closes the breaker,
 //! failure opens it again for another cool-down.
 
-use std::sync::Mutex;
+use std::fmt::Display;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bb8_redis::RedisConnectionManager;
@@ -16,14 +17,18 @@ use redis::AsyncCommands;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use super::keys::{INVALIDATION_CHANNEL, ModelFingerprintKey};
 use super::pattern::KeyPattern;
-use crate::monitoring::Metrics;
-use crate::settings::RedisSettings;
+use super::settings::{RedisSettings, address};
+use crate::monitoring::{CacheTier, Metrics};
 
 #[derive(Debug, thiserror::Error)]
-#[error("redis.url or redis.cluster_nodes is not usable: {0}")]
+#[error("redis.url or redis.cluster_nodes is not usable")]
 pub struct RedisUrlError(#[from] redis::RedisError);
 
 /// Counters of the shared tier since start (exported as metrics).
@@ -38,7 +43,7 @@ pub struct SharedCounters {
 
 impl SharedCounters {
     pub fn new(metrics: &Metrics) -> Self {
-        let (hits, misses) = metrics.cache_counters("redis");
+        let (hits, misses) = metrics.cache_counters(CacheTier::Redis);
         Self {
             hits,
             misses,
@@ -169,14 +174,18 @@ impl redis::aio::ConnectionLike for Connection<'_> {
 impl Backend {
     fn new(settings: &RedisSettings, timeout: Duration) -> Result<Self, RedisUrlError> {
         if settings.cluster_nodes.is_empty() {
-            let manager = RedisConnectionManager::new(settings.url.as_str())?;
+            let manager = RedisConnectionManager::new(settings.url.expose_secret())?;
             let pool = bb8::Pool::builder()
                 .max_size(settings.max_connections)
                 .connection_timeout(timeout)
                 .build_unchecked(manager);
             return Ok(Self::Server(pool));
         }
-        let client = ClusterClient::builder(settings.cluster_nodes.iter().map(String::as_str))
+        let nodes = settings
+            .cluster_nodes
+            .iter()
+            .map(ExposeSecret::expose_secret);
+        let client = ClusterClient::builder(nodes)
             .connection_timeout(timeout)
             .response_timeout(timeout)
             .retries(1)
@@ -205,16 +214,23 @@ pub struct SharedTier {
     backend: Backend,
     /// The nodes tried in order for pub/sub: the server, or the cluster's configured nodes
     /// (a message published on any cluster node reaches the subscribers of every node).
-    pubsub_urls: Vec<String>,
+    pubsub_urls: Vec<SecretString>,
     prefix: String,
     timeout: Duration,
     breaker: Breaker,
     counters: SharedCounters,
+    /// Where writes behind an answer run, so shutdown can wait for them.
+    tasks: TaskTracker,
 }
 
 impl SharedTier {
-    /// Connects lazily: a Redis that is down at start is just a breaker that opens.
-    pub fn new(settings: &RedisSettings, metrics: &Metrics) -> Result<Self, RedisUrlError> {
+    /// Connects lazily: a Redis that is down at start is just a breaker that opens. Writes
+    /// behind answers run on `tasks`.
+    pub fn new(
+        settings: &RedisSettings,
+        metrics: &Metrics,
+        tasks: TaskTracker,
+    ) -> Result<Self, RedisUrlError> {
         let timeout = Duration::from_millis(settings.timeout_ms);
         let pubsub_urls = if settings.cluster_nodes.is_empty() {
             vec![settings.url.clone()]
@@ -233,6 +249,7 @@ impl SharedTier {
                 cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
             },
             counters: SharedCounters::new(metrics),
+            tasks,
         })
     }
 
@@ -259,7 +276,8 @@ impl SharedTier {
         self.breaker.state()
     }
 
-    pub fn key(&self, key: &impl std::fmt::Display) -> String {
+    /// `key` under the prefix.
+    pub fn key(&self, key: &impl Display) -> String {
         format!("{}{key}", self.prefix)
     }
 
@@ -305,10 +323,10 @@ impl SharedTier {
     pub async fn run_script(
         &self,
         script: &redis::Script,
-        key: &str,
+        key: &impl Display,
         args: &[i64],
     ) -> Option<Vec<i64>> {
-        let key = format!("{}{key}", self.prefix);
+        let key = self.key(key);
         self.call(async |connection| {
             let mut invocation = script.key(&key);
             for arg in args {
@@ -334,13 +352,13 @@ impl SharedTier {
 
     /// Stores `fingerprint` as the artifact of model `name` `version` and returns the one it
     /// replaced (`Some(None)` when there was none; `None` when Redis could not be reached).
-    pub async fn swap_model_fingerprint(
+    async fn swap_model_fingerprint(
         &self,
         name: &str,
         version: &str,
         fingerprint: &str,
     ) -> Option<Option<String>> {
-        let key = format!("{}model:{name}:{version}", self.prefix);
+        let key = self.key(&ModelFingerprintKey { name, version });
         self.call(async |connection| {
             redis::cmd("SET")
                 .arg(&key)
@@ -359,13 +377,72 @@ impl SharedTier {
             .await;
     }
 
-    /// The pub/sub channel on which replicas announce invalidations.
-    pub fn invalidation_channel(&self) -> String {
-        format!("{}invalidate", self.prefix)
+    /// [`SharedTier::set`] behind the caller's back, on the tracked tasks.
+    pub fn set_behind(self: &Arc<Self>, key: String, value: Vec<u8>, ttl: Duration) {
+        let shared = Arc::clone(self);
+        self.tasks
+            .spawn(async move { shared.set(&key, value, ttl).await });
     }
 
-    pub fn pubsub_urls(&self) -> &[String] {
-        &self.pubsub_urls
+    /// The pub/sub channel on which replicas announce invalidations.
+    fn invalidation_channel(&self) -> String {
+        self.key(&INVALIDATION_CHANNEL)
+    }
+
+    /// Drops the shared predictions of every model version whose file differs from the one
+    /// that made them (a model replaced under the same version), here and on every replica.
+    /// `models` are `(name, version, fingerprint)`. Bounded in time: a Redis that does not
+    /// answer delays the start by at most a few seconds.
+    pub async fn forget_replaced_models(&self, models: &[(&str, &str, &str)]) {
+        let forget = async {
+            for &(name, version, fingerprint) in models {
+                let previous = self
+                    .swap_model_fingerprint(name, version, fingerprint)
+                    .await;
+                let Some(Some(previous)) = previous else {
+                    continue;
+                };
+                if previous == fingerprint {
+                    continue;
+                }
+                let pattern = match KeyPattern::predictions_of(name, version) {
+                    Ok(pattern) => pattern,
+                    Err(error) => {
+                        tracing::warn!(%error, name, version, "cannot name the stale predictions");
+                        continue;
+                    }
+                };
+                let deleted = self.delete_matching(&pattern).await;
+                let notified = self.publish_invalidation(&pattern).await;
+                tracing::info!(
+                    name,
+                    version,
+                    ?deleted,
+                    ?notified,
+                    "model file replaced: its cached predictions dropped"
+                );
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), forget)
+            .await
+            .is_err()
+        {
+            tracing::warn!("Redis too slow to check for replaced models; going on");
+        }
+    }
+
+    /// Follows the invalidations every replica announces (this one's included) until `stop`
+    /// is cancelled, calling `invalidate` with each pattern; on the tracked tasks.
+    pub fn follow_invalidations(
+        &self,
+        stop: CancellationToken,
+        invalidate: impl Fn(&KeyPattern) + Send + 'static,
+    ) {
+        let (urls, channel) = (self.pubsub_urls.clone(), self.invalidation_channel());
+        self.tasks.spawn(async move {
+            stop.run_until_cancelled(follow_invalidations(urls, channel, invalidate))
+                .await;
+        });
     }
 
     /// Deletes the keys matching `pattern` under the prefix, found with `SCAN` (never
@@ -397,7 +474,7 @@ impl SharedTier {
         let channel = self.invalidation_channel();
         for url in &self.pubsub_urls {
             let connected = async {
-                redis::Client::open(url.as_str())?
+                redis::Client::open(url.expose_secret())?
                     .get_multiplexed_async_connection()
                     .await
             };
@@ -475,17 +552,18 @@ async fn primaries(cluster: &mut ClusterConnection) -> Option<Vec<(String, u16)>
 
 /// Listens on `channel` of the first of `urls` that answers (a server, or nodes of one
 /// cluster) and calls `invalidate` with each pattern announced, subscribing again a second
-/// after any error. Runs until the process ends.
-pub async fn follow_invalidations(
-    urls: Vec<String>,
+/// after any error. Never ends by itself: the caller cancels it.
+async fn follow_invalidations(
+    urls: Vec<SecretString>,
     channel: String,
     invalidate: impl Fn(&KeyPattern),
 ) {
     use futures_util::StreamExt;
     loop {
         for url in &urls {
+            let node = address(url);
             let subscribed = async {
-                let client = redis::Client::open(url.as_str())?;
+                let client = redis::Client::open(url.expose_secret())?;
                 let mut pubsub = client.get_async_pubsub().await?;
                 pubsub.subscribe(&channel).await?;
                 Ok::<_, redis::RedisError>(pubsub)
@@ -504,11 +582,11 @@ pub async fn follow_invalidations(
                             tracing::warn!("ignored a malformed invalidation message");
                         }
                     }
-                    tracing::warn!(url, "invalidation subscription ended; resubscribing");
+                    tracing::warn!(%node, "invalidation subscription ended; resubscribing");
                     break;
                 }
                 Err(error) => {
-                    tracing::warn!(url, %error, "cannot subscribe to invalidations");
+                    tracing::warn!(%node, %error, "cannot subscribe to invalidations");
                 }
             }
         }

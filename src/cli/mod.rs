@@ -10,8 +10,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cache::{KeyPattern, SharedTier};
 use crate::db;
 use crate::features::{self, EmbeddedStore, FEATURE_SPEC};
+use crate::monitoring::Metrics;
 use crate::settings::Settings;
 use crate::startup::{Application, shutdown_signal};
 
@@ -146,7 +148,7 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
             .expect("the template is valid; this is a bug"),
     );
     progress.set_message("importing");
-    let summary = db::import_dir(&pool, dir, |path| {
+    let summary = features::import_dir(&pool, dir, |path| {
         progress.set_message(format!("imported {}", path.display()));
         progress.inc(1);
     })
@@ -161,9 +163,10 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
     if settings.redis.enabled {
         // New games change features: drop cached features everywhere. Predictions are keyed
         // by the features' hash, so new features never meet an old prediction.
-        let metrics = crate::monitoring::Metrics::new()?;
-        let shared = crate::cache::SharedTier::new(&settings.redis, &metrics)?;
-        let pattern: crate::cache::KeyPattern = "features:*".parse()?;
+        let metrics = Metrics::new(&settings.monitoring)?;
+        let tasks = tokio_util::task::TaskTracker::new();
+        let shared = SharedTier::new(&settings.redis, &metrics, tasks)?;
+        let pattern = KeyPattern::every_feature();
         let deleted = shared.delete_matching(&pattern).await;
         let notified = shared.publish_invalidation(&pattern).await;
         tracing::info!(?deleted, ?notified, "cached features invalidated");

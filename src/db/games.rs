@@ -13,7 +13,7 @@ pub const COLUMNS: &str = "game_id, date, number, phase, home_team, away_team, \
     away_home_runs, home_strikeouts, away_strikeouts, home_pitches, away_pitches, \
     home_batters_faced, away_batters_faced, source_file";
 
-pub(super) const TYPES: [Type; 21] = [
+pub const TYPES: [Type; 21] = [
     Type::TEXT,
     Type::DATE,
     Type::INT2,
@@ -46,7 +46,8 @@ fn phase_name(phase: Phase) -> &'static str {
 }
 
 /// A game's values for one `COPY` row: owned, so the caller can borrow them as `ToSql`.
-pub(super) struct GameRow {
+#[derive(Debug)]
+pub struct GameRow {
     id: String,
     date: NaiveDate,
     number: i16,
@@ -66,7 +67,7 @@ fn small(value: u16) -> i16 {
 }
 
 impl GameRow {
-    pub(super) fn new(game: &Game, source: &str) -> Self {
+    pub fn new(game: &Game, source: &str) -> Self {
         let (h, a) = (&game.home, &game.away);
         Self {
             id: game.id.to_string(),
@@ -94,7 +95,7 @@ impl GameRow {
         }
     }
 
-    pub(super) fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+    pub fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
         let mut values: Vec<&(dyn ToSql + Sync)> = vec![
             &self.id,
             &self.date,
@@ -111,21 +112,55 @@ impl GameRow {
     }
 }
 
-fn unsigned(row: &Row, column: &str) -> Result<u16, String> {
-    let value: i16 = row.try_get(column).map_err(|e| e.to_string())?;
-    u16::try_from(value).map_err(|_| format!("{column} is negative ({value})"))
+/// Why a row cannot be read as what it should hold.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("cannot read column `{column}`")]
+    Read {
+        column: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("column `{column}` holds {value}, which is not {expected}")]
+    Invalid {
+        column: String,
+        value: String,
+        expected: &'static str,
+    },
 }
 
-fn team_line(row: &Row, side: &str) -> Result<TeamLine, String> {
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    column: &str,
+) -> Result<T, RowError> {
+    row.try_get(column).map_err(|source| RowError::Read {
+        column: column.to_owned(),
+        source,
+    })
+}
+
+fn invalid(column: &str, value: impl std::fmt::Display, expected: &'static str) -> RowError {
+    RowError::Invalid {
+        column: column.to_owned(),
+        value: format!("`{value}`"),
+        expected,
+    }
+}
+
+fn unsigned(row: &Row, column: &str) -> Result<u16, RowError> {
+    let value: i16 = get(row, column)?;
+    u16::try_from(value).map_err(|_| invalid(column, value, "a count (0 or more)"))
+}
+
+fn team_line(row: &Row, side: &str) -> Result<TeamLine, RowError> {
     let column = |name: &str| format!("{side}_{name}");
-    let team: String = row
-        .try_get(column("team").as_str())
-        .map_err(|e| e.to_string())?;
-    let pitches: Option<i16> = row
-        .try_get(column("pitches").as_str())
-        .map_err(|e| e.to_string())?;
+    let team_column = column("team");
+    let team: String = get(row, &team_column)?;
+    let pitches: Option<i16> = get(row, &column("pitches"))?;
     Ok(TeamLine {
-        team: team.parse().map_err(|e| format!("{e}"))?,
+        team: team
+            .parse()
+            .map_err(|_| invalid(&team_column, &team, "a team code"))?,
         runs: unsigned(row, &column("runs"))?,
         hits: unsigned(row, &column("hits"))?,
         walks: unsigned(row, &column("walks"))?,
@@ -137,19 +172,21 @@ fn team_line(row: &Row, side: &str) -> Result<TeamLine, String> {
 }
 
 /// A `games` row (with at least [`COLUMNS`]) as a game.
-pub fn game_from_row(row: &Row) -> Result<Game, String> {
-    let id: String = row.try_get("game_id").map_err(|e| e.to_string())?;
-    let phase: String = row.try_get("phase").map_err(|e| e.to_string())?;
-    let number: i16 = row.try_get("number").map_err(|e| e.to_string())?;
+pub fn game_from_row(row: &Row) -> Result<Game, RowError> {
+    let id: String = get(row, "game_id")?;
+    let phase: String = get(row, "phase")?;
+    let number: i16 = get(row, "number")?;
     Ok(Game {
-        id: id.parse().map_err(|e| format!("{e}"))?,
-        date: row.try_get("date").map_err(|e| e.to_string())?,
-        number: u8::try_from(number).map_err(|_| format!("game number {number}"))?,
+        id: id
+            .parse()
+            .map_err(|_| invalid("game_id", &id, "a game id"))?,
+        date: get(row, "date")?,
+        number: u8::try_from(number).map_err(|_| invalid("number", number, "a game number"))?,
         phase: match phase.as_str() {
             "regular" => Phase::Regular,
             "postseason" => Phase::Postseason,
             "allstar" => Phase::AllStar,
-            other => return Err(format!("unknown phase `{other}`")),
+            other => return Err(invalid("phase", other, "regular, postseason or allstar")),
         },
         home: team_line(row, "home")?,
         away: team_line(row, "away")?,
@@ -168,9 +205,9 @@ pub async fn load_games(
     let rows = client.query(&query, &[&before]).await?;
     rows.iter()
         .map(|row| {
-            game_from_row(row).map_err(|reason| DbError::Corrupt {
+            game_from_row(row).map_err(|source| DbError::Corrupt {
                 table: "games",
-                reason,
+                source,
             })
         })
         .collect()

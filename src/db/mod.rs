@@ -1,7 +1,7 @@
-//! PostgreSQL: connection pools, migrations, and the game import.
+//! PostgreSQL: its settings, connection pools, migrations, and games as rows.
 
 mod games;
-mod import;
+mod settings;
 
 use std::time::Duration;
 
@@ -9,10 +9,10 @@ use bb8_postgres::PostgresConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::NoTls;
 
-pub use games::{COLUMNS as GAME_COLUMNS, game_from_row, load_games};
-pub use import::{ImportError, ImportSummary, import_dir};
-
-use crate::settings::DatabaseSettings;
+pub use games::{
+    COLUMNS as GAME_COLUMNS, GameRow, RowError, TYPES as GAME_TYPES, game_from_row, load_games,
+};
+pub use settings::DatabaseSettings;
 
 pub type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
 
@@ -20,18 +20,32 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// A PostgreSQL failure. Messages name the step; the cause is the error's source, so log
+/// it with its chain (`telemetry::Chain`). [`DbError::Corrupt`] is a data error: retrying
+/// or serving an old answer does not fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("database.url is not a PostgreSQL URL: {0}")]
+    #[error("database.url is not a PostgreSQL URL")]
     Url(#[source] tokio_postgres::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL")]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("PostgreSQL pool: {0}")]
+    #[error("PostgreSQL pool")]
     Pool(#[from] bb8::RunError<tokio_postgres::Error>),
-    #[error("migrations failed: {0}")]
+    #[error("migrations failed")]
     Migration(#[from] refinery::Error),
-    #[error("table {table} holds a row bullpen cannot read: {reason}")]
-    Corrupt { table: &'static str, reason: String },
+    #[error("table {table} holds a row bullpen cannot read")]
+    Corrupt {
+        table: &'static str,
+        #[source]
+        source: RowError,
+    },
+}
+
+impl DbError {
+    /// Whether the data is at fault (a row that cannot be decoded), not the connection.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, Self::Corrupt { .. })
+    }
 }
 
 /// A pool for `url`, with the configured size and timeouts; each connection runs with the

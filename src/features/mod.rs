@@ -1,18 +1,24 @@
-//! The features module: point-in-time feature vectors for stored and scheduled games.
+//! The features module: point-in-time feature vectors for stored and scheduled games, the
+//! stores that hold them (embedded or PostgreSQL), the import that fills PostgreSQL, and the
+//! training table.
 
 mod export;
 mod history;
+mod import;
 mod lookup;
 mod postgres;
+mod settings;
 mod source;
 mod spec;
 mod state;
 mod store;
 
 pub use export::{ExportSummary, write_table};
-pub use history::History;
+pub use history::{History, warmup_vector};
+pub use import::{ImportError, ImportSummary, import_dir};
 pub use lookup::{GameFeatures, GameInfo};
 pub use postgres::PostgresStore;
+pub use settings::{DataSettings, FeatureSettings, StoreKind};
 pub use source::FeatureSource;
 pub use spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureSpec, FeatureVector};
 pub use store::{EmbeddedStore, FeatureStore, ScheduleError, StoreError};

@@ -10,7 +10,7 @@ use super::history::History;
 use super::lookup::GameFeatures;
 use super::spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureVector};
 use super::store::{FeatureStore, StoreError, check_schedule};
-use crate::db::{self, DbError, Pool};
+use crate::db::{self, DbError, Pool, RowError};
 use crate::games::{Game, GameId, TeamCode};
 
 #[derive(Debug, Clone)]
@@ -18,8 +18,14 @@ pub struct PostgresStore {
     pool: Pool,
 }
 
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
+/// A failure to reach or query PostgreSQL: it passes.
+fn unavailable(error: impl Into<DbError>) -> StoreError {
+    StoreError::from(error.into())
+}
+
+/// A row of `table` that cannot be decoded: a data error.
+fn corrupt(table: &'static str, source: RowError) -> StoreError {
+    StoreError::from(DbError::Corrupt { table, source })
 }
 
 impl PostgresStore {
@@ -43,13 +49,32 @@ impl PostgresStore {
             )
             .await
             .map_err(unavailable)?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                let id: &str = row.get(0);
-                Some((id.parse().ok()?, row.get(1)))
-            })
-            .collect())
+        let mut wins = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let read = |column: &str, source| {
+                corrupt(
+                    "games",
+                    RowError::Read {
+                        column: column.to_owned(),
+                        source,
+                    },
+                )
+            };
+            let id: &str = row.try_get(0).map_err(|e| read("game_id", e))?;
+            let won: bool = row.try_get(1).map_err(|e| read("home_runs", e))?;
+            let id = id.parse().map_err(|_| {
+                corrupt(
+                    "games",
+                    RowError::Invalid {
+                        column: "game_id".to_owned(),
+                        value: format!("`{id}`"),
+                        expected: "a game id",
+                    },
+                )
+            })?;
+            wins.insert(id, won);
+        }
+        Ok(wins)
     }
 }
 
@@ -75,16 +100,25 @@ impl FeatureStore for PostgresStore {
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let game: Game = db::game_from_row(row).map_err(unavailable)?;
-        let values: Vec<f32> = row.try_get("features").map_err(unavailable)?;
+        let game: Game = db::game_from_row(row).map_err(|source| corrupt("games", source))?;
+        let values: Vec<f32> = row.try_get("features").map_err(|source| {
+            corrupt(
+                "game_features",
+                RowError::Read {
+                    column: "features".to_owned(),
+                    source,
+                },
+            )
+        })?;
         let values: [f32; FEATURE_COUNT] = values.try_into().map_err(|values: Vec<f32>| {
-            unavailable(DbError::Corrupt {
-                table: "game_features",
-                reason: format!(
-                    "{id} has {} features, the spec {FEATURE_COUNT}",
-                    values.len()
-                ),
-            })
+            corrupt(
+                "game_features",
+                RowError::Invalid {
+                    column: "features".to_owned(),
+                    value: format!("{} values for {id}", values.len()),
+                    expected: "one value per feature of the spec",
+                },
+            )
         })?;
         Ok(Some(GameFeatures::stored(&game, FeatureVector(values))))
     }
@@ -103,13 +137,14 @@ impl FeatureStore for PostgresStore {
             .await
             .map_err(unavailable)?
             .iter()
-            .map(|row| row.get(0))
+            .filter_map(|row| row.try_get(0).ok())
             .collect();
         let first: Option<NaiveDate> = client
             .query_one("SELECT min(date) FROM games", &[])
             .await
             .map_err(unavailable)?
-            .get(0);
+            .try_get(0)
+            .map_err(unavailable)?;
         let knows = |team: TeamCode| {
             teams
                 .iter()
@@ -117,9 +152,7 @@ impl FeatureStore for PostgresStore {
                 .any(|known| known.franchise() == team.franchise())
         };
         check_schedule(knows, first, home, away, date)?;
-        let games = db::load_games(&client, Some(date))
-            .await
-            .map_err(unavailable)?;
+        let games = db::load_games(&client, Some(date)).await?;
         let mut history = History::new();
         for game in &games {
             history.record(game);

@@ -8,12 +8,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 
 use super::history::History;
 use super::lookup::GameFeatures;
 use super::spec::FeatureVector;
+use crate::db::DbError;
 use crate::games::{self, DataError, Game, GameId, TeamCode};
 
 /// Game days between two kept histories: ~400 copies of ~30 team states for 2010–2024.
@@ -47,13 +49,27 @@ pub trait FeatureStore {
     ) -> impl Future<Output = Result<FeatureVector, StoreError>> + Send;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a store could not answer. Cheap to clone (caches hand one error to every waiter).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
-    /// The store could not be read (PostgreSQL down or slow); the message is for the log.
-    #[error("the feature store is unavailable: {0}")]
-    Unavailable(String),
+    /// The store could not be read (PostgreSQL down or slow): it passes.
+    #[error("the feature store is unavailable")]
+    Unavailable(#[source] Arc<DbError>),
+    /// The store holds data that cannot be decoded: it stays until someone fixes it.
+    #[error("the feature store holds data bullpen cannot read")]
+    Corrupt(#[source] Arc<DbError>),
+}
+
+impl From<DbError> for StoreError {
+    fn from(error: DbError) -> Self {
+        if error.is_corrupt() {
+            Self::Corrupt(Arc::new(error))
+        } else {
+            Self::Unavailable(Arc::new(error))
+        }
+    }
 }
 
 /// Why features for a scheduled game cannot be computed.

@@ -8,6 +8,18 @@ use chrono::NaiveDate;
 pub use ids::{GameId, GameIdError, TeamCode, TeamCodeError};
 pub use retrosheet::{DataError, load_dir, parse_season, season_files};
 
+/// A game as a request names it: stored (by id) or scheduled (teams and date). The same
+/// value keys the caches (`cache::keys` renders it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GameRef {
+    Stored(GameId),
+    Scheduled {
+        home: TeamCode,
+        away: TeamCode,
+        date: NaiveDate,
+    },
+}
+
 /// The part of the season a game belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {

@@ -1,18 +1,14 @@
-//! Who may call a route. Every resource is made by [`resource`] with its [`Access`], so no
-//! route exists without one; the route table in `http::configure` is the one place each
-//! route's scope is stated. The middleware authenticates, then checks the scope, then the
-//! rate limit, and adds the `RateLimit-*` headers to what it lets through. Credentials are
-//! never logged.
-
-use std::sync::{Arc, OnceLock, RwLock};
+//! Who may call a route. Every resource is made by `http::resource` with its [`Access`], so
+//! no route exists without one; the route table in `http::configure` is the one place each
+//! route's scope is stated. The guard authenticates, then checks the scope, then the rate
+//! limit, and adds the `RateLimit-*` headers to what it lets through. Credentials are never
+//! logged.
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpMessage, Resource, web};
-use prometheus::{Histogram, IntCounter};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
 
 use super::errors::{ApiError, rate_limit_headers};
 use crate::auth::{Gatekeeper, Scope};
@@ -30,55 +26,11 @@ pub enum Access {
     Needs(Scope),
 }
 
-/// The route pattern of the resource that took a request (`/api/v1/predict`), the label of
-/// its request metrics, with the metric handles of that label once resolved (so counting a
-/// request needs no label lookup).
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub pattern: Arc<str>,
-    pub handles: Arc<OnceLock<RouteHandles>>,
-}
-
-#[derive(Debug)]
-pub struct RouteHandles {
-    pub duration: Histogram,
-    /// `(method, status)` → requests counter, for the answers seen so far.
-    pub requests: RwLock<Vec<(Method, StatusCode, IntCounter)>>,
-}
-
-/// A resource at `path` under `scope` with its access rule; other methods get a 405
-/// problem, not an empty body.
-pub fn resource(
-    scope: &str,
-    path: &str,
+pub async fn guard(
     access: Access,
-) -> Resource<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    let route = Route {
-        pattern: format!("{scope}{path}").into(),
-        handles: Arc::default(),
-    };
-    web::resource(path)
-        .default_service(web::to(super::method_not_allowed))
-        .wrap(from_fn(move |request, next| {
-            guard(access, route.clone(), request, next)
-        }))
-}
-
-async fn guard(
-    access: Access,
-    route: Route,
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    request.extensions_mut().insert(route);
     let gatekeeper = request
         .app_data::<web::Data<Gatekeeper>>()
         .expect("the Gatekeeper is registered with the app; this is a bug")

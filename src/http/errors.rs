@@ -13,6 +13,7 @@ use crate::cache::KeyPatternError;
 use crate::features::ScheduleError;
 use crate::models::{InferenceError, ResolveError};
 use crate::predict::{PredictError, RequestError};
+use crate::telemetry::Chain;
 
 macro_rules! error_codes {
     ($($variant:ident => $status:ident, $code:literal, $title:literal;)*) => {
@@ -72,6 +73,7 @@ error_codes! {
     AuthUnavailable => SERVICE_UNAVAILABLE, "auth_unavailable", "Credentials cannot be checked; retry shortly";
     StoreUnavailable => SERVICE_UNAVAILABLE, "feature_store_unavailable", "The feature store cannot be read; retry shortly";
     InferenceFailed => INTERNAL_SERVER_ERROR, "inference_failed", "The model could not be run";
+    Internal => INTERNAL_SERVER_ERROR, "internal", "Something went wrong inside the server";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +163,7 @@ impl ApiError {
                 ErrorCode::ModelVersionNotFound
             }
             Self::Predict(PredictError::StoreUnavailable(_)) => ErrorCode::StoreUnavailable,
+            Self::Predict(PredictError::CorruptData(_)) => ErrorCode::Internal,
             Self::Predict(PredictError::Inference(InferenceError::Stopped)) => {
                 ErrorCode::Unavailable
             }
@@ -171,21 +174,18 @@ impl ApiError {
     }
 
     /// The detail shown to clients: the message, except for failures inside the server,
-    /// whose cause goes to the log only.
+    /// whose cause chain goes to the log (once, here, where it becomes an answer) and never
+    /// to the client.
     fn detail(&self) -> String {
+        let logged = |what: &str| {
+            tracing::error!(error = %Chain(self), "{what}");
+            format!("{what}; the error is logged with the request id")
+        };
         match self.code() {
-            ErrorCode::InferenceFailed => {
-                tracing::error!(error = %self, "inference failed");
-                "the model could not be run; the error is logged".to_owned()
-            }
-            ErrorCode::StoreUnavailable => {
-                tracing::error!(error = %self, "feature store unavailable");
-                "the feature store cannot be read; the error is logged".to_owned()
-            }
-            ErrorCode::AuthUnavailable => {
-                tracing::error!(error = %self, "key store unavailable");
-                "the key store cannot be read; the error is logged".to_owned()
-            }
+            ErrorCode::InferenceFailed => logged("the model could not be run"),
+            ErrorCode::StoreUnavailable => logged("the feature store cannot be read"),
+            ErrorCode::AuthUnavailable => logged("the key store cannot be read"),
+            ErrorCode::Internal => logged("the server failed to answer"),
             _ => self.to_string(),
         }
     }

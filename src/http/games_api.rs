@@ -7,8 +7,8 @@ use serde::ser::SerializeMap;
 use super::errors::ApiError;
 use crate::cache::Source;
 use crate::features::{FEATURE_SPEC, FeatureVector, GameInfo};
-use crate::games::GameId;
-use crate::predict::{GameRef, PredictService, RequestError};
+use crate::games::{GameId, GameRef};
+use crate::predict::{PredictService, RequestError};
 
 /// The vector as `{name: value}` in spec order.
 #[derive(Debug)]

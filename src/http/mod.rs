@@ -1,4 +1,6 @@
-//! The HTTP layer: routes grouped by resource, the error table, and the middleware.
+//! The HTTP layer (the `/api/v1` adapter): routes grouped by resource, the error table, and
+//! the middleware (request id, request metrics, admission, access). Handlers parse, call a
+//! service, and map the result; they record nothing themselves.
 
 mod access;
 mod admin_api;
@@ -7,21 +9,26 @@ pub mod errors;
 mod games_api;
 mod health_api;
 mod json;
+mod metrics;
 mod models_api;
 mod monitoring_api;
 mod predict_api;
 pub mod request_id;
+mod settings;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::auth::Scope;
 
-use access::{Access, resource};
+use access::Access;
 pub use admission::Admission;
 use errors::ApiError;
 pub use json::BodyLimit;
-pub use monitoring_api::observe;
+pub use metrics::observe;
+pub use settings::ServerSettings;
 
 /// Limits the handlers enforce themselves.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +48,30 @@ pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         method: request.method().to_string(),
         path: request.path().to_owned(),
     })
+}
+
+/// A resource at `path` under `scope` with its access rule and its metrics label; other
+/// methods get a 405 problem, not an empty body.
+fn resource(
+    scope: &str,
+    path: &str,
+    access: Access,
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let route = metrics::Route::new(&format!("{scope}{path}"));
+    web::resource(path)
+        .default_service(web::to(method_not_allowed))
+        .wrap(from_fn(move |request, next| {
+            route.label(&request);
+            access::guard(access, request, next)
+        }))
 }
 
 /// Where the API lives.

@@ -9,9 +9,8 @@ use super::errors::{self, ApiError, Problem};
 use super::json::ApiJson;
 use super::request_id;
 use crate::features::{FEATURE_SPEC, GameInfo};
-use crate::monitoring::Recorder;
 use crate::predict::{
-    BatchBody, MarketView, PredictBody, PredictRequest, PredictService, Prediction,
+    BatchBody, Caller, MarketView, PredictBody, PredictRequest, PredictService, Prediction,
 };
 
 #[derive(Debug, Serialize)]
@@ -53,20 +52,21 @@ impl<'a> From<&'a Prediction> for PredictionBody<'a> {
     }
 }
 
+/// Who asked: the request id and the API key, for the prediction log.
+fn caller(key: Option<web::ReqData<KeyId>>) -> Caller {
+    Caller {
+        request_id: request_id::current().unwrap_or_default(),
+        key_id: key.map(|key| key.0),
+    }
+}
+
 pub(super) async fn predict(
     service: web::Data<PredictService>,
-    recorder: web::Data<Recorder>,
     key: Option<web::ReqData<KeyId>>,
     ApiJson(body): ApiJson<PredictBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = PredictRequest::try_from(body)?;
-    let prediction = service.predict(request).await?;
-    let key_id = key.map(|key| key.0);
-    recorder.record(
-        &prediction,
-        request_id::current().unwrap_or_default(),
-        key_id,
-    );
+    let prediction = service.predict(request, &caller(key)).await?;
     Ok(HttpResponse::Ok().json(PredictionBody::from(&prediction)))
 }
 
@@ -93,7 +93,6 @@ enum BatchItem<'a> {
 pub(super) async fn predict_batch(
     service: web::Data<PredictService>,
     limits: web::Data<Limits>,
-    recorder: web::Data<Recorder>,
     key: Option<web::ReqData<KeyId>>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -118,21 +117,14 @@ pub(super) async fn predict_batch(
             Ok(())
         })
         .collect();
-    let mut answers = service.predict_batch(valid).await.into_iter();
-    let key_id = key.map(|key| key.0);
+    let mut answers = service.predict_batch(valid, &caller(key)).await.into_iter();
     let predictions: Vec<Result<Prediction, ApiError>> = slots
         .into_iter()
         .map(|slot| {
             slot?;
-            let prediction = answers
+            Ok(answers
                 .next()
-                .expect("one answer per valid item; this is a bug")?;
-            recorder.record(
-                &prediction,
-                request_id::current().unwrap_or_default(),
-                key_id,
-            );
-            Ok(prediction)
+                .expect("one answer per valid item; this is a bug")?)
         })
         .collect();
     let results: Vec<BatchItem<'_>> = predictions

@@ -6,11 +6,13 @@ mod onnx;
 mod pool;
 mod registry;
 pub mod runtime;
+mod settings;
 
 pub use manifest::{Manifest, ManifestError, ManifestSpec};
 pub use onnx::{ModelError, OnnxModel};
-pub use pool::{InferenceError, InferencePool, InferenceTimings, PoolOptions};
+pub use pool::{InferenceError, InferencePool, PoolOptions};
 pub use registry::{
     ModelRef, ModelRefError, ModelRegistry, RegistryError, RegistryOptions, ResolveError,
     ServedModel,
 };
+pub use settings::{InferenceSettings, ModelSettings};

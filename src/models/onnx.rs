@@ -24,8 +24,18 @@ pub enum ModelError {
     },
     #[error("model {model}: {reason}")]
     Shape { model: String, reason: String },
-    #[error("model {path}: ONNX Runtime failed: {reason}")]
-    Onnx { path: PathBuf, reason: String },
+    #[error("model {path}: ONNX Runtime failed")]
+    Onnx {
+        path: PathBuf,
+        #[source]
+        source: ort::Error,
+    },
+    #[error("model {path}: cannot start an inference thread")]
+    Thread {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug)]
@@ -54,12 +64,11 @@ impl OnnxModel {
             });
         }
         let path = dir.join(&manifest.model_file);
-        let onnx_error = |reason: String| ModelError::Onnx {
-            path: path.clone(),
-            reason,
-        };
-        let session = open_session(environment, &path, intra_threads)
-            .map_err(|error| onnx_error(error.to_string()))?;
+        let session =
+            open_session(environment, &path, intra_threads).map_err(|source| ModelError::Onnx {
+                path: path.clone(),
+                source,
+            })?;
 
         let input = session
             .inputs()
@@ -105,9 +114,9 @@ impl OnnxModel {
         let flat: Vec<f32> = rows.iter().flat_map(|row| *row.values()).collect();
         let input = Array2::from_shape_vec((rows.len(), FEATURE_COUNT), flat)
             .expect("rows are FEATURE_COUNT wide; this is a bug");
-        let onnx_error = |error: ort::Error| ModelError::Onnx {
+        let onnx_error = |source: ort::Error| ModelError::Onnx {
             path: self.path.clone(),
-            reason: error.to_string(),
+            source,
         };
         let tensor = TensorRef::from_array_view(&input).map_err(onnx_error)?;
         let outputs = self

@@ -10,27 +10,32 @@
 //! skipped.
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
 use ort::environment::Environment;
-use prometheus::Histogram;
 use tokio::sync::oneshot;
 
 use super::onnx::{ModelError, OnnxModel};
 use crate::features::FeatureVector;
+use crate::monitoring::ModelMetrics;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a call did not run. Cheap to clone: one failure may answer a whole batch.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InferenceError {
     #[error("the inference queue is full")]
     Overloaded,
-    #[error("inference failed: {0}")]
-    Failed(String),
+    #[error("inference failed")]
+    Failed(#[source] Arc<ModelError>),
     #[error("the inference threads have stopped")]
     Stopped,
+}
+
+fn failed(error: ModelError) -> InferenceError {
+    InferenceError::Failed(Arc::new(error))
 }
 
 /// How a pool is sized; see `[inference]` in the configuration.
@@ -49,13 +54,6 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<f32>, InferenceError>>,
 }
 
-/// Where a pool records how long calls waited for a dedicated thread and how long they ran.
-#[derive(Debug, Clone)]
-pub struct InferenceTimings {
-    pub queue: Histogram,
-    pub run: Histogram,
-}
-
 #[derive(Debug)]
 pub struct InferencePool {
     inline: Vec<Mutex<OnnxModel>>,
@@ -64,7 +62,7 @@ pub struct InferencePool {
     queue: Sender<Job>,
     rows_inferred: AtomicU64,
     calls: AtomicU64,
-    timings: InferenceTimings,
+    metrics: ModelMetrics,
 }
 
 impl std::fmt::Debug for Job {
@@ -83,7 +81,7 @@ impl InferencePool {
         dir: &Path,
         options: PoolOptions,
         warmup: FeatureVector,
-        timings: InferenceTimings,
+        metrics: ModelMetrics,
     ) -> Result<Self, ModelError> {
         let open = || -> Result<OnnxModel, ModelError> {
             let mut model = OnnxModel::load(environment, dir, options.intra_threads)?;
@@ -98,13 +96,13 @@ impl InferencePool {
         for index in 0..options.threads.max(1) {
             let model = open()?;
             let jobs = jobs.clone();
-            let timings = timings.clone();
+            let metrics = metrics.clone();
             thread::Builder::new()
                 .name(format!("inference-{index}"))
-                .spawn(move || serve_jobs(model, &jobs, &timings))
-                .map_err(|error| ModelError::Onnx {
+                .spawn(move || serve_jobs(model, &jobs, &metrics))
+                .map_err(|source| ModelError::Thread {
                     path: dir.to_path_buf(),
-                    reason: format!("cannot start an inference thread: {error}"),
+                    source,
                 })?;
         }
         Ok(Self {
@@ -114,7 +112,7 @@ impl InferencePool {
             queue,
             rows_inferred: AtomicU64::new(0),
             calls: AtomicU64::new(0),
-            timings,
+            metrics,
         })
     }
 
@@ -128,10 +126,8 @@ impl InferencePool {
             for offset in 0..self.inline.len() {
                 let slot = &self.inline[(start + offset) % self.inline.len()];
                 if let Ok(mut model) = slot.try_lock() {
-                    let _timer = self.timings.run.start_timer();
-                    return model
-                        .predict(&rows)
-                        .map_err(|error| InferenceError::Failed(error.to_string()));
+                    let _timer = self.metrics.run.start_timer();
+                    return model.predict(&rows).map_err(failed);
                 }
             }
         }
@@ -158,9 +154,16 @@ impl InferencePool {
         self.rows_inferred.load(Ordering::Relaxed)
     }
 
-    /// Calls waiting for a dedicated thread now.
+    /// Calls waiting for a dedicated thread now (also published as a gauge).
     pub fn queue_depth(&self) -> usize {
-        self.queue.len()
+        let depth = self.queue.len();
+        self.metrics.set_queue_depth(depth);
+        depth
+    }
+
+    /// The metric handles of this model version.
+    pub fn metrics(&self) -> &ModelMetrics {
+        &self.metrics
     }
 }
 
@@ -168,17 +171,15 @@ impl InferencePool {
 fn serve_jobs(
     mut model: OnnxModel,
     jobs: &crossbeam_channel::Receiver<Job>,
-    timings: &InferenceTimings,
+    metrics: &ModelMetrics,
 ) {
     for job in jobs {
-        timings.queue.observe(job.queued.elapsed().as_secs_f64());
+        metrics.queue.observe(job.queued.elapsed().as_secs_f64());
         if job.reply.is_closed() {
             continue; // the caller timed out or went away
         }
-        let timer = timings.run.start_timer();
-        let result = model
-            .predict(&job.rows)
-            .map_err(|error| InferenceError::Failed(error.to_string()));
+        let timer = metrics.run.start_timer();
+        let result = model.predict(&job.rows).map_err(failed);
         timer.observe_duration();
         let _ = job.reply.send(result);
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::manifest::{Manifest, ManifestError};
 use super::onnx::ModelError;
-use super::pool::{InferencePool, InferenceTimings, PoolOptions};
+use super::pool::{InferencePool, PoolOptions};
 use super::runtime::{self, RuntimeError};
 use crate::features::FeatureVector;
 use crate::monitoring::Metrics;
@@ -53,6 +53,14 @@ impl FromStr for ModelRef {
     }
 }
 
+/// `models.default` in the configuration.
+impl<'de> serde::Deserialize<'de> for ModelRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for ModelRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.version {
@@ -83,7 +91,7 @@ pub enum ResolveError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -96,8 +104,8 @@ pub enum RegistryError {
         manifest: String,
         folder: String,
     },
-    #[error("configuration key `models.default` is invalid: {0}")]
-    Default(String),
+    #[error("configuration key `models.default` is invalid")]
+    Default(#[source] ResolveError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
@@ -140,7 +148,7 @@ pub struct ModelRegistry {
 #[derive(Debug, Clone)]
 pub struct RegistryOptions<'a> {
     pub dir: &'a Path,
-    pub default: &'a str,
+    pub default: &'a ModelRef,
     pub ort_library: &'a Path,
     pub pool: PoolOptions,
     pub metrics: &'a Metrics,
@@ -152,10 +160,6 @@ impl ModelRegistry {
         options: &RegistryOptions<'_>,
         warmup: FeatureVector,
     ) -> Result<Self, RegistryError> {
-        let default: ModelRef = options
-            .default
-            .parse()
-            .map_err(|error: ModelRefError| RegistryError::Default(error.to_string()))?;
         let environment = runtime::environment(options.ort_library)?;
         let mut models = Vec::new();
         for dir in version_dirs(options.dir)? {
@@ -175,12 +179,8 @@ impl ModelRegistry {
                 source,
             })?;
             let fingerprint = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
-            let labels = [manifest.name.as_str(), manifest.version.as_str()];
-            let timings = InferenceTimings {
-                queue: options.metrics.inference_queue.with_label_values(&labels),
-                run: options.metrics.inference_run.with_label_values(&labels),
-            };
-            let pool = InferencePool::start(environment, &dir, options.pool, warmup, timings)?;
+            let metrics = options.metrics.model(&manifest.name, &manifest.version);
+            let pool = InferencePool::start(environment, &dir, options.pool, warmup, metrics)?;
             tracing::info!(model = %manifest.name, version = %manifest.version, "model loaded and warm");
             models.push(Arc::new(ServedModel {
                 name: manifest.name.as_str().into(),
@@ -198,8 +198,7 @@ impl ModelRegistry {
                 .cmp(&b.name)
                 .then_with(|| compare_versions(&a.version, &b.version))
         });
-        let default =
-            find(&models, &default).map_err(|error| RegistryError::Default(error.to_string()))?;
+        let default = find(&models, options.default).map_err(RegistryError::Default)?;
         Ok(Self { models, default })
     }
 

@@ -2,13 +2,37 @@
 //! many in one process). Counters other modules keep (cache lookups, the Redis tier, the
 //! prediction log) are Prometheus counters themselves, so the hot path pays one atomic add;
 //! state (queue depths, pools, the breaker) is read when `/metrics` is scraped. Labels are
-//! bounded: routes are patterns, never paths; no game ids or credentials.
+//! bounded and typed: routes are patterns, never paths; tiers, pools and reasons are enums;
+//! no game ids or credentials. Handles are resolved once (per route, per model version) and
+//! kept by their owner, so counting on the hot path needs no label lookup.
+
+use std::sync::{Arc, RwLock};
 
 use prometheus::core::Collector;
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use serde::Deserialize;
+
+use super::quality::Quality;
+
+/// `[monitoring]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringSettings {
+    /// Count every request and prediction; off only to measure what counting costs.
+    pub request_metrics: bool,
+}
+
+fn route_metrics(requests: &IntCounterVec, duration: &HistogramVec, pattern: &str) -> RouteMetrics {
+    RouteMetrics {
+        pattern: pattern.into(),
+        duration: duration.with_label_values(&[pattern]),
+        counters: requests.clone(),
+        requests: RwLock::default(),
+    }
+}
 
 /// Latency buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -42,22 +66,144 @@ impl Rejection {
     }
 }
 
+/// A cache tier, as `cache_lookups_total` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheTier {
+    Memory,
+    Redis,
+}
+
+impl CacheTier {
+    pub const ALL: [Self; 2] = [Self::Memory, Self::Redis];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+/// Where a served prediction came from, as `predictions_total` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    Memory,
+    Redis,
+    Computed,
+    Stale,
+}
+
+impl Answered {
+    const ALL: [Self; 4] = [Self::Memory, Self::Redis, Self::Computed, Self::Stale];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+            Self::Computed => "computed",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// A connection pool, as `pool_connections` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolName {
+    Postgres,
+    PredictionLog,
+    Redis,
+}
+
+impl PoolName {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::PredictionLog => "prediction_log",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+/// The handles of one model version: predictions by [`Answered`], inference timings, the
+/// queue depth. Kept by the loaded version itself, so they go when it goes.
+#[derive(Debug, Clone)]
+pub struct ModelMetrics {
+    /// `None` when requests are not counted.
+    predictions: Option<[IntCounter; 4]>,
+    pub queue: Histogram,
+    pub run: Histogram,
+    queue_depth: IntGauge,
+}
+
+impl ModelMetrics {
+    /// Counts one prediction served.
+    pub fn served(&self, answered: Answered) {
+        if let Some(counters) = &self.predictions {
+            counters[answered as usize].inc();
+        }
+    }
+
+    pub fn set_queue_depth(&self, depth: usize) {
+        self.queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+}
+
+/// The handles of one route pattern: its latency histogram, and a requests counter per
+/// `(method, status)` resolved on first use.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    pattern: Arc<str>,
+    duration: Histogram,
+    counters: IntCounterVec,
+    requests: RwLock<Vec<(String, u16, IntCounter)>>,
+}
+
+impl RouteMetrics {
+    /// Counts one answer of this route and its time.
+    pub fn observe(&self, method: &str, status: u16, seconds: f64) {
+        self.duration.observe(seconds);
+        {
+            let known = self
+                .requests
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, _, counter)) =
+                known.iter().find(|(m, s, _)| m == method && *s == status)
+            {
+                counter.inc();
+                return;
+            }
+        }
+        let counter =
+            self.counters
+                .with_label_values(&[&*self.pattern, method, &status.to_string()]);
+        counter.inc();
+        self.requests
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((method.to_owned(), status, counter));
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
     /// Whether each HTTP request and prediction is counted (`monitoring.request_metrics`);
     /// off only to measure what counting costs.
     pub count_requests: bool,
-    pub http_requests: IntCounterVec,
-    pub http_duration: HistogramVec,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    /// Requests that matched no route.
+    unmatched: Arc<RouteMetrics>,
     pub in_flight: IntGauge,
-    pub predictions: IntCounterVec,
+    predictions: IntCounterVec,
     cache_lookups: IntCounterVec,
-    pub inference_queue: HistogramVec,
-    pub inference_run: HistogramVec,
-    pub inference_queue_depth: IntGaugeVec,
+    inference_queue: HistogramVec,
+    inference_run: HistogramVec,
+    inference_queue_depth: IntGaugeVec,
     rejections: IntCounterVec,
-    pub pool_connections: IntGaugeVec,
+    pool_connections: IntGaugeVec,
     pub redis_errors: IntCounter,
     pub redis_skipped: IntCounter,
     pub redis_breaker: IntGauge,
@@ -65,7 +211,7 @@ pub struct Metrics {
     pub log_dropped: IntCounter,
     pub log_failed: IntCounter,
     pub requests_per_second: Gauge,
-    pub model_quality: GaugeVec,
+    model_quality: GaugeVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +227,7 @@ impl Metrics {
         clippy::too_many_lines,
         reason = "one registration per metric, read best as one list"
     )]
-    pub fn new() -> Result<Self, MetricsError> {
+    pub fn new(settings: &MonitoringSettings) -> Result<Self, MetricsError> {
         let registry = Registry::new();
         let counter = |name, help| -> Result<IntCounter, MetricsError> {
             let counter = IntCounter::with_opts(opts(name, help))?;
@@ -136,18 +282,21 @@ impl Metrics {
             ),
         ))?;
 
+        let http_requests = counters(
+            "http_requests_total",
+            "HTTP requests answered, by route pattern, method and status.",
+            &["route", "method", "status"],
+        )?;
+        let http_duration = histograms(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route pattern.",
+            LATENCY_BUCKETS,
+            &["route"],
+        )?;
         Ok(Self {
-            http_requests: counters(
-                "http_requests_total",
-                "HTTP requests answered, by route pattern, method and status.",
-                &["route", "method", "status"],
-            )?,
-            http_duration: histograms(
-                "http_request_duration_seconds",
-                "Time to answer an HTTP request, by route pattern.",
-                LATENCY_BUCKETS,
-                &["route"],
-            )?,
+            unmatched: Arc::new(route_metrics(&http_requests, &http_duration, "unmatched")),
+            http_requests,
+            http_duration,
             in_flight,
             predictions: counters(
                 "predictions_total",
@@ -210,16 +359,67 @@ impl Metrics {
             requests_per_second,
             model_quality,
             registry,
-            count_requests: true,
+            count_requests: settings.request_metrics,
         })
     }
 
-    /// The hit and miss counters of one cache tier (`memory` or `redis`).
-    pub fn cache_counters(&self, tier: &str) -> (IntCounter, IntCounter) {
+    /// The hit and miss counters of one cache tier.
+    pub fn cache_counters(&self, tier: CacheTier) -> (IntCounter, IntCounter) {
         (
-            self.cache_lookups.with_label_values(&[tier, "hit"]),
-            self.cache_lookups.with_label_values(&[tier, "miss"]),
+            self.cache_lookups.with_label_values(&[tier.label(), "hit"]),
+            self.cache_lookups
+                .with_label_values(&[tier.label(), "miss"]),
         )
+    }
+
+    /// The handles of model `name` version `version`.
+    pub fn model(&self, name: &str, version: &str) -> ModelMetrics {
+        let labels = [name, version];
+        ModelMetrics {
+            predictions: self.count_requests.then(|| {
+                Answered::ALL.map(|answered| {
+                    self.predictions
+                        .with_label_values(&[name, version, answered.label()])
+                })
+            }),
+            queue: self.inference_queue.with_label_values(&labels),
+            run: self.inference_run.with_label_values(&labels),
+            queue_depth: self.inference_queue_depth.with_label_values(&labels),
+        }
+    }
+
+    /// The handles of the route `pattern` (`/api/v1/predict`).
+    pub fn route(&self, pattern: &str) -> RouteMetrics {
+        route_metrics(&self.http_requests, &self.http_duration, pattern)
+    }
+
+    /// The handles for requests that matched no route.
+    pub fn unmatched(&self) -> &RouteMetrics {
+        &self.unmatched
+    }
+
+    pub fn set_pool(&self, pool: PoolName, in_use: u32, idle: u32) {
+        let gauge = |state| {
+            self.pool_connections
+                .with_label_values(&[pool.label(), state])
+        };
+        gauge("in_use").set(i64::from(in_use));
+        gauge("idle").set(i64::from(idle));
+    }
+
+    /// Publishes the live quality of model `name` version `version`.
+    pub fn set_quality(&self, name: &str, version: &str, quality: &Quality) {
+        let measures = [
+            ("brier", quality.brier),
+            ("log_loss", quality.log_loss),
+            ("accuracy", quality.accuracy),
+            ("games", quality.games as f64),
+        ];
+        for (measure, value) in measures {
+            self.model_quality
+                .with_label_values(&[name, version, measure])
+                .set(value);
+        }
     }
 
     pub fn rejected(&self, reason: Rejection) {

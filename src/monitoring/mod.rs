@@ -1,13 +1,16 @@
-//! The monitoring module: Prometheus metrics, the prediction log, live model quality and
-//! the status page's numbers.
+//! The monitoring module: Prometheus metrics with typed labels, the once-a-second sampler
+//! behind the status page and the autoscaling gauge, and the scoring of live model quality.
+//!
+//! A leaf: every layer may count into it, and it imports nothing of the crate above it.
+//! What is recorded for each prediction is decided by the prediction service
+//! (`predict::Recorder`); how a request is counted, by the HTTP layer (`http::metrics`).
 
 mod metrics;
-mod prediction_log;
 pub mod quality;
-mod recorder;
 mod sampler;
 
-pub use metrics::{Metrics, MetricsError, Rejection};
-pub use prediction_log::{LogCounters, LogEntry, LogWriter, PredictionLog};
-pub use recorder::Recorder;
+pub use metrics::{
+    Answered, CacheTier, Metrics, MetricsError, ModelMetrics, MonitoringSettings, PoolName,
+    Rejection, RouteMetrics,
+};
 pub use sampler::{Live, Point, Sampler};

@@ -2,17 +2,11 @@
 //! version, the Brier score, log loss, accuracy and a calibration table, computed exactly
 //! as `training/train.py` computes them for the evaluation report.
 //!
-//! Predictions come from the prediction log in PostgreSQL when it is on (every replica,
-//! across restarts), else from what this process served (the latest probability per model
-//! version and game, bounded).
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+//! Which predictions are scored is the prediction service's business (`predict::Recorder`):
+//! this file only scores pairs of a probability and an outcome.
 
 use chrono::NaiveDate;
 use serde::Serialize;
-
-use crate::games::GameId;
 
 /// The calibration bins of the evaluation report.
 pub const CALIBRATION_EDGES: [f64; 9] = [0.0, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 1.0];
@@ -96,60 +90,6 @@ pub struct Window {
 impl Window {
     pub fn contains(&self, date: NaiveDate) -> bool {
         self.from.is_none_or(|from| date >= from) && self.to.is_none_or(|to| date <= to)
-    }
-}
-
-type VersionKey = (Arc<str>, Arc<str>);
-
-/// Served probabilities by model version: `(version, [(game, probability)])`.
-pub type ServedByVersion = Vec<(Arc<str>, Vec<(GameId, f64)>)>;
-
-/// The latest probability this process served per model version and stored game.
-#[derive(Debug)]
-pub struct ServedPredictions {
-    by_version: Mutex<HashMap<VersionKey, HashMap<GameId, f32>>>,
-    capacity: usize,
-}
-
-impl ServedPredictions {
-    /// Keeps at most `capacity` games per model version (later games beyond it are not kept).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            by_version: Mutex::new(HashMap::new()),
-            capacity,
-        }
-    }
-
-    pub fn record(&self, name: &Arc<str>, version: &Arc<str>, game: GameId, probability: f32) {
-        let mut by_version = self
-            .by_version
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = (Arc::clone(name), Arc::clone(version));
-        let games = by_version.entry(key).or_default();
-        if games.len() < self.capacity || games.contains_key(&game) {
-            games.insert(game, probability);
-        }
-    }
-
-    /// The served probabilities of `name` (every version) for games in `window`.
-    pub fn of_model(&self, name: &str, window: Window) -> ServedByVersion {
-        let by_version = self
-            .by_version
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        by_version
-            .iter()
-            .filter(|((model, _), _)| &**model == name)
-            .map(|((_, version), games)| {
-                let served = games
-                    .iter()
-                    .filter(|(game, _)| window.contains(game.date()))
-                    .map(|(game, p)| (*game, f64::from(*p)))
-                    .collect();
-                (Arc::clone(version), served)
-            })
-            .collect()
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::Metrics;
 
@@ -51,13 +52,16 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Samples `metrics` every second until the process ends.
-    pub async fn run(&self, metrics: &Metrics) {
+    /// Samples `metrics` every second until `stop` is cancelled.
+    pub async fn run(&self, metrics: &Metrics, stop: CancellationToken) {
         // A 10 s time constant for 1 s steps.
         let alpha = 1.0 - (-0.1f64).exp();
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = stop.cancelled() => return,
+            }
             let (requests, errors) = metrics.http_totals();
             let sample = Sample {
                 requests,

@@ -1,11 +1,14 @@
-//! The prediction module: requests, games, the betting maths and the service that answers.
+//! The prediction service: requests, the betting maths, the service that answers them, and
+//! what is recorded of every answer (metrics, the prediction log, live quality).
 
-mod game;
+mod log;
 mod odds;
+mod recorder;
 mod request;
 mod service;
 
-pub use game::GameRef;
+pub use log::{LogCounters, LogEntry, LogWriter, PredictionLog, PredictionLogSettings};
 pub use odds::{DecimalOdds, MarketOdds, MarketView, OddsError, OddsFormat, SideValue};
+pub use recorder::{Caller, Recorder};
 pub use request::{BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody};
 pub use service::{PredictError, PredictService, Prediction};

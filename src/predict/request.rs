@@ -3,9 +3,8 @@
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::game::GameRef;
 use super::odds::{MarketOdds, OddsError, OddsFormat};
-use crate::games::{GameId, GameIdError, TeamCode, TeamCodeError};
+use crate::games::{GameId, GameIdError, GameRef, TeamCode, TeamCodeError};
 use crate::models::{ModelRef, ModelRefError};
 
 /// `POST /api/v1/predict` as sent.

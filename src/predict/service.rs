@@ -3,24 +3,31 @@
 
 use std::sync::Arc;
 
-use super::game::GameRef;
 use super::odds::{MarketOdds, MarketView};
+use super::recorder::{Caller, Recorder};
 use super::request::PredictRequest;
 use crate::cache::{Caches, FeatureKey, PredictionKey, Source, Transient};
+use crate::db::DbError;
 use crate::features::{
     FEATURE_SPEC, FeatureSource, FeatureStore, GameFeatures, GameInfo, ScheduleError, StoreError,
 };
-use crate::games::GameId;
+use crate::games::{GameId, GameRef};
 use crate::models::{InferenceError, ModelRegistry, ResolveError, ServedModel};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a prediction could not be answered. Cheap to clone: caches hand one error to every
+/// caller waiting on the same key.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PredictError {
     #[error("no game `{0}` in the data")]
     GameNotFound(GameId),
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
-    #[error("the feature store is unavailable: {0}")]
-    StoreUnavailable(String),
+    /// PostgreSQL cannot be reached: it passes, and an expired answer may stand in.
+    #[error("the feature store is unavailable")]
+    StoreUnavailable(#[source] Arc<DbError>),
+    /// The store holds a row that cannot be decoded: no old answer hides it.
+    #[error("the feature store holds data bullpen cannot read")]
+    CorruptData(#[source] Arc<DbError>),
     #[error(transparent)]
     Model(#[from] ResolveError),
     #[error(transparent)]
@@ -53,6 +60,7 @@ struct Inner {
     source: FeatureSource,
     registry: ModelRegistry,
     caches: Caches,
+    recorder: Recorder,
 }
 
 /// A batch item with its features, waiting for its probability.
@@ -76,14 +84,25 @@ impl Pending {
 }
 
 impl PredictService {
-    pub fn new(source: FeatureSource, registry: ModelRegistry, caches: Caches) -> Self {
+    pub fn new(
+        source: FeatureSource,
+        registry: ModelRegistry,
+        caches: Caches,
+        recorder: Recorder,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 source,
                 registry,
                 caches,
+                recorder,
             }),
         }
+    }
+
+    /// What every answer is recorded with: metrics, the prediction log, live quality.
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
     }
 
     pub fn registry(&self) -> &ModelRegistry {
@@ -108,7 +127,7 @@ impl PredictService {
         }
         let key = FeatureKey {
             version: FEATURE_SPEC.version,
-            game: game.cache_key(),
+            game,
         };
         let compute = async { self.read_features(game).await };
         self.inner
@@ -144,12 +163,17 @@ impl PredictService {
         PredictionKey {
             model: Arc::clone(&model.name),
             version: Arc::clone(&model.version),
-            game: game.cache_key(),
+            game,
             feature_hash: PredictionKey::feature_hash(&features.vector),
         }
     }
 
-    pub async fn predict(&self, request: PredictRequest) -> Result<Prediction, PredictError> {
+    /// Answers one request and records the answer.
+    pub async fn predict(
+        &self,
+        request: PredictRequest,
+        caller: &Caller,
+    ) -> Result<Prediction, PredictError> {
         let model = self.inner.registry.resolve(request.model.as_ref())?;
         let (features, feature_source) = self.features(request.game).await?;
         let key = Self::prediction_key(&model, request.game, &features);
@@ -167,14 +191,17 @@ impl PredictService {
             source,
             stale_features: feature_source == Source::Stale,
         };
-        Ok(answer(model, features, probability, served, request.odds))
+        let prediction = answer(model, features, probability, served, request.odds);
+        self.inner.recorder.record(&prediction, caller);
+        Ok(prediction)
     }
 
     /// Answers each request on its own: in-process hits first, then one shared-tier read
-    /// for what missed, then one model call per model for the rest.
+    /// for what missed, then one model call per model for the rest. Each answer is recorded.
     pub async fn predict_batch(
         &self,
         requests: Vec<PredictRequest>,
+        caller: &Caller,
     ) -> Vec<Result<Prediction, PredictError>> {
         let mut answers: Vec<Option<Result<Prediction, PredictError>>> = vec![None; requests.len()];
         let mut pending = Vec::new();
@@ -250,7 +277,13 @@ impl PredictService {
         }
         answers
             .into_iter()
-            .map(|answer| answer.expect("every batch item is answered; this is a bug"))
+            .map(|answer| {
+                let answer = answer.expect("every batch item is answered; this is a bug");
+                if let Ok(prediction) = &answer {
+                    self.inner.recorder.record(prediction, caller);
+                }
+                answer
+            })
             .collect()
     }
 }
@@ -286,7 +319,8 @@ impl From<StoreError> for PredictError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Schedule(error) => Self::Schedule(error),
-            StoreError::Unavailable(reason) => Self::StoreUnavailable(reason),
+            StoreError::Unavailable(error) => Self::StoreUnavailable(error),
+            StoreError::Corrupt(error) => Self::CorruptData(error),
         }
     }
 }
@@ -295,9 +329,11 @@ impl Transient for PredictError {
     fn is_transient(&self) -> bool {
         match self {
             Self::StoreUnavailable(_) => true,
-            Self::GameNotFound(_) | Self::Schedule(_) | Self::Model(_) | Self::Inference(_) => {
-                false
-            }
+            Self::GameNotFound(_)
+            | Self::Schedule(_)
+            | Self::CorruptData(_)
+            | Self::Model(_)
+            | Self::Inference(_) => false,
         }
     }
 }

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bullpen::auth::{Scopes, api_key, key_store};
-use bullpen::settings::{ConfiguredKey, Settings};
+use bullpen::auth::{ConfiguredKey, Scopes, api_key, key_store};
+use bullpen::settings::Settings;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -22,8 +22,8 @@ fn configured(name: &str, scopes: &[&str], rate: Option<(u32, u32)>) -> (String,
     let key = api_key::generate().expect("random");
     let entry = ConfiguredKey {
         name: name.to_owned(),
-        hash: api_key::hash_hex(&api_key::hash(&key)),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        hash: api_key::hash(&key),
+        scopes: Scopes::parse_all(scopes).expect("known scopes"),
         rate_per_minute: rate.map(|(per_minute, _)| per_minute),
         burst: rate.map(|(_, burst)| burst),
     };
@@ -198,7 +198,7 @@ fn claims(audience: &str, expires_in: i64, not_before_in: i64) -> Value {
     })
 }
 
-fn hs256(claims: &Value, secret: &str) -> String {
+pub fn hs256(claims: &Value, secret: &str) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -294,7 +294,7 @@ async fn a_key_revoked_in_postgres_is_refused_within_the_cache_ttl() {
     .expect("insert");
     let url = database.url();
     let app = auth_app(Vec::new(), move |settings| {
-        settings.auth.key_store = bullpen::settings::KeyStoreKind::Postgres;
+        settings.auth.key_store = bullpen::auth::KeyStoreKind::Postgres;
         settings.auth.key_cache_ttl_secs = 1;
         settings.database.url = url.into();
         settings.prediction_log.enabled = true;
@@ -436,7 +436,7 @@ async fn with_redis_stopped_each_replica_admits_its_share_and_nothing_errors() {
         let url = url.clone();
         auth_app(vec![entry], move |settings| {
             settings.redis.enabled = true;
-            settings.redis.url = url;
+            settings.redis.url = url.into();
             settings.redis.breaker_failures = 1;
             settings.rate_limit.replicas = 2;
         })

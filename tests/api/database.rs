@@ -31,7 +31,7 @@ impl TestDatabase {
     pub async fn imported() -> Self {
         let database = Self::new().await;
         db::migrate(&database.pool).await.expect("migrate");
-        db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
+        bullpen::features::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
             .await
             .expect("import every season");
         database
@@ -112,7 +112,7 @@ async fn importing_two_seasons_twice_gives_the_same_rows() {
     let dir = seasons_dir(&[2023, 2024]);
     let expected = bullpen::games::load_dir(dir.path()).expect("parse").len();
 
-    let first = db::import_dir(&database.pool, dir.path(), |_| {})
+    let first = bullpen::features::import_dir(&database.pool, dir.path(), |_| {})
         .await
         .expect("import");
     assert_eq!(
@@ -125,7 +125,7 @@ async fn importing_two_seasons_twice_gives_the_same_rows() {
     );
     assert_eq!(counts, (expected as i64, expected as i64));
 
-    let second = db::import_dir(&database.pool, dir.path(), |_| {})
+    let second = bullpen::features::import_dir(&database.pool, dir.path(), |_| {})
         .await
         .expect("import again");
     assert_eq!(second, first);
@@ -164,7 +164,7 @@ async fn a_malformed_file_names_its_line_and_leaves_nothing_of_itself() {
         .and_then(|mut f| f.write_all(lines.join("\n").as_bytes()))
         .expect("write");
 
-    let error = db::import_dir(&database.pool, dir.path(), |_| {})
+    let error = bullpen::features::import_dir(&database.pool, dir.path(), |_| {})
         .await
         .expect_err("line 1000 is malformed");
     let message = error.to_string();
@@ -219,13 +219,17 @@ async fn both_stores_give_identical_vectors_for_every_2024_game() {
         let date = date.parse().expect("date");
         let (home, away) = ("KCA".parse().expect("team"), "HOU".parse().expect("team"));
         assert_eq!(
-            FeatureStore::scheduled(&postgres, home, away, date).await,
-            FeatureStore::scheduled(embedded, home, away, date).await,
+            FeatureStore::scheduled(&postgres, home, away, date)
+                .await
+                .expect("PostgreSQL computes it"),
+            FeatureStore::scheduled(embedded, home, away, date)
+                .await
+                .expect("the embedded store computes it"),
             "{date}"
         );
     }
     let unknown = FeatureStore::game(&postgres, "KCA202401010".parse().expect("id")).await;
-    assert_eq!(unknown, Ok(None));
+    assert!(matches!(unknown, Ok(None)), "{unknown:?}");
     database.drop_now().await;
 }
 
@@ -236,7 +240,7 @@ async fn postgres_app(
 ) -> crate::helpers::TestApp {
     let url = database.url();
     crate::helpers::spawn_app_with(move |settings| {
-        settings.features.store = bullpen::settings::StoreKind::Postgres;
+        settings.features.store = bullpen::features::StoreKind::Postgres;
         settings.database.url = url.into();
         settings.database.connect_timeout_ms = 500;
         configure(settings);
@@ -430,5 +434,83 @@ async fn during_an_outage_expired_entries_are_served_flagged_stale() {
         again.body.get("stale").is_none(),
         "fresh again once PostgreSQL is back"
     );
+    database.drop_now().await;
+}
+
+/// A row that cannot be decoded is a data error: 500 `internal` with the request id, its
+/// cause in the log, and neither a stale answer nor a 503 that would hide it.
+#[tokio::test]
+async fn a_corrupt_row_is_a_logged_data_error_not_a_stale_answer_or_an_outage() {
+    let database = TestDatabase::imported().await;
+    let server = crate::process::ServerProcess::start(&[
+        ("BULLPEN__FEATURES__STORE", "postgres".to_owned()),
+        ("BULLPEN__DATABASE__URL", database.url()),
+        ("BULLPEN__CACHE__FEATURES_TTL_SECS", "1".to_owned()),
+        ("BULLPEN__CACHE__PREDICTIONS_TTL_SECS", "1".to_owned()),
+    ]);
+    let client = reqwest::Client::new();
+    let predict = async |game: &str, request_id: &str| {
+        let response = client
+            .post(format!("{}/api/v1/predict", server.address))
+            .header("x-request-id", request_id)
+            .json(&serde_json::json!({ "game_id": game }))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json::<serde_json::Value>().await.expect("JSON"),
+        )
+    };
+    for game in ["KCA202404100", "NYA202404050"] {
+        assert_eq!(predict(game, "warm").await.0, 200, "{game} is cached first");
+    }
+    let client_db = database.pool.get().await.expect("connection");
+    client_db
+        .batch_execute(
+            "UPDATE games SET home_runs = -1 WHERE game_id = 'KCA202404100'; \
+             UPDATE game_features SET features = features[1:3] WHERE game_id = 'NYA202404050'",
+        )
+        .await
+        .expect("corrupt two rows");
+    drop(client_db);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let cases = [
+        (
+            "KCA202404100",
+            "corrupt-runs",
+            "column `home_runs` holds `-1`",
+        ),
+        (
+            "NYA202404050",
+            "corrupt-features",
+            "column `features` holds 3 values",
+        ),
+    ];
+    for (game, request_id, cause) in cases {
+        let (status, body) = predict(game, request_id).await;
+        assert_eq!(status, 500, "{game}: {body}");
+        assert_eq!(body["code"], "internal", "{body}");
+        assert_eq!(body["request_id"], request_id, "{body}");
+        assert!(
+            !body.to_string().contains(cause),
+            "the cause stays in the log: {body}"
+        );
+        let logged = server
+            .log()
+            .lines()
+            .find(|line| line.contains(request_id) && line.contains(cause))
+            .map(str::to_owned);
+        assert!(
+            logged.is_some(),
+            "the cause is logged with the request id: {}",
+            server.log()
+        );
+    }
+    let (status, body) = predict("KCA202405050", "healthy").await;
+    assert_eq!(status, 200, "other games still serve: {body}");
+    drop(server);
     database.drop_now().await;
 }

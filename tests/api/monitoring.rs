@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bullpen::settings::ConfiguredKey;
+use bullpen::auth::ConfiguredKey;
 use serde_json::{Value, json};
 
 use crate::database::TestDatabase;
@@ -149,12 +149,12 @@ async fn counters_move_by_exactly_what_a_known_sequence_of_requests_does() {
 }
 
 fn configured_key(name: &str, scope: &str, limit: Option<u32>) -> (String, ConfiguredKey) {
-    use bullpen::auth::api_key;
+    use bullpen::auth::{Scopes, api_key};
     let key = api_key::generate().expect("random");
     let entry = ConfiguredKey {
         name: name.to_owned(),
-        hash: api_key::hash_hex(&api_key::hash(&key)),
-        scopes: vec![scope.to_owned()],
+        hash: api_key::hash(&key),
+        scopes: Scopes::parse_all(&[scope]).expect("known scope"),
         rate_per_minute: limit,
         burst: limit,
     };
@@ -313,7 +313,7 @@ async fn a_scrape_under_load_passes_promtool_and_the_dashboard_and_alerts_use_on
  {
     let database = TestDatabase::new().await;
     bullpen::db::migrate(&database.pool).await.expect("migrate");
-    bullpen::db::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
+    bullpen::features::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
         .await
         .expect("import");
     let (url, prefix) = (

@@ -161,7 +161,7 @@ async fn cluster_app(prefix: &str, nodes: Vec<String>) -> TestApp {
     spawn_app_with(move |settings| {
         settings.redis.enabled = true;
         settings.redis.key_prefix = prefix;
-        settings.redis.cluster_nodes = nodes;
+        settings.redis.cluster_nodes = nodes.into_iter().map(Into::into).collect();
         settings.redis.breaker_failures = 3;
     })
     .await

@@ -18,7 +18,7 @@ async fn redis_app(prefix: &str, url: &str) -> TestApp {
     spawn_app_with(move |settings| {
         settings.redis.enabled = true;
         settings.redis.key_prefix = prefix;
-        settings.redis.url = url;
+        settings.redis.url = url.into();
         settings.redis.breaker_failures = 3;
     })
     .await
@@ -212,7 +212,7 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_closes_the_break
         move |settings| {
             settings.redis.enabled = true;
             settings.redis.key_prefix = prefix;
-            settings.redis.url = url;
+            settings.redis.url = url.into();
             settings.redis.breaker_failures = 3;
             settings.redis.breaker_cooldown_ms = 300;
         }

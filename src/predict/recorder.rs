@@ -1,59 +1,33 @@
-//! What happens to every prediction served: counted by model, version and tier; written to
-//! the prediction log when it is on, else kept in process for live quality.
+//! What happens to every prediction served, whichever protocol asked and whether it came
+//! alone or in a batch: counted by model, version and tier; written to the prediction log
+//! when it is on, else kept in process for live quality. The prediction service calls
+//! [`Recorder::record`] once per answer, so no handler records anything itself.
+//!
+//! Live quality joins those predictions with game results: from the prediction log when it
+//! is on (every replica, across restarts), else from what this process served (the latest
+//! probability per model version and game, bounded).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 
-use prometheus::{IntCounter, IntCounterVec};
-
-use super::quality::{self, Quality, ServedByVersion, ServedPredictions, Window};
-use super::{LogEntry, PredictionLog};
+use super::log::{LogEntry, PredictionLog};
+use super::service::Prediction;
 use crate::cache::Source;
 use crate::db::Pool;
 use crate::features::{FeatureSource, StoreError};
 use crate::games::GameId;
-use crate::models::ServedModel;
-use crate::predict::Prediction;
+use crate::monitoring::Answered;
+use crate::monitoring::quality::{self, Quality, Window};
 
 /// Stored games whose served predictions this process keeps per model version.
 const SERVED_CAPACITY: usize = 100_000;
 
-/// `bullpen_predictions_total`, with each model version's four tier counters resolved once.
-#[derive(Debug)]
-struct PredictionCounters {
-    vec: IntCounterVec,
-    by_model: RwLock<Vec<(Arc<ServedModel>, [IntCounter; 4])>>,
-}
-
-impl PredictionCounters {
-    fn count(&self, model: &Arc<ServedModel>, source: Source) {
-        let tier = match source {
-            Source::Cache => 0,
-            Source::Shared => 1,
-            Source::Fresh => 2,
-            Source::Stale => 3,
-        };
-        {
-            let known = self
-                .by_model
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((_, counters)) = known.iter().find(|(m, _)| Arc::ptr_eq(m, model)) {
-                counters[tier].inc();
-                return;
-            }
-        }
-        let counters = ["memory", "redis", "computed", "stale"].map(|tier| {
-            self.vec
-                .with_label_values(&[&*model.name, &*model.version, tier])
-        });
-        counters[tier].inc();
-        let mut known = self
-            .by_model
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        known.push((Arc::clone(model), counters));
-    }
+/// Who asked for a prediction, for the prediction log.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub request_id: String,
+    /// The API key (`api_keys.id`) that asked, for keys kept in PostgreSQL.
+    pub key_id: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -61,21 +35,15 @@ pub struct Recorder {
     log: Option<PredictionLog>,
     /// The database of the prediction log, where quality is read from when the log is on.
     log_pool: Option<Pool>,
-    /// `None` when requests are not counted.
-    predictions: Option<PredictionCounters>,
     served: ServedPredictions,
 }
 
 impl Recorder {
-    pub fn new(log: Option<(PredictionLog, Pool)>, predictions: Option<IntCounterVec>) -> Self {
+    pub fn new(log: Option<(PredictionLog, Pool)>) -> Self {
         let (log, log_pool) = log.unzip();
         Self {
             log,
             log_pool,
-            predictions: predictions.map(|vec| PredictionCounters {
-                vec,
-                by_model: RwLock::default(),
-            }),
             served: ServedPredictions::new(SERVED_CAPACITY),
         }
     }
@@ -85,13 +53,15 @@ impl Recorder {
         self.log_pool.as_ref()
     }
 
-    /// Never waits: the log queue refuses rather than blocks. `key_id` is the API key that
-    /// asked, when it is kept in PostgreSQL.
-    pub fn record(&self, prediction: &Prediction, request_id: String, key_id: Option<i64>) {
+    /// Never waits: the log queue refuses rather than blocks.
+    pub fn record(&self, prediction: &Prediction, caller: &Caller) {
         let model = &prediction.model;
-        if let Some(predictions) = &self.predictions {
-            predictions.count(model, prediction.source);
-        }
+        model.pool.metrics().served(match prediction.source {
+            Source::Cache => Answered::Memory,
+            Source::Shared => Answered::Redis,
+            Source::Fresh => Answered::Computed,
+            Source::Stale => Answered::Stale,
+        });
         let game = &prediction.game;
         let Some(log) = &self.log else {
             if let Some(id) = game.game_id {
@@ -102,7 +72,7 @@ impl Recorder {
             return;
         };
         log.record(LogEntry {
-            request_id,
+            request_id: caller.request_id.clone(),
             predicted_at: chrono::Utc::now(),
             model_name: Arc::clone(&model.name),
             model_version: Arc::clone(&model.version),
@@ -116,7 +86,7 @@ impl Recorder {
                 .market
                 .map(|market| (market.home.decimal_odds, market.away.decimal_odds)),
             cached: prediction.cached,
-            key_id,
+            key_id: caller.key_id,
         });
     }
 
@@ -160,8 +130,7 @@ impl Recorder {
 
 /// The latest logged probability per version and game of model `name`.
 async fn logged(pool: &Pool, name: &str, window: Window) -> Result<ServedByVersion, StoreError> {
-    let unavailable = |error: &dyn std::fmt::Display| StoreError::Unavailable(error.to_string());
-    let client = pool.get().await.map_err(|e| unavailable(&e))?;
+    let client = pool.get().await.map_err(crate::db::DbError::from)?;
     let rows = client
         .query(
             "SELECT DISTINCT ON (model_version, game_id) model_version, game_id, \
@@ -171,7 +140,7 @@ async fn logged(pool: &Pool, name: &str, window: Window) -> Result<ServedByVersi
             &[&name],
         )
         .await
-        .map_err(|e| unavailable(&e))?;
+        .map_err(crate::db::DbError::from)?;
     let mut by_version: HashMap<Arc<str>, Vec<(GameId, f64)>> = HashMap::new();
     for row in &rows {
         let version: &str = row.get(0);
@@ -187,4 +156,58 @@ async fn logged(pool: &Pool, name: &str, window: Window) -> Result<ServedByVersi
         }
     }
     Ok(by_version.into_iter().collect())
+}
+
+type VersionKey = (Arc<str>, Arc<str>);
+
+/// Served probabilities by model version: `(version, [(game, probability)])`.
+pub type ServedByVersion = Vec<(Arc<str>, Vec<(GameId, f64)>)>;
+
+/// The latest probability this process served per model version and stored game.
+#[derive(Debug)]
+pub struct ServedPredictions {
+    by_version: Mutex<HashMap<VersionKey, HashMap<GameId, f32>>>,
+    capacity: usize,
+}
+
+impl ServedPredictions {
+    /// Keeps at most `capacity` games per model version (later games beyond it are not kept).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            by_version: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    pub fn record(&self, name: &Arc<str>, version: &Arc<str>, game: GameId, probability: f32) {
+        let mut by_version = self
+            .by_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (Arc::clone(name), Arc::clone(version));
+        let games = by_version.entry(key).or_default();
+        if games.len() < self.capacity || games.contains_key(&game) {
+            games.insert(game, probability);
+        }
+    }
+
+    /// The served probabilities of `name` (every version) for games in `window`.
+    pub fn of_model(&self, name: &str, window: Window) -> ServedByVersion {
+        let by_version = self
+            .by_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_version
+            .iter()
+            .filter(|((model, _), _)| &**model == name)
+            .map(|((_, version), games)| {
+                let served = games
+                    .iter()
+                    .filter(|(game, _)| window.contains(game.date()))
+                    .map(|(game, p)| (*game, f64::from(*p)))
+                    .collect();
+                (Arc::clone(version), served)
+            })
+            .collect()
+    }
 }

@@ -13,14 +13,36 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::pin_mut;
 use prometheus::IntCounter;
-use tokio::sync::{Notify, mpsc};
+use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
+use tokio_util::sync::CancellationToken;
 
-use super::Metrics;
 use crate::db::{DbError, Pool};
-use crate::settings::PredictionLogSettings;
+use crate::monitoring::Metrics;
+use crate::telemetry::Chain;
+use crate::validation::{InvalidSetting, at_least_one};
+
+/// `[prediction_log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionLogSettings {
+    pub enabled: bool,
+    pub capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval_ms: u64,
+}
+
+impl PredictionLogSettings {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one(&[
+            ("prediction_log.capacity", self.capacity as u64),
+            ("prediction_log.batch_size", self.batch_size as u64),
+        ])
+    }
+}
 
 /// One served prediction.
 #[derive(Debug, Clone)]
@@ -62,7 +84,7 @@ pub struct PredictionLog {
 /// The writer task, kept by the application to flush it on shutdown.
 #[derive(Debug)]
 pub struct LogWriter {
-    shutdown: Arc<Notify>,
+    shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -79,7 +101,7 @@ impl PredictionLog {
             dropped: metrics.log_dropped.clone(),
             failed: metrics.log_failed.clone(),
         });
-        let shutdown = Arc::new(Notify::new());
+        let shutdown = CancellationToken::new();
         let writer = Writer {
             pool,
             receiver,
@@ -87,7 +109,7 @@ impl PredictionLog {
             batch_size: settings.batch_size,
             flush_interval: Duration::from_millis(settings.flush_interval_ms),
         };
-        let task = tokio::spawn(writer.run(Arc::clone(&shutdown)));
+        let task = tokio::spawn(writer.run(shutdown.clone()));
         (Self { sender, counters }, LogWriter { shutdown, task })
     }
 
@@ -110,7 +132,7 @@ impl PredictionLog {
 impl LogWriter {
     /// Closes the queue, writes everything in it, and waits for the writer to finish.
     pub async fn shutdown(self) {
-        self.shutdown.notify_one();
+        self.shutdown.cancel();
         if let Err(error) = self.task.await {
             tracing::error!(%error, "the prediction log writer failed");
         }
@@ -126,12 +148,12 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, shutdown: Arc<Notify>) {
+    async fn run(mut self, shutdown: CancellationToken) {
         let mut batch = Vec::with_capacity(self.batch_size);
         loop {
             tokio::select! {
                 biased;
-                () = shutdown.notified() => break,
+                () = shutdown.cancelled() => break,
                 entry = self.receiver.recv() => match entry {
                     Some(entry) => batch.push(entry),
                     None => break,
@@ -175,7 +197,7 @@ impl Writer {
                     return;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, attempt, rows = batch.len(), "prediction log write failed");
+                    tracing::warn!(error = %Chain(&error), attempt, rows = batch.len(), "prediction log write failed");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }

@@ -12,19 +12,19 @@ use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
-use super::games::{COLUMNS, GameRow, TYPES, load_games};
-use super::{DbError, Pool};
-use crate::features::{EmbeddedStore, FEATURE_SPEC};
+use super::spec::FEATURE_SPEC;
+use super::store::EmbeddedStore;
+use crate::db::{DbError, GAME_COLUMNS as COLUMNS, GAME_TYPES as TYPES, GameRow, Pool, load_games};
 use crate::games::{self, DataError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error(transparent)]
     Data(#[from] DataError),
-    #[error("importing {path}: {source}")]
+    #[error("importing {path}")]
     Write { path: PathBuf, source: DbError },
-    #[error("writing features: {0}")]
-    Features(DbError),
+    #[error("writing features")]
+    Features(#[source] DbError),
 }
 
 /// What an import wrote.

@@ -1,0 +1,45 @@
+//! `[server]`: where the HTTP server listens and the limits it enforces.
+
+use serde::Deserialize;
+
+use crate::validation::{InvalidSetting, at_least_one};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// 0 means one per core.
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub max_in_flight: usize,
+    pub request_timeout_ms: u64,
+    pub shutdown_timeout_secs: u64,
+}
+
+impl ServerSettings {
+    pub fn worker_count(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        } else {
+            self.workers
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one(&[
+            ("server.max_body_bytes", self.max_body_bytes as u64),
+            ("server.max_batch", self.max_batch as u64),
+            ("server.max_in_flight", self.max_in_flight as u64),
+            ("server.request_timeout_ms", self.request_timeout_ms),
+        ])?;
+        if self.host.parse::<std::net::IpAddr>().is_err() && self.host != "localhost" {
+            return Err(InvalidSetting::new(
+                "server.host",
+                "must be an IP address such as 127.0.0.1 or 0.0.0.0",
+            ));
+        }
+        Ok(())
+    }
+}
