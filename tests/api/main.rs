@@ -15,6 +15,8 @@ mod model;
 mod models_api;
 mod monitoring;
 mod predict;
+mod process;
 mod redis_cluster;
+mod secrets;
 mod shared_cache;
 mod shutdown;

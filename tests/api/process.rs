@@ -1,0 +1,99 @@
+//! `bullpen serve` as a real process: configured through the environment as a deployment
+//! would, its log captured whole, stopped by a real SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::helpers::repo_path;
+
+pub struct ServerProcess {
+    pub address: String,
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `bullpen serve` on a free port with JSON logs and `env` on top, and waits until
+    /// it logs that it serves.
+    pub fn start(env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bullpen"));
+        command
+            .current_dir(repo_path(""))
+            .arg("serve")
+            .env_remove("RUST_LOG")
+            .env("BULLPEN__SERVER__PORT", "0")
+            .env("BULLPEN__TELEMETRY__FORMAT", "json")
+            .env("BULLPEN__SERVER__WORKERS", "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("bullpen starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_sender, port) = std::sync::mpsc::channel();
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                        && event["message"] == "serving"
+                        && let Some(port) = event["port"].as_u64()
+                    {
+                        let _ = port_sender.send(port);
+                    }
+                    let mut log = log.lock().expect("log lock");
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let Ok(port) = port.recv_timeout(Duration::from_secs(45)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bullpen did not serve: {}", log.lock().expect("log lock"));
+        };
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Sends SIGTERM and waits (up to `limit`) for the process to exit: its status and how
+    /// long it took, or `None` (and the process killed) when it did not exit in time.
+    pub fn terminate(&mut self, limit: Duration) -> Option<(ExitStatus, Duration)> {
+        let sent = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM sent");
+        while sent.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return Some((status, sent.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
