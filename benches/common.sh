@@ -1,9 +1,15 @@
 # Shared by the benchmark scripts (sourced, not run): builds the release binary, makes a
 # work folder removed on exit, and writes the wrk inputs every script uses.
+# BULLPEN_BIN=path runs an already built binary instead (an A/B against another commit's
+# build); the library it loads is found beside it or through ORT_DYLIB_PATH.
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --locked --quiet
-bin=target/release/bullpen
+if [ -n "${BULLPEN_BIN:-}" ]; then
+  bin=$BULLPEN_BIN
+else
+  cargo build --release --locked --quiet
+  bin=target/release/bullpen
+fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
