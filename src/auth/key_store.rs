@@ -95,11 +95,7 @@ fn record_from_row(row: &tokio_postgres::Row) -> Result<KeyRecord, DbError> {
     let names: Vec<String> = row.try_get(1)?;
     let scopes = Scopes::parse_all(&names).map_err(|error| DbError::Corrupt {
         table: "api_keys",
-        source: RowError::Invalid {
-            column: "scopes".to_owned(),
-            value: format!("`{}`", error.0),
-            expected: "a known scope",
-        },
+        source: RowError::invalid("scopes", error.0, "a known scope"),
     })?;
     Ok(KeyRecord {
         id: Some(row.try_get(0)?),

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use codec::Codec;
-pub use keys::{CacheKey, FeatureKey, ModelFingerprintKey, PredictionKey, RateLimitKey};
+pub use keys::{CacheKey, FeatureKey, PredictionKey, RateLimitKey};
 pub use pattern::{KeyPattern, KeyPatternError};
-pub use settings::{CacheSettings, RedisSettings, address as redis_address};
+pub use settings::{CacheSettings, RedisSettings};
 pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier};
 
 use prometheus::IntCounter;

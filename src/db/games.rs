@@ -129,7 +129,19 @@ pub enum RowError {
     },
 }
 
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+impl RowError {
+    /// `column` holds `value`, which is not what it should be.
+    pub fn invalid(column: &str, value: impl std::fmt::Display, expected: &'static str) -> Self {
+        Self::Invalid {
+            column: column.to_owned(),
+            value: format!("`{value}`"),
+            expected,
+        }
+    }
+}
+
+/// The value of `column` in `row`; a column missing or of another type is a [`RowError`].
+pub fn read_column<'a, T: tokio_postgres::types::FromSql<'a>>(
     row: &'a Row,
     column: &str,
 ) -> Result<T, RowError> {
@@ -139,28 +151,20 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
     })
 }
 
-fn invalid(column: &str, value: impl std::fmt::Display, expected: &'static str) -> RowError {
-    RowError::Invalid {
-        column: column.to_owned(),
-        value: format!("`{value}`"),
-        expected,
-    }
-}
-
 fn unsigned(row: &Row, column: &str) -> Result<u16, RowError> {
-    let value: i16 = get(row, column)?;
-    u16::try_from(value).map_err(|_| invalid(column, value, "a count (0 or more)"))
+    let value: i16 = read_column(row, column)?;
+    u16::try_from(value).map_err(|_| RowError::invalid(column, value, "a count (0 or more)"))
 }
 
 fn team_line(row: &Row, side: &str) -> Result<TeamLine, RowError> {
     let column = |name: &str| format!("{side}_{name}");
     let team_column = column("team");
-    let team: String = get(row, &team_column)?;
-    let pitches: Option<i16> = get(row, &column("pitches"))?;
+    let team: String = read_column(row, &team_column)?;
+    let pitches: Option<i16> = read_column(row, &column("pitches"))?;
     Ok(TeamLine {
         team: team
             .parse()
-            .map_err(|_| invalid(&team_column, &team, "a team code"))?,
+            .map_err(|_| RowError::invalid(&team_column, &team, "a team code"))?,
         runs: unsigned(row, &column("runs"))?,
         hits: unsigned(row, &column("hits"))?,
         walks: unsigned(row, &column("walks"))?,
@@ -173,20 +177,27 @@ fn team_line(row: &Row, side: &str) -> Result<TeamLine, RowError> {
 
 /// A `games` row (with at least [`COLUMNS`]) as a game.
 pub fn game_from_row(row: &Row) -> Result<Game, RowError> {
-    let id: String = get(row, "game_id")?;
-    let phase: String = get(row, "phase")?;
-    let number: i16 = get(row, "number")?;
+    let id: String = read_column(row, "game_id")?;
+    let phase: String = read_column(row, "phase")?;
+    let number: i16 = read_column(row, "number")?;
     Ok(Game {
         id: id
             .parse()
-            .map_err(|_| invalid("game_id", &id, "a game id"))?,
-        date: get(row, "date")?,
-        number: u8::try_from(number).map_err(|_| invalid("number", number, "a game number"))?,
+            .map_err(|_| RowError::invalid("game_id", &id, "a game id"))?,
+        date: read_column(row, "date")?,
+        number: u8::try_from(number)
+            .map_err(|_| RowError::invalid("number", number, "a game number"))?,
         phase: match phase.as_str() {
             "regular" => Phase::Regular,
             "postseason" => Phase::Postseason,
             "allstar" => Phase::AllStar,
-            other => return Err(invalid("phase", other, "regular, postseason or allstar")),
+            other => {
+                return Err(RowError::invalid(
+                    "phase",
+                    other,
+                    "regular, postseason or allstar",
+                ));
+            }
         },
         home: team_line(row, "home")?,
         away: team_line(row, "away")?,

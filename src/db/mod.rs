@@ -11,6 +11,7 @@ use tokio_postgres::NoTls;
 
 pub use games::{
     COLUMNS as GAME_COLUMNS, GameRow, RowError, TYPES as GAME_TYPES, game_from_row, load_games,
+    read_column,
 };
 pub use settings::DatabaseSettings;
 

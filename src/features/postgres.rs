@@ -43,35 +43,22 @@ impl PostgresStore {
         let ids: Vec<&str> = ids.iter().map(GameId::as_str).collect();
         let rows = client
             .query(
-                "SELECT game_id, home_runs > away_runs FROM games \
+                "SELECT game_id, home_runs > away_runs AS home_win FROM games \
                  WHERE game_id = ANY($1) AND home_runs <> away_runs",
                 &[&ids],
             )
             .await
             .map_err(unavailable)?;
         let mut wins = HashMap::with_capacity(rows.len());
+        let decode = |row: &tokio_postgres::Row| -> Result<(GameId, bool), RowError> {
+            let id: &str = db::read_column(row, "game_id")?;
+            let id = id
+                .parse()
+                .map_err(|_| RowError::invalid("game_id", id, "a game id"))?;
+            Ok((id, db::read_column(row, "home_win")?))
+        };
         for row in &rows {
-            let read = |column: &str, source| {
-                corrupt(
-                    "games",
-                    RowError::Read {
-                        column: column.to_owned(),
-                        source,
-                    },
-                )
-            };
-            let id: &str = row.try_get(0).map_err(|e| read("game_id", e))?;
-            let won: bool = row.try_get(1).map_err(|e| read("home_runs", e))?;
-            let id = id.parse().map_err(|_| {
-                corrupt(
-                    "games",
-                    RowError::Invalid {
-                        column: "game_id".to_owned(),
-                        value: format!("`{id}`"),
-                        expected: "a game id",
-                    },
-                )
-            })?;
+            let (id, won) = decode(row).map_err(|source| corrupt("games", source))?;
             wins.insert(id, won);
         }
         Ok(wins)
@@ -101,15 +88,8 @@ impl FeatureStore for PostgresStore {
             return Ok(None);
         };
         let game: Game = db::game_from_row(row).map_err(|source| corrupt("games", source))?;
-        let values: Vec<f32> = row.try_get("features").map_err(|source| {
-            corrupt(
-                "game_features",
-                RowError::Read {
-                    column: "features".to_owned(),
-                    source,
-                },
-            )
-        })?;
+        let values: Vec<f32> =
+            db::read_column(row, "features").map_err(|source| corrupt("game_features", source))?;
         let values: [f32; FEATURE_COUNT] = values.try_into().map_err(|values: Vec<f32>| {
             corrupt(
                 "game_features",

@@ -19,7 +19,8 @@ pub(super) async fn metrics(
     service: web::Data<PredictService>,
 ) -> HttpResponse {
     for model in service.registry().models() {
-        model.pool.queue_depth();
+        let pool = &model.pool;
+        pool.metrics().set_queue_depth(pool.queue_depth());
     }
     let mut pools = Vec::new();
     if let FeatureSource::Postgres(store) = service.source() {

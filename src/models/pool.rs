@@ -154,11 +154,9 @@ impl InferencePool {
         self.rows_inferred.load(Ordering::Relaxed)
     }
 
-    /// Calls waiting for a dedicated thread now (also published as a gauge).
+    /// Calls waiting for a dedicated thread now.
     pub fn queue_depth(&self) -> usize {
-        let depth = self.queue.len();
-        self.metrics.set_queue_depth(depth);
-        depth
+        self.queue.len()
     }
 
     /// The metric handles of this model version.
