@@ -17,7 +17,7 @@ use crate::auth::Gatekeeper;
 use crate::cache::{Caches, SharedTier};
 use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, PostgresStore, StoreKind, warmup_vector};
-use crate::http::{self, Admission, BodyLimit, Limits};
+use crate::http::{self, Admission, BodyLimit, Drain, Limits};
 use crate::models::{ModelRegistry, RegistryOptions};
 use crate::monitoring::{Metrics, Sampler};
 use crate::predict::{LogWriter, PredictService, PredictionLog, Recorder};
@@ -28,6 +28,16 @@ pub struct Application {
     port: u16,
     server: Server,
     background: Background,
+    shutdown: Shutdown,
+}
+
+/// How the server goes away when asked to: drain (`/ready` 503, still serving) for
+/// `server.drain_secs`, then stop accepting and let requests in flight finish.
+#[derive(Clone)]
+pub struct Shutdown {
+    drain: Drain,
+    drain_for: Duration,
+    server: ServerHandle,
 }
 
 /// The work that runs beside the server: every task watches `stop` and runs on `tasks`;
@@ -43,6 +53,15 @@ impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("draining", &self.drain.is_draining())
+            .field("drain_for", &self.drain_for)
             .finish_non_exhaustive()
     }
 }
@@ -102,8 +121,13 @@ impl Application {
         )?);
         let service = web::Data::new(service);
         let body_limit = web::Data::new(BodyLimit(server_settings.max_body_bytes));
+        let drain = Drain::default();
+        let draining = web::Data::new(drain.clone());
+        let shutdown_drain = drain.clone();
         let server = HttpServer::new(move || {
+            let drain = drain.clone();
             App::new()
+                .wrap_fn(move |request, service| drain.close_connections(request, service))
                 .wrap(from_fn(http::observe))
                 .wrap(from_fn(http::request_id::middleware))
                 .app_data(body_limit.clone())
@@ -113,6 +137,7 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(sampler.clone())
                 .app_data(metrics.clone())
+                .app_data(draining.clone())
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })
@@ -124,9 +149,15 @@ impl Application {
         .context("starting the HTTP server")?
         .run();
         tracing::info!(port, workers, "serving");
+        let shutdown = Shutdown {
+            drain: shutdown_drain,
+            drain_for: Duration::from_secs(server_settings.drain_secs),
+            server: server.handle(),
+        };
         Ok(Self {
             port,
             server,
+            shutdown,
             background: Background {
                 stop,
                 tasks,
@@ -146,12 +177,42 @@ impl Application {
         self.server.handle()
     }
 
+    /// Drains, then stops: what a SIGTERM does.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
     /// Serves until stopped, then stops the background work and waits for it (within
     /// `server.shutdown_timeout_secs`), writing what the prediction log still holds last.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.background.stop().await;
         served
+    }
+}
+
+impl Shutdown {
+    /// Marks the server draining at once, keeps serving for `server.drain_secs` (or until
+    /// `cut_short` resolves, e.g. on a second signal), then stops accepting and waits for the
+    /// requests in flight (up to `server.shutdown_timeout_secs`).
+    pub async fn drain_then_stop(self, cut_short: impl Future<Output = ()>) {
+        self.drain.start();
+        tracing::info!(
+            drain_secs = self.drain_for.as_secs(),
+            "draining: /ready answers 503, requests are still served"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(self.drain_for) => {}
+            () = cut_short => tracing::info!("drain cut short"),
+        }
+        tracing::info!("drained: no longer accepting, finishing requests in flight");
+        self.server.stop(true).await;
+    }
+
+    /// Stops accepting and waits for the requests in flight, with no drain.
+    pub async fn stop_now(self) {
+        self.drain.start();
+        self.server.stop(true).await;
     }
 }
 
@@ -243,8 +304,17 @@ async fn load_service(
     ))
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
+/// Which signal asked the process to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGTERM, from an orchestrator: drain first.
+    Terminate,
+    /// Ctrl-C, from a person at a terminal: stop at once.
+    Interrupt,
+}
+
+/// Resolves on SIGTERM or Ctrl-C, saying which.
+pub async fn shutdown_signal() -> StopSignal {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");
@@ -266,7 +336,13 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
+        () = ctrl_c => {
+            tracing::info!("Ctrl-C: shutting down");
+            StopSignal::Interrupt
+        }
+        () = terminate => {
+            tracing::info!("SIGTERM: shutting down");
+            StopSignal::Terminate
+        }
     }
 }

@@ -15,7 +15,7 @@ use crate::db;
 use crate::features::{self, EmbeddedStore, FEATURE_SPEC};
 use crate::monitoring::Metrics;
 use crate::settings::Settings;
-use crate::startup::{Application, shutdown_signal};
+use crate::startup::{Application, StopSignal, shutdown_signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -177,10 +177,18 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
 fn serve(settings: &Settings) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let app = Application::build(settings).await?;
-        let handle = app.handle();
+        let shutdown = app.shutdown();
         tokio::spawn(async move {
-            shutdown_signal().await;
-            handle.stop(true).await;
+            match shutdown_signal().await {
+                StopSignal::Terminate => {
+                    // A second signal ends the drain early.
+                    let second = async {
+                        shutdown_signal().await;
+                    };
+                    shutdown.drain_then_stop(second).await;
+                }
+                StopSignal::Interrupt => shutdown.stop_now().await,
+            }
         });
         app.run_until_stopped().await.context("serving")?;
         tracing::info!("stopped");

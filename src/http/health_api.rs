@@ -1,5 +1,5 @@
 //! `GET /health` (the process answers) and `GET /ready` (models loaded and warm; the feature
-//! store and its dependency).
+//! store and its dependency; 503 once the server drains).
 
 use std::time::Duration;
 
@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::cache::{BreakerState, SharedTier};
 use crate::features::FeatureSource;
 use crate::predict::PredictService;
+
+use super::Drain;
 
 pub(super) async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
@@ -89,8 +91,12 @@ async fn database_state(pool: &crate::db::Pool) -> DependencyState {
 /// Models are loaded and warmed before the server accepts connections, so a server that
 /// answers has its models ready. With the PostgreSQL store the body also says whether the
 /// database answers, and the status is `degraded` when it does not: predictions still come
-/// from the caches, and a 503 would take every replica out of service at once.
-pub(super) async fn ready(service: web::Data<PredictService>) -> HttpResponse {
+/// from the caches, and a 503 would take every replica out of service at once. Once shutdown
+/// begins the status is `draining` and the answer 503, so balancers stop sending.
+pub(super) async fn ready(
+    service: web::Data<PredictService>,
+    drain: web::Data<Drain>,
+) -> HttpResponse {
     let (features, status) = match service.source() {
         FeatureSource::Embedded(store) => (
             StoreState::Embedded {
@@ -114,8 +120,14 @@ pub(super) async fn ready(service: web::Data<PredictService>) -> HttpResponse {
             (features, status)
         }
     };
-    HttpResponse::Ok().json(ReadyBody {
-        status,
+    let draining = drain.is_draining();
+    let mut answer = if draining {
+        HttpResponse::ServiceUnavailable()
+    } else {
+        HttpResponse::Ok()
+    };
+    answer.json(ReadyBody {
+        status: if draining { "draining" } else { status },
         models: service
             .registry()
             .models()

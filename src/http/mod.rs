@@ -5,6 +5,7 @@
 mod access;
 mod admin_api;
 mod admission;
+mod drain;
 pub mod errors;
 mod games_api;
 mod health_api;
@@ -25,6 +26,7 @@ use crate::auth::Scope;
 
 use access::Access;
 pub use admission::Admission;
+pub use drain::Drain;
 use errors::ApiError;
 pub use json::BodyLimit;
 pub use metrics::observe;

@@ -15,6 +15,9 @@ pub struct ServerSettings {
     pub max_batch: usize,
     pub max_in_flight: usize,
     pub request_timeout_ms: u64,
+    /// On SIGTERM, how long `/ready` answers 503 while every request is still served, before
+    /// the server stops accepting.
+    pub drain_secs: u64,
     pub shutdown_timeout_secs: u64,
 }
 

@@ -26,6 +26,8 @@ impl ServerProcess {
             .env("BULLPEN__SERVER__PORT", "0")
             .env("BULLPEN__TELEMETRY__FORMAT", "json")
             .env("BULLPEN__SERVER__WORKERS", "2")
+            // Tests that drain say so; the others stop at once.
+            .env("BULLPEN__SERVER__DRAIN_SECS", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, value) in env {
@@ -71,12 +73,24 @@ impl ServerProcess {
     /// Sends SIGTERM and waits (up to `limit`) for the process to exit: its status and how
     /// long it took, or `None` (and the process killed) when it did not exit in time.
     pub fn terminate(&mut self, limit: Duration) -> Option<(ExitStatus, Duration)> {
+        let sent = self.send_sigterm();
+        self.wait_exit(sent, limit)
+    }
+
+    /// Sends SIGTERM and returns at once, with when it was sent.
+    pub fn send_sigterm(&self) -> Instant {
         let sent = Instant::now();
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success(), "SIGTERM sent");
+        sent
+    }
+
+    /// Waits until `limit` after `sent` for the process to exit: its status and how long
+    /// after `sent` it exited, or `None` (and the process killed) when it did not.
+    pub fn wait_exit(&mut self, sent: Instant, limit: Duration) -> Option<(ExitStatus, Duration)> {
         while sent.elapsed() < limit {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 // Let the reader thread take the last lines.

@@ -98,3 +98,159 @@ async fn sigterm_stops_every_background_task_within_the_timeout() {
     );
     database.drop_now().await;
 }
+
+/// What a load client saw: when each request was sent, relative to the SIGTERM, and its
+/// answer (status or transport error).
+struct Sent {
+    at: std::time::Instant,
+    answer: Result<u16, String>,
+}
+
+/// A rolling update, one replica's view: keep-alive clients send without pause; SIGTERM
+/// turns `/ready` to 503 within 100 ms while every request sent during the drain window is
+/// answered 200 (responses close their connections, so the clients reconnect); then the
+/// process stops accepting, exits 0 within the drain plus the shutdown timeout, and the
+/// prediction log holds every prediction served.
+#[tokio::test]
+async fn sigterm_drains_under_load_then_exits_cleanly() {
+    let database = crate::database::TestDatabase::new().await;
+    bullpen::db::migrate(&database.pool).await.expect("migrate");
+    let (drain_secs, timeout_secs) = (2, 3);
+    let mut server = ServerProcess::start(&[
+        ("BULLPEN__SERVER__DRAIN_SECS", drain_secs.to_string()),
+        (
+            "BULLPEN__SERVER__SHUTDOWN_TIMEOUT_SECS",
+            timeout_secs.to_string(),
+        ),
+        ("BULLPEN__DATABASE__URL", database.url()),
+        ("BULLPEN__PREDICTION_LOG__ENABLED", "true".to_owned()),
+        ("BULLPEN__PREDICTION_LOG__CAPACITY", "1000000".to_owned()),
+    ]);
+    let games = std::sync::Arc::new(crate::helpers::game_ids(2024, 7, 300));
+    let sigterm = std::sync::Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
+    // The clients stop sending before the drain window closes, so each request they send
+    // falls inside it (or before the SIGTERM).
+    let load_for = Duration::from_millis(drain_secs * 1000 - 500);
+    let clients: Vec<_> = (0..8)
+        .map(|n| {
+            let (address, games, sigterm) =
+                (server.address.clone(), games.clone(), sigterm.clone());
+            tokio::spawn(keep_sending(address, games, n * 37, sigterm, load_for))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let ready = probe
+        .get(format!("{}/ready", server.address))
+        .send()
+        .await
+        .expect("ready answers");
+    assert_eq!(ready.status(), 200, "ready before the SIGTERM");
+    let sent_at = server.send_sigterm();
+    sigterm.set(sent_at).expect("set once");
+    let unready_after = wait_until_unready(&probe, &server.address, sent_at).await;
+    assert!(
+        unready_after < Duration::from_millis(100),
+        "/ready answered 503 only {unready_after:?} after the SIGTERM"
+    );
+
+    let mut answered = 0;
+    let mut during_drain = 0;
+    for client in clients {
+        for request in client.await.expect("client task") {
+            assert_eq!(
+                request.answer,
+                Ok(200),
+                "a request sent {:?} after the SIGTERM",
+                request.at.checked_duration_since(sent_at)
+            );
+            answered += 1;
+            if request.at > sent_at {
+                during_drain += 1;
+            }
+        }
+    }
+    assert!(
+        during_drain > 100,
+        "only {during_drain} requests during the drain"
+    );
+
+    let (status, took) = server
+        .wait_exit(sent_at, Duration::from_secs(drain_secs + timeout_secs + 5))
+        .expect("the process exits");
+    let log = server.log();
+    assert!(status.success(), "{status}: {log}");
+    assert!(
+        took >= Duration::from_secs(drain_secs)
+            && took < Duration::from_secs(drain_secs + timeout_secs),
+        "exited {took:?} after the SIGTERM (drain {drain_secs} s, timeout {timeout_secs} s)"
+    );
+    assert!(log.contains("background tasks stopped"), "{log}");
+    assert_eq!(
+        database.count("prediction_log").await,
+        answered,
+        "every prediction served was logged"
+    );
+    database.drop_now().await;
+}
+
+/// One keep-alive client posting predictions without pause, from the `skip`th game on, until
+/// `load_for` after the SIGTERM.
+async fn keep_sending(
+    address: String,
+    games: std::sync::Arc<Vec<String>>,
+    skip: usize,
+    sigterm: std::sync::Arc<std::sync::OnceLock<std::time::Instant>>,
+    load_for: Duration,
+) -> Vec<Sent> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut sent = Vec::new();
+    for game in games.iter().cycle().skip(skip) {
+        if sigterm.get().is_some_and(|at| at.elapsed() >= load_for) {
+            break;
+        }
+        let at = std::time::Instant::now();
+        let answer = client
+            .post(format!("{address}/api/v1/predict"))
+            .json(&json!({ "game_id": game }))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| format!("{e:?}"));
+        sent.push(Sent { at, answer });
+    }
+    sent
+}
+
+/// Polls `/ready` until it answers 503 `draining`: how long after `sent_at` it did.
+async fn wait_until_unready(
+    probe: &reqwest::Client,
+    address: &str,
+    sent_at: std::time::Instant,
+) -> Duration {
+    loop {
+        let ready = probe
+            .get(format!("{address}/ready"))
+            .send()
+            .await
+            .expect("ready answers while draining");
+        if ready.status() == 503 {
+            let elapsed = sent_at.elapsed();
+            let body: serde_json::Value = ready.json().await.expect("ready JSON");
+            assert_eq!(body["status"], json!("draining"));
+            return elapsed;
+        }
+        assert!(
+            sent_at.elapsed() < Duration::from_secs(1),
+            "/ready never said 503"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
