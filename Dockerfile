@@ -5,7 +5,8 @@
 #   docker build -t bullpen .
 #   docker run -p 8080:8080 bullpen
 #
-# Probes: GET /health (liveness) and GET /ready (readiness) on port 8080.
+# Probes: GET /health (liveness) and GET /ready (readiness) on port 8080. Without Docker,
+# scripts/image assembles the same layout with buildah.
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
@@ -30,6 +31,11 @@ ENV BULLPEN__TELEMETRY__FORMAT=json \
     BULLPEN__SERVER__PORT=8080
 EXPOSE 8080
 USER bullpen
+# `bullpen probe` GETs /ready on server.port (the image has no curl). On SIGTERM the server
+# drains for server.drain_secs (5 s), then finishes requests in flight: `docker stop`'s 10 s
+# default covers both.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["/app/bullpen", "probe", "--path", "/ready"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/app/bullpen"]
 CMD ["serve"]

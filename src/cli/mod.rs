@@ -1,6 +1,7 @@
 //! The command line: `bullpen <command>`. Each command is a thin call into the library.
 
 mod keys;
+mod probe;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -54,6 +55,15 @@ pub enum Command {
     /// API keys: create (shown once), list, revoke.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// GET a path of the server on this host (`server.port`): exit 0 on 2xx, 1 otherwise. The
+    /// image's HEALTHCHECK.
+    Probe {
+        #[arg(long, default_value = "/ready")]
+        path: String,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +120,11 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
             let dir = dir.unwrap_or_else(|| settings.data.dir.clone());
             runtime()?.block_on(import(settings, &dir))
         }
+        Command::Probe { path, timeout_ms } => probe::probe(
+            settings.server.port,
+            &path,
+            std::time::Duration::from_millis(timeout_ms),
+        ),
         Command::Features(FeaturesCommand::Spec) => {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &FEATURE_SPEC)?;

@@ -251,7 +251,8 @@ fn metric_names(text: &str) -> HashSet<String> {
     names
 }
 
-/// Every metric the Grafana dashboard and the alert rules query is in `scrape`.
+/// Every metric the Grafana dashboard, the alert rules and the Kubernetes autoscaling and
+/// rollout analysis query is in `scrape`.
 fn assert_dashboard_and_alerts_use_only_exported_metrics(scrape: &str) {
     let exported: HashSet<String> = scrape
         .lines()
@@ -271,10 +272,25 @@ fn assert_dashboard_and_alerts_use_only_exported_metrics(scrape: &str) {
         .flat_map(|panel| panel["targets"].as_array().expect("targets").clone())
         .map(|target| target["expr"].as_str().expect("expr").to_owned())
         .collect();
-    let rules = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml")).expect("rules");
+    let read = |path: &str| std::fs::read_to_string(repo_path(path)).expect(path);
+    let rules = read("deploy/prometheus/alerts.yml");
+    // What Kubernetes scales and rolls out on: the HPA, KEDA, the prometheus-adapter rule and
+    // the Argo Rollouts analysis.
+    let scaling = [
+        "deploy/k8s/base/hpa.yaml",
+        "deploy/k8s/overlays/keda/scaledobject.yaml",
+        "deploy/k8s/prometheus-adapter/values.yaml",
+        "deploy/k8s/overlays/rollouts/analysis-templates.yaml",
+    ]
+    .map(read)
+    .join("\n");
     for (source, used) in [
         ("dashboard", metric_names(&exprs.join("\n"))),
         ("alert rules", metric_names(&rules)),
+        (
+            "Kubernetes autoscaling and analysis",
+            metric_names(&scaling),
+        ),
     ] {
         assert!(!used.is_empty());
         let missing: Vec<&String> = used
