@@ -15,7 +15,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked \
- && test -f target/release/libonnxruntime.so.1.31.1
+ && test -f target/release/libonnxruntime.so.1.31.1 \
+ && strip --strip-debug target/release/bullpen
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /app bullpen

@@ -5,6 +5,7 @@ mod admission;
 mod auth;
 mod batch;
 mod database;
+mod deploy;
 mod errors;
 mod export;
 mod features;
