@@ -17,12 +17,7 @@ write=false
 
 source benches/common.sh
 
-# A key with a limit far above what wrk can send, so every request is admitted.
-mkdir -p "$work/config"
-$bin keys create --name bench --scope predict --rate 1000000000/min --burst 1000000 \
-  --print-config > "$work/key.toml" 2>/dev/null
-key=$(sed -n 's/^# The key (shown once; give it to its user): //p' "$work/key.toml")
-{ echo "[auth]"; echo "enabled = true"; echo; grep -v '^#' "$work/key.toml"; } > "$work/config/default.toml"
+config_with_key
 
 predict_bodies > "$work/bodies.lua"
 cycling_post_lua "$work/bodies.lua" "$work/predict.lua" "Bearer $key"

@@ -28,12 +28,7 @@ psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $DB"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"; psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; redis-cli --scan --pattern "${PREFIX}*" | xargs -r redis-cli unlink > /dev/null' EXIT
 BULLPEN__DATABASE__URL=$URL BULLPEN__TELEMETRY__LEVEL=warn $bin import > /dev/null 2>&1
 
-# A key with a limit far above what wrk can send, so every request is admitted.
-mkdir -p "$work/config"
-$bin keys create --name capacity --scope predict --rate 1000000000/min --burst 1000000 \
-  --print-config > "$work/key.toml" 2>/dev/null
-key=$(sed -n 's/^# The key (shown once; give it to its user): //p' "$work/key.toml")
-{ echo "[auth]"; echo "enabled = true"; echo; grep -v '^#' "$work/key.toml"; } > "$work/config/default.toml"
+config_with_key
 
 predict_bodies > "$work/bodies.lua"
 for setup in box production; do

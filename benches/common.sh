@@ -77,3 +77,13 @@ measure() {
 median() {
   printf '%s' "$2" | awk -v c="$1" '{ print $c }' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
+
+# Writes $work/config/default.toml with auth on and one key in it whose limit is far above
+# what wrk can send (every request is admitted), and sets $key to that key.
+config_with_key() {
+  mkdir -p "$work/config"
+  $bin keys create --name bench --scope predict --rate 1000000000/min --burst 1000000 \
+    --print-config > "$work/key.toml" 2>/dev/null
+  key=$(sed -n 's/^# The key (shown once; give it to its user): //p' "$work/key.toml")
+  { echo "[auth]"; echo "enabled = true"; echo; grep -v '^#' "$work/key.toml"; } > "$work/config/default.toml"
+}
