@@ -156,12 +156,14 @@ pub struct RouteMetrics {
     pattern: Arc<str>,
     duration: Histogram,
     counters: IntCounterVec,
-    requests: RwLock<Vec<(String, u16, IntCounter)>>,
+    requests: RwLock<Vec<(&'static str, u16, IntCounter)>>,
 }
 
 impl RouteMetrics {
-    /// Counts one answer of this route and its time.
+    /// Counts one answer of this route and its time. A method outside HTTP's own is counted
+    /// as `other`, so a client cannot add series by inventing methods.
     pub fn observe(&self, method: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         self.duration.observe(seconds);
         {
             let known = self
@@ -169,7 +171,7 @@ impl RouteMetrics {
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some((_, _, counter)) =
-                known.iter().find(|(m, s, _)| m == method && *s == status)
+                known.iter().find(|(m, s, _)| *m == method && *s == status)
             {
                 counter.inc();
                 return;
@@ -182,8 +184,19 @@ impl RouteMetrics {
         self.requests
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((method.to_owned(), status, counter));
+            .push((method, status, counter));
     }
+}
+
+/// The `method` label: one of HTTP's methods, or `other`.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
 }
 
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ mod features;
 mod games_api;
 mod health;
 mod helpers;
+mod hostile;
 mod model;
 mod models_api;
 mod monitoring;
