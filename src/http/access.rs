@@ -50,10 +50,13 @@ pub async fn guard(
     let refuse = |request: ServiceRequest, error: ApiError| {
         Ok(request.error_response(error).map_into_right_body())
     };
-    let header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
+    // Two Authorization headers are refused, not resolved: a proxy and the server could
+    // each read a different one.
+    let mut headers = request.headers().get_all(header::AUTHORIZATION);
+    let header = headers.next().map(HeaderValue::as_bytes);
+    if headers.next().is_some() {
+        return refuse(request, crate::auth::AuthError::Malformed.into());
+    }
     let principal = match authenticator.authenticate(header).await {
         Ok(principal) => principal,
         Err(error) => return refuse(request, error.into()),

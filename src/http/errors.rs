@@ -57,7 +57,7 @@ error_codes! {
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body must be application/json";
     MissingCredentials => UNAUTHORIZED, "missing_credentials", "Credentials are required";
-    MalformedCredentials => UNAUTHORIZED, "malformed_credentials", "The Authorization header is malformed";
+    MalformedCredentials => BAD_REQUEST, "malformed_credentials", "The Authorization header is malformed, or sent more than once";
     InvalidCredentials => UNAUTHORIZED, "invalid_credentials", "The credentials are not valid";
     InsufficientScope => FORBIDDEN, "insufficient_scope", "The credentials do not allow this";
     RateLimited => TOO_MANY_REQUESTS, "rate_limited", "Too many requests for this credential";

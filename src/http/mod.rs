@@ -84,38 +84,45 @@ const API: &str = "/api/v1";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use Access::{Needs, Probe};
     use Scope::{Admin, FeaturesRead, Predict};
-    cfg.service(resource("", "/health", Probe).route(web::get().to(health_api::health)))
-        .service(resource("", "/ready", Probe).route(web::get().to(health_api::ready)))
-        .service(resource("", "/metrics", Probe).route(web::get().to(monitoring_api::metrics)))
-        .service(resource("", "/status", Probe).route(web::get().to(monitoring_api::status_page)))
-        .service(
-            resource("", "/status/data", Probe).route(web::get().to(monitoring_api::status_data)),
-        )
-        .service(
-            web::scope(API)
-                .wrap(from_fn(admission::middleware))
-                .service(
-                    resource(API, "/predict", Needs(Predict))
-                        .route(web::post().to(predict_api::predict)),
-                )
-                .service(
-                    resource(API, "/predict/batch", Needs(Predict))
-                        .route(web::post().to(predict_api::predict_batch)),
-                )
-                .service(
-                    resource(API, "/models", Needs(Predict)).route(web::get().to(models_api::list)),
-                )
-                .service(
-                    resource(API, "/models/{name}/quality", Needs(Predict))
-                        .route(web::get().to(monitoring_api::quality)),
-                )
-                .service(
-                    resource(API, "/games/{game_id}/features", Needs(FeaturesRead))
-                        .route(web::get().to(games_api::features)),
-                )
-                .service(
-                    resource(API, "/admin/cache/invalidate", Needs(Admin))
-                        .route(web::post().to(admin_api::invalidate)),
-                ),
-        );
+    // Probes answer HEAD as GET; actix-web sends the head without the body.
+    cfg.service(
+        resource("", "/health", Probe)
+            .route(web::get().to(health_api::health))
+            .route(web::head().to(health_api::health)),
+    )
+    .service(
+        resource("", "/ready", Probe)
+            .route(web::get().to(health_api::ready))
+            .route(web::head().to(health_api::ready)),
+    )
+    .service(resource("", "/metrics", Probe).route(web::get().to(monitoring_api::metrics)))
+    .service(resource("", "/status", Probe).route(web::get().to(monitoring_api::status_page)))
+    .service(resource("", "/status/data", Probe).route(web::get().to(monitoring_api::status_data)))
+    .service(
+        web::scope(API)
+            .wrap(from_fn(admission::middleware))
+            .service(
+                resource(API, "/predict", Needs(Predict))
+                    .route(web::post().to(predict_api::predict)),
+            )
+            .service(
+                resource(API, "/predict/batch", Needs(Predict))
+                    .route(web::post().to(predict_api::predict_batch)),
+            )
+            .service(
+                resource(API, "/models", Needs(Predict)).route(web::get().to(models_api::list)),
+            )
+            .service(
+                resource(API, "/models/{name}/quality", Needs(Predict))
+                    .route(web::get().to(monitoring_api::quality)),
+            )
+            .service(
+                resource(API, "/games/{game_id}/features", Needs(FeaturesRead))
+                    .route(web::get().to(games_api::features)),
+            )
+            .service(
+                resource(API, "/admin/cache/invalidate", Needs(Admin))
+                    .route(web::post().to(admin_api::invalidate)),
+            ),
+    );
 }

@@ -63,7 +63,7 @@ async fn predict_with(app: &TestApp, bearer: &str) -> Reply {
 }
 
 #[tokio::test]
-async fn missing_malformed_and_unknown_credentials_get_401_with_a_challenge() {
+async fn missing_malformed_and_unknown_credentials_get_401_or_400_with_a_challenge() {
     let (key, entry) = configured("desk", &["predict"], None);
     let app = auth_app(vec![entry], |_| {}).await;
 
@@ -92,7 +92,13 @@ async fn missing_malformed_and_unknown_credentials_get_401_with_a_challenge() {
     ];
     for (authorization, code, challenge) in cases {
         let reply = call(&app, Method::POST, "/api/v1/predict", authorization).await;
-        assert_eq!(reply.status, 401, "{authorization:?}: {}", reply.body);
+        // RFC 6750: a malformed request is 400, a missing or bad credential 401.
+        let status = if code == "malformed_credentials" {
+            400
+        } else {
+            401
+        };
+        assert_eq!(reply.status, status, "{authorization:?}: {}", reply.body);
         assert_eq!(reply.problem()["code"], code, "{authorization:?}");
         assert_eq!(reply.header("www-authenticate"), Some(challenge));
         assert_eq!(reply.header("ratelimit-limit"), None);
@@ -108,6 +114,27 @@ async fn missing_malformed_and_unknown_credentials_get_401_with_a_challenge() {
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(app.get("/health").await.status, 200);
     assert_eq!(app.get("/ready").await.status, 200);
+}
+
+/// Two `Authorization` headers are refused whatever their order: a good one first used to
+/// win over a bad second one.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let (key, entry) = configured("desk", &["predict"], None);
+    let app = auth_app(vec![entry], |_| {}).await;
+    let good = format!("Bearer {key}");
+    let bad = "Bearer bp_0000000000000000000000000000000000000000000";
+    for pair in [[good.as_str(), bad], [bad, good.as_str()], [&good, &good]] {
+        let request = app
+            .request(Method::POST, "/api/v1/predict")
+            .header("authorization", pair[0])
+            .header("authorization", pair[1])
+            .json(&json!({ "game_id": "KCA202404100" }));
+        let reply = app.send(request).await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.problem()["code"], "malformed_credentials");
+    }
+    assert_eq!(predict_with(&app, &key).await.status, 200);
 }
 
 #[tokio::test]
