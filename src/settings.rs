@@ -154,8 +154,19 @@ mod tests {
         settings.auth.key_store = KeyStoreKind::Postgres;
         settings.validate().expect("keys in PostgreSQL");
         settings.auth.key_store = KeyStoreKind::Config;
-        settings.auth.jwt.hs256_secret = "a secret".to_owned().into();
-        settings.validate().expect("JWTs");
+        settings.auth.jwt.hs256_secret = "a".to_owned().into();
+        let refused = settings.validate().expect_err("a one-byte HS256 secret");
+        assert_eq!(key_of(refused), "auth.jwt.hs256_secret");
+        settings.auth.jwt.hs256_secret = "0123456789abcdef0123456789abcde".to_owned().into();
+        let refused = settings.validate().expect_err("31 bytes");
+        assert_eq!(key_of(refused), "auth.jwt.hs256_secret");
+        settings.auth.jwt.hs256_secret = "0123456789abcdef0123456789abcdef".to_owned().into();
+        settings.validate().expect("JWTs with a 32-byte secret");
+        settings.environment = "local".to_owned();
+        settings.auth.jwt.hs256_secret = "a".to_owned().into();
+        settings
+            .validate()
+            .expect("a short secret only warns outside production");
     }
 
     #[test]

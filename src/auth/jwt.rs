@@ -50,7 +50,9 @@ pub struct VerifiedToken {
 
 #[derive(Deserialize)]
 struct Claims {
-    sub: String,
+    /// Required; optional here so that a token without it is refused for that reason, not
+    /// as malformed.
+    sub: Option<String>,
     #[serde(default)]
     scope: String,
     #[serde(default)]
@@ -110,18 +112,18 @@ impl JwtVerifier {
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|error| reason(&error))?;
         let claims = data.claims;
+        let subject = claims.sub.ok_or(MISSING_CLAIM)?;
         let scopes = Scopes::known(
             claims
                 .scope
                 .split_whitespace()
                 .chain(claims.scopes.iter().map(String::as_str)),
         );
-        Ok(VerifiedToken {
-            subject: claims.sub,
-            scopes,
-        })
+        Ok(VerifiedToken { subject, scopes })
     }
 }
+
+const MISSING_CLAIM: &str = "the token lacks a required claim (exp, aud, sub)";
 
 fn reason(error: &jsonwebtoken::errors::Error) -> &'static str {
     match error.kind() {
@@ -133,7 +135,7 @@ fn reason(error: &jsonwebtoken::errors::Error) -> &'static str {
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
             "the token's algorithm is not accepted here"
         }
-        ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp, aud, sub)",
+        ErrorKind::MissingRequiredClaim(_) => MISSING_CLAIM,
         _ => "the token is malformed",
     }
 }

@@ -184,6 +184,13 @@ impl Gatekeeper {
                 open_probes: true,
             });
         }
+        if auth.jwt.hs256_secret_is_short() {
+            tracing::warn!(
+                "auth.jwt.hs256_secret is shorter than {} bytes: tokens signed with it can be \
+                 forged by brute force (BULLPEN_ENV=production refuses to start with it)",
+                settings::MIN_HS256_SECRET
+            );
+        }
         let keys = match auth.key_store {
             KeyStoreKind::Config => KeyStore::from_config(&auth.keys),
             KeyStoreKind::Postgres => KeyStore::Postgres(

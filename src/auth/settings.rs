@@ -82,7 +82,17 @@ impl RateLimitSettings {
     }
 }
 
+/// The shortest HS256 secret production accepts: 256 bits, the size of the HMAC-SHA256 key
+/// (RFC 7518, section 3.2). Elsewhere a shorter one starts with a warning.
+pub const MIN_HS256_SECRET: usize = 32;
+
 impl JwtSettings {
+    /// Whether an HS256 secret is set but shorter than [`MIN_HS256_SECRET`].
+    pub fn hs256_secret_is_short(&self) -> bool {
+        let secret = self.hs256_secret.expose_secret();
+        !secret.is_empty() && secret.len() < MIN_HS256_SECRET
+    }
+
     /// Whether any JWT key is configured.
     pub fn enabled(&self) -> bool {
         !self.hs256_secret.expose_secret().is_empty()
@@ -108,6 +118,15 @@ impl AuthSettings {
                 "auth.keys",
                 "is empty, and no JWT key is set: nobody could call the API \
                  (`bullpen keys create --print-config` makes a key)",
+            ));
+        }
+        if environment == "production" && self.jwt.hs256_secret_is_short() {
+            return Err(InvalidSetting::new(
+                "auth.jwt.hs256_secret",
+                format!(
+                    "is shorter than {MIN_HS256_SECRET} bytes, which BULLPEN_ENV=production \
+                     needs (`openssl rand -hex 32` makes one)"
+                ),
             ));
         }
         if jwt_on && self.jwt.audience.trim().is_empty() {

@@ -254,6 +254,8 @@ async fn jwts_are_checked_for_signature_algorithm_expiry_and_audience() {
         URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
         URL_SAFE_NO_PAD.encode(valid.to_string())
     );
+    let mut without_sub = valid.clone();
+    without_sub.as_object_mut().expect("claims").remove("sub");
     let public_pem = std::fs::read_to_string(repo_path("tests/fixtures/jwt-rs256-public.pem"))
         .expect("test key");
     let refused = [
@@ -280,6 +282,8 @@ async fn jwts_are_checked_for_signature_algorithm_expiry_and_audience() {
             rs256(&json!({ "sub": "x", "aud": "bullpen" })),
             "required claim",
         ),
+        // `sub` is required (README): it names the caller for the rate limit and the log.
+        (hs256(&without_sub, HS256_SECRET), "required claim"),
     ];
     for (token, reason) in refused {
         let reply = predict_with(&app, &token).await;
