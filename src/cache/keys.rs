@@ -33,6 +33,13 @@ pub const INVALIDATION_CHANNEL: &str = "invalidate";
 /// The key spaces an invalidation pattern may start with: cached values only (or `*`).
 pub(super) const INVALIDATABLE: [&str; 3] = [PREDICTION, FEATURES, "*"];
 
+/// Whether `key` (without the tier's prefix) holds a cached value, the only keys an
+/// invalidation may delete: a pattern such as `*` also matches model fingerprints and
+/// rate-limit state, which are not the cache's to drop.
+pub(super) fn holds_cached_value(key: &str) -> bool {
+    key.starts_with(PREDICTION) || key.starts_with(FEATURES)
+}
+
 pub trait CacheKey: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static {
     type Value: Clone + Codec + Send + Sync + 'static;
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::keys::{INVALIDATION_CHANNEL, ModelFingerprintKey};
+use super::keys::{self, INVALIDATION_CHANNEL, ModelFingerprintKey};
 use super::pattern::KeyPattern;
 use super::settings::{RedisSettings, address};
 use crate::monitoring::{CacheTier, Metrics};
@@ -454,13 +454,14 @@ impl SharedTier {
         let mut deleted = 0;
         match &mut connection {
             Connection::Server(_) => {
-                deleted += scan_and_unlink(&mut connection, &full, None).await?;
+                deleted += scan_and_unlink(&mut connection, &self.prefix, &full, None).await?;
             }
             Connection::Cluster(cluster) => {
                 for (host, port) in primaries(cluster).await? {
                     let node =
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
-                    deleted += scan_and_unlink(&mut connection, &full, Some(node)).await?;
+                    deleted +=
+                        scan_and_unlink(&mut connection, &self.prefix, &full, Some(node)).await?;
                 }
             }
         }
@@ -486,10 +487,12 @@ impl SharedTier {
     }
 }
 
-/// `SCAN`s one node (or the server) for keys matching `pattern` and unlinks them; in a
-/// cluster `UNLINK` is split by slot, so keys on any node may go in one call.
+/// `SCAN`s one node (or the server) for keys matching `pattern` and unlinks those under
+/// `prefix` that hold cached values; in a cluster `UNLINK` is split by slot, so keys on any
+/// node may go in one call.
 async fn scan_and_unlink(
     connection: &mut Connection<'_>,
+    prefix: &str,
     pattern: &str,
     node: Option<RoutingInfo>,
 ) -> Option<u64> {
@@ -502,13 +505,17 @@ async fn scan_and_unlink(
             .arg(pattern)
             .arg("COUNT")
             .arg(500);
-        let (next, keys): (u64, Vec<String>) = match (&mut *connection, &node) {
+        let (next, mut keys): (u64, Vec<String>) = match (&mut *connection, &node) {
             (Connection::Cluster(cluster), Some(node)) => {
                 let reply = cluster.route_command(scan, node.clone()).await.ok()?;
                 redis::from_redis_value(reply).ok()?
             }
             _ => scan.query_async(&mut *connection).await.ok()?,
         };
+        keys.retain(|key| {
+            key.strip_prefix(prefix)
+                .is_some_and(keys::holds_cached_value)
+        });
         if !keys.is_empty() {
             let removed: u64 = redis::cmd("UNLINK")
                 .arg(&keys)

@@ -302,6 +302,63 @@ async fn an_invalidation_on_one_replica_empties_the_other_within_a_second() {
     }
 }
 
+/// `*` (or any pattern) drops cached values only: the model fingerprints and rate-limit state
+/// under the same prefix stay.
+#[tokio::test]
+async fn an_invalidation_of_everything_leaves_what_is_not_cache() {
+    let prefix = unique_prefix();
+    let app = redis_app(&prefix, REDIS).await;
+    assert_eq!(
+        app.predict(&json!({ "game_id": "KCA202404100" }))
+            .await
+            .status,
+        200
+    );
+    let mut connection = connection().await;
+    let rate_limit = format!("{prefix}ratelimit:someone");
+    let _: () = connection.set(&rate_limit, 1).await.expect("set");
+    // The answer is written to Redis behind the response: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let before = loop {
+        let found = keys(&prefix).await;
+        if found.iter().any(|k| k.contains(":prediction:")) {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never written: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        before.iter().any(|k| k.contains(":model:home_win:1")),
+        "{before:?}"
+    );
+
+    for pattern in ["*", "*home_win*"] {
+        let reply = app
+            .post_json(
+                "/api/v1/admin/cache/invalidate",
+                &json!({ "pattern": pattern }),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let after = keys(&prefix).await;
+    assert!(
+        after
+            .iter()
+            .all(|k| !k.contains(":prediction:") && !k.contains(":features:")),
+        "{after:?}"
+    );
+    let kept: Vec<&String> = before
+        .iter()
+        .filter(|k| k.contains(":model:") || k.contains(":ratelimit:"))
+        .collect();
+    assert_eq!(after.iter().collect::<Vec<_>>(), kept);
+    let _: () = connection.del(&after).await.expect("clean up");
+}
+
 #[tokio::test]
 async fn a_batch_reads_what_missed_in_process_from_redis_in_one_call() {
     let prefix = unique_prefix();
