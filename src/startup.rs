@@ -251,7 +251,8 @@ async fn load_service(
     let source = match settings.features.store {
         StoreKind::Embedded => {
             let store = EmbeddedStore::load(&settings.data.dir, |_| {})
-                .with_context(|| format!("loading games from {}", settings.data.dir.display()))?;
+                .with_context(|| format!("loading games from {}", settings.data.dir.display()))?
+                .with_schedule_horizon(settings.features.schedule_horizon_days);
             tracing::info!(games = store.games().len(), "embedded feature store loaded");
             FeatureSource::Embedded(Arc::new(store))
         }
@@ -264,7 +265,10 @@ async fn load_service(
                     .context("migrating database.url")?;
                 tracing::info!(?applied, "migrations applied");
             }
-            FeatureSource::Postgres(PostgresStore::new(db::read_pool(database, &primary)?))
+            FeatureSource::Postgres(
+                PostgresStore::new(db::read_pool(database, &primary)?)
+                    .with_schedule_horizon(settings.features.schedule_horizon_days),
+            )
         }
     };
     let inference = &settings.inference;

@@ -9,13 +9,16 @@ use tokio_postgres::types::Type;
 use super::history::History;
 use super::lookup::GameFeatures;
 use super::spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureVector};
-use super::store::{FeatureStore, StoreError, check_schedule};
+use super::store::{
+    DEFAULT_SCHEDULE_HORIZON_DAYS, DataSpan, FeatureStore, StoreError, check_schedule,
+};
 use crate::db::{self, DbError, Pool, RowError};
 use crate::games::{Game, GameId, TeamCode};
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    schedule_horizon_days: u32,
 }
 
 /// A failure to reach or query PostgreSQL: it passes.
@@ -30,7 +33,17 @@ fn corrupt(table: &'static str, source: RowError) -> StoreError {
 
 impl PostgresStore {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            schedule_horizon_days: DEFAULT_SCHEDULE_HORIZON_DAYS,
+        }
+    }
+
+    /// Scheduled games more than `days` after the last game in the data are refused.
+    #[must_use]
+    pub fn with_schedule_horizon(mut self, days: u32) -> Self {
+        self.schedule_horizon_days = days;
+        self
     }
 
     pub fn pool(&self) -> &Pool {
@@ -119,19 +132,22 @@ impl FeatureStore for PostgresStore {
             .iter()
             .filter_map(|row| row.try_get(0).ok())
             .collect();
-        let first: Option<NaiveDate> = client
-            .query_one("SELECT min(date) FROM games", &[])
+        let bounds = client
+            .query_one("SELECT min(date), max(date) FROM games", &[])
             .await
-            .map_err(unavailable)?
-            .try_get(0)
             .map_err(unavailable)?;
+        let span = DataSpan {
+            first: bounds.try_get(0).map_err(unavailable)?,
+            last: bounds.try_get(1).map_err(unavailable)?,
+            horizon_days: self.schedule_horizon_days,
+        };
         let knows = |team: TeamCode| {
             teams
                 .iter()
                 .filter_map(|code| code.parse::<TeamCode>().ok())
                 .any(|known| known.franchise() == team.franchise())
         };
-        check_schedule(knows, first, home, away, date)?;
+        check_schedule(knows, span, home, away, date)?;
         let games = db::load_games(&client, Some(date)).await?;
         let mut history = History::new();
         for game in &games {

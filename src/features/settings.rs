@@ -18,6 +18,9 @@ pub struct DataSettings {
 pub struct FeatureSettings {
     pub version: String,
     pub store: StoreKind,
+    /// Scheduled games more than this many days after the last game in the data get 422
+    /// `date_out_of_range`: their features would be stale.
+    pub schedule_horizon_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

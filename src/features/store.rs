@@ -29,7 +29,12 @@ pub struct EmbeddedStore {
     /// `(i, history)`: the history of `games[..i]`, where `games[i]` opens a game day.
     checkpoints: Vec<(usize, History)>,
     latest: History,
+    schedule_horizon_days: u32,
 }
+
+/// How far after the last game in the data a scheduled game may be priced, unless
+/// `features.schedule_horizon_days` says otherwise: to about the end of the next season.
+pub const DEFAULT_SCHEDULE_HORIZON_DAYS: u32 = 400;
 
 /// Where feature vectors come from: the embedded store, or PostgreSQL. Both answer with
 /// the same vectors for the same games (a test compares them over a whole season).
@@ -81,6 +86,24 @@ pub enum ScheduleError {
     SameTeam(TeamCode),
     #[error("{date} is not after the first day in the data ({first})")]
     BeforeData { date: NaiveDate, first: NaiveDate },
+    #[error(
+        "{date} is more than {days} days after the last game in the data ({last}): its \
+         features would be stale"
+    )]
+    AfterHorizon {
+        date: NaiveDate,
+        last: NaiveDate,
+        days: u32,
+    },
+}
+
+/// The first and last game days of a store, and how far after the last one a scheduled
+/// game may be.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DataSpan {
+    pub first: Option<NaiveDate>,
+    pub last: Option<NaiveDate>,
+    pub horizon_days: u32,
 }
 
 impl EmbeddedStore {
@@ -121,7 +144,15 @@ impl EmbeddedStore {
             index,
             checkpoints,
             latest: history,
+            schedule_horizon_days: DEFAULT_SCHEDULE_HORIZON_DAYS,
         }
+    }
+
+    /// Scheduled games more than `days` after the last game in the data are refused.
+    #[must_use]
+    pub fn with_schedule_horizon(mut self, days: u32) -> Self {
+        self.schedule_horizon_days = days;
+        self
     }
 
     pub fn games(&self) -> &[Game] {
@@ -146,8 +177,12 @@ impl EmbeddedStore {
         away: TeamCode,
         date: NaiveDate,
     ) -> Result<FeatureVector, ScheduleError> {
-        let first = self.games.first().map(|game| game.date);
-        check_schedule(|team| self.latest.knows(team), first, home, away, date)?;
+        let span = DataSpan {
+            first: self.games.first().map(|game| game.date),
+            last: self.games.last().map(|game| game.date),
+            horizon_days: self.schedule_horizon_days,
+        };
+        check_schedule(|team| self.latest.knows(team), span, home, away, date)?;
         if self.latest.last_date().is_none_or(|last| last < date) {
             return Ok(self.latest.features(home, away, date));
         }
@@ -181,11 +216,11 @@ impl FeatureStore for EmbeddedStore {
     }
 }
 
-/// Checks that need only the list of known franchises and the first date of the data, the
-/// same for every store.
+/// Checks that need only the list of known franchises and the span of the data, the same for
+/// every store.
 pub(super) fn check_schedule(
     knows: impl Fn(TeamCode) -> bool,
-    first: Option<NaiveDate>,
+    span: DataSpan,
     home: TeamCode,
     away: TeamCode,
     date: NaiveDate,
@@ -198,8 +233,21 @@ pub(super) fn check_schedule(
             return Err(ScheduleError::UnknownTeam(team));
         }
     }
-    match first {
-        Some(first) if date <= first => Err(ScheduleError::BeforeData { date, first }),
-        _ => Ok(()),
+    if let Some(first) = span.first
+        && date <= first
+    {
+        return Err(ScheduleError::BeforeData { date, first });
     }
+    // A horizon past chrono's last date is no limit.
+    if let Some(last) = span.last
+        && let Some(horizon) = last.checked_add_days(chrono::Days::new(span.horizon_days.into()))
+        && date > horizon
+    {
+        return Err(ScheduleError::AfterHorizon {
+            date,
+            last,
+            days: span.horizon_days,
+        });
+    }
+    Ok(())
 }

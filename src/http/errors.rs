@@ -153,9 +153,9 @@ impl ApiError {
             Self::Predict(PredictError::Schedule(ScheduleError::SameTeam(_))) => {
                 ErrorCode::InvalidMatchup
             }
-            Self::Predict(PredictError::Schedule(ScheduleError::BeforeData { .. })) => {
-                ErrorCode::DateOutOfRange
-            }
+            Self::Predict(PredictError::Schedule(
+                ScheduleError::BeforeData { .. } | ScheduleError::AfterHorizon { .. },
+            )) => ErrorCode::DateOutOfRange,
             Self::Predict(PredictError::Model(ResolveError::UnknownModel(_))) => {
                 ErrorCode::ModelNotFound
             }

@@ -6,31 +6,42 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OddsFormat {
-    /// `-150`, `+130`: never strictly between -100 and 100.
+    /// `-150`, `+130`: |odds| from 100 to 100,000.
     American,
-    /// `1.67`, `2.30`: the total returned per unit staked, above 1.
+    /// `1.67`, `2.30`: the total returned per unit staked, above 1 and at most 1,001 (the
+    /// same range as American odds).
     Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OddsError {
-    #[error("American odds must be at most -100 or at least +100, got {0}")]
+    #[error("American odds must be from -100,000 to -100 or from +100 to +100,000, got {0}")]
     American(String),
-    #[error("decimal odds must be a finite number above 1.0, got {0}")]
+    #[error("decimal odds must be above 1.0 and at most 1001, got {0}")]
     Decimal(String),
+    #[error(
+        "the implied probabilities of {0} and {1} add up to less than 1: no book prices a \
+         market below even, so one side is mistyped"
+    )]
+    BelowEven(String, String),
     #[error(
         "cannot tell whether {0} and {1} are American or decimal odds; add \"format\": \"american\" or \"decimal\""
     )]
     Ambiguous(String, String),
 }
 
-/// Odds as the decimal payout per unit staked; always finite and above 1.
+/// The longest price accepted, American (+100,000 or -100,000): a 0.1 % chance.
+const MAX_AMERICAN: f64 = 100_000.0;
+/// The same price as decimal odds.
+const MAX_DECIMAL: f64 = 1.0 + MAX_AMERICAN / 100.0;
+
+/// Odds as the decimal payout per unit staked; always above 1 and at most [`MAX_DECIMAL`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecimalOdds(f64);
 
 impl DecimalOdds {
     pub fn from_american(odds: f64) -> Result<Self, OddsError> {
-        if !odds.is_finite() || odds.abs() < 100.0 {
+        if !(100.0..=MAX_AMERICAN).contains(&odds.abs()) {
             return Err(OddsError::American(odds.to_string()));
         }
         Ok(Self(if odds > 0.0 {
@@ -41,7 +52,7 @@ impl DecimalOdds {
     }
 
     pub fn from_decimal(odds: f64) -> Result<Self, OddsError> {
-        if odds.is_finite() && odds > 1.0 {
+        if odds > 1.0 && odds <= MAX_DECIMAL {
             Ok(Self(odds))
         } else {
             Err(OddsError::Decimal(odds.to_string()))
@@ -76,10 +87,16 @@ impl MarketOdds {
             OddsFormat::American => DecimalOdds::from_american,
             OddsFormat::Decimal => DecimalOdds::from_decimal,
         };
-        Ok(Self {
+        let market = Self {
             home: parse(home)?,
             away: parse(away)?,
-        })
+        };
+        // A negative overround is an arbitrage: no book offers it, so it is a typing error.
+        // (Even money both ways, which sums to 1 up to rounding, is a market without margin.)
+        if 1.0 / market.home.value() + 1.0 / market.away.value() < 1.0 - 1e-9 {
+            return Err(OddsError::BelowEven(home.to_string(), away.to_string()));
+        }
+        Ok(market)
     }
 
     /// The market read against the model's P(home win).
@@ -157,6 +174,28 @@ mod tests {
         assert!(DecimalOdds::from_american(f64::NAN).is_err());
         assert!(DecimalOdds::from_decimal(1.0).is_err());
         assert!(DecimalOdds::from_decimal(f64::INFINITY).is_err());
+        assert!(DecimalOdds::from_american(-1e308).is_err());
+        assert!(DecimalOdds::from_american(100_001.0).is_err());
+        assert!(DecimalOdds::from_american(-100_000.0).is_ok());
+        assert!(DecimalOdds::from_decimal(1e308).is_err());
+        assert!(DecimalOdds::from_decimal(1001.0).is_ok());
+        assert!(DecimalOdds::from_decimal(1001.01).is_err());
+    }
+
+    #[test]
+    fn a_market_below_even_is_refused() {
+        // Both sides at +200 imply 1/3 + 1/3: an arbitrage, so a typing error.
+        assert!(matches!(
+            MarketOdds::parse(200.0, 200.0, None),
+            Err(OddsError::BelowEven(..))
+        ));
+        assert!(matches!(
+            MarketOdds::parse(1000.0, 1000.0, Some(OddsFormat::Decimal)),
+            Err(OddsError::BelowEven(..))
+        ));
+        // Even money both ways is a market without margin: accepted.
+        assert!(MarketOdds::parse(100.0, -100.0, None).is_ok());
+        assert!(MarketOdds::parse(2.0, 2.0, None).is_ok());
     }
 
     #[test]

@@ -81,8 +81,8 @@ impl TryFrom<PredictBody> for PredictRequest {
             (None, Some(game)) => GameRef::Scheduled {
                 home: game.home.parse::<TeamCode>()?,
                 away: game.away.parse::<TeamCode>()?,
-                date: NaiveDate::parse_from_str(&game.date, "%Y-%m-%d")
-                    .map_err(|_| RequestError::Date(game.date.clone()))?,
+                date: parse_date(&game.date)
+                    .ok_or_else(|| RequestError::Date(game.date.clone()))?,
             },
         };
         let model = body.model.map(|m| m.parse::<ModelRef>()).transpose()?;
@@ -91,5 +91,42 @@ impl TryFrom<PredictBody> for PredictRequest {
             .map(|odds| MarketOdds::parse(odds.home, odds.away, odds.format))
             .transpose()?;
         Ok(Self { game, model, odds })
+    }
+}
+
+/// A date written exactly `YYYY-MM-DD`: chrono alone also takes `2025-4-5` and `+10000-01-01`.
+fn parse_date(text: &str) -> Option<NaiveDate> {
+    let shape = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    shape
+        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_exactly_yyyy_mm_dd() {
+        assert_eq!(
+            parse_date("2025-04-05"),
+            NaiveDate::from_ymd_opt(2025, 4, 5)
+        );
+        for loose in [
+            "2025-4-5",
+            "+10000-01-01",
+            "2025-02-30",
+            "2025-04-05 ",
+            " 2025-04-05",
+            "2025/04/05",
+            "20250405",
+            "",
+        ] {
+            assert_eq!(parse_date(loose), None, "{loose:?}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! What a hostile client tries, and what must hold whatever it sends.
 
 use reqwest::Method;
+use serde_json::json;
 
 use crate::helpers::spawn_app;
 
@@ -47,4 +48,55 @@ async fn invented_methods_never_add_metric_series() {
         before.len(),
         after.len()
     );
+}
+
+/// Odds and dates a client can send but no market or schedule has: refused with a code,
+/// never priced (the exact requests that were once answered 200).
+#[tokio::test]
+async fn impossible_odds_and_dates_are_refused() {
+    let app = spawn_app().await;
+    let game = "KCA202404100";
+    let cases = [
+        (
+            json!({ "game_id": game, "odds": { "home": -1e308, "away": 130 } }),
+            422,
+            "invalid_odds",
+        ),
+        (
+            json!({ "game_id": game, "odds": { "home": 1e308, "away": 1e308, "format": "decimal" } }),
+            422,
+            "invalid_odds",
+        ),
+        // Both at +200: the implied probabilities add up to 2/3, an arbitrage.
+        (
+            json!({ "game_id": game, "odds": { "home": 200, "away": 200 } }),
+            422,
+            "invalid_odds",
+        ),
+        (
+            json!({ "game": { "home": "NYA", "away": "BOS", "date": "2025-4-5" } }),
+            400,
+            "invalid_date",
+        ),
+        (
+            json!({ "game": { "home": "NYA", "away": "BOS", "date": "+10000-01-01" } }),
+            400,
+            "invalid_date",
+        ),
+        (
+            json!({ "game": { "home": "NYA", "away": "BOS", "date": "9999-12-31" } }),
+            422,
+            "date_out_of_range",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let reply = app.predict(&body).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.body);
+        assert_eq!(reply.problem()["code"], code, "{body}");
+    }
+    // The edges that are real stay open: a long shot, and the next season.
+    let long_shot = json!({ "game_id": game, "odds": { "home": -100_000, "away": 100_000 } });
+    assert_eq!(app.predict(&long_shot).await.status, 200);
+    let next_season = json!({ "game": { "home": "NYA", "away": "BOS", "date": "2025-09-28" } });
+    assert_eq!(app.predict(&next_season).await.status, 200);
 }
