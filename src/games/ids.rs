@@ -139,6 +139,18 @@ impl fmt::Display for GameId {
     }
 }
 
+/// A date written exactly `YYYY-MM-DD`: chrono alone also takes `2025-4-5` and `+10000-01-01`.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let shape = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    shape
+        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +183,25 @@ mod tests {
         assert!("N-A".parse::<TeamCode>().is_err());
         let flo: TeamCode = "FLO".parse().expect("valid");
         assert_eq!(flo.franchise().as_str(), "MIA");
+    }
+
+    #[test]
+    fn dates_are_exactly_yyyy_mm_dd() {
+        assert_eq!(
+            parse_date("2025-04-05"),
+            NaiveDate::from_ymd_opt(2025, 4, 5)
+        );
+        for loose in [
+            "2025-4-5",
+            "+10000-01-01",
+            "2025-02-30",
+            "2025-04-05 ",
+            " 2025-04-05",
+            "2025/04/05",
+            "20250405",
+            "",
+        ] {
+            assert_eq!(parse_date(loose), None, "{loose:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@ mod retrosheet;
 
 use chrono::NaiveDate;
 
-pub use ids::{GameId, GameIdError, TeamCode, TeamCodeError};
+pub use ids::{GameId, GameIdError, TeamCode, TeamCodeError, parse_date};
 pub use retrosheet::{DataError, load_dir, parse_season, season_files};
 
 /// A game as a request names it: stored (by id) or scheduled (teams and date). The same

@@ -44,6 +44,7 @@ error_codes! {
     UnknownField => BAD_REQUEST, "unknown_field", "The body has a field this endpoint does not take";
     InvalidBody => BAD_REQUEST, "invalid_body", "The body does not have the expected shape";
     InvalidRequest => BAD_REQUEST, "invalid_request", "The request is incomplete or contradictory";
+    InvalidQuery => BAD_REQUEST, "invalid_query", "The query string is not valid";
     InvalidGameId => BAD_REQUEST, "invalid_game_id", "Not a game id";
     InvalidTeam => BAD_REQUEST, "invalid_team", "Not a team code";
     InvalidDate => BAD_REQUEST, "invalid_date", "Not a date";
@@ -84,6 +85,8 @@ pub enum ApiError {
     UnknownField(String),
     #[error("{0}")]
     InvalidBody(String),
+    #[error("{0}")]
+    InvalidQuery(String),
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("send the body with Content-Type: application/json")]
@@ -120,6 +123,7 @@ impl ApiError {
             Self::MalformedJson(_) => ErrorCode::MalformedJson,
             Self::UnknownField(_) => ErrorCode::UnknownField,
             Self::InvalidBody(_) => ErrorCode::InvalidBody,
+            Self::InvalidQuery(_) => ErrorCode::InvalidQuery,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Self::BatchEmpty => ErrorCode::BatchEmpty,

@@ -1,13 +1,13 @@
 //! Monitoring over HTTP: `GET /metrics`, model quality, and the status page with its data.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
-use chrono::NaiveDate;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::errors::ApiError;
 use crate::cache::BreakerState;
 use crate::features::FeatureSource;
+use crate::games::parse_date;
 use crate::models::ResolveError;
 use crate::monitoring::quality::{Quality, Window};
 use crate::monitoring::{CacheTier, Live, Metrics, PoolName, Sampler};
@@ -53,11 +53,46 @@ pub(super) async fn metrics(
         .body(metrics.render())
 }
 
+/// `?from=YYYY-MM-DD&to=YYYY-MM-DD`, both optional; nothing else.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct QualityQuery {
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
+struct QualityQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl QualityQuery {
+    /// The window asked for, or why the query string is not one.
+    fn window(query_string: &str) -> Result<Window, ApiError> {
+        let query = web::Query::<Self>::from_query(query_string).map_err(|error| {
+            ApiError::InvalidQuery(format!(
+                "{error}; the query takes `from` and `to`, dates as YYYY-MM-DD"
+            ))
+        })?;
+        let date = |name: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|text| {
+                    parse_date(text).ok_or_else(|| {
+                        ApiError::InvalidQuery(format!(
+                            "`{name}={text}` is not a date in YYYY-MM-DD form"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let window = Window {
+            from: date("from", &query.from)?,
+            to: date("to", &query.to)?,
+        };
+        if let (Some(from), Some(to)) = (window.from, window.to)
+            && from > to
+        {
+            return Err(ApiError::InvalidQuery(format!(
+                "the window runs backwards: from {from} is after to {to}"
+            )));
+        }
+        Ok(window)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -126,19 +161,9 @@ async fn every_model_quality(service: &PredictService) -> Vec<ModelQuality> {
 pub(super) async fn quality(
     service: web::Data<PredictService>,
     name: web::Path<String>,
-    query: web::Query<QualityQuery>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let window = Window {
-        from: query.from,
-        to: query.to,
-    };
-    if let (Some(from), Some(to)) = (window.from, window.to)
-        && from > to
-    {
-        return Err(ApiError::InvalidBody(format!(
-            "the window runs backwards: from {from} is after to {to}"
-        )));
-    }
+    let window = QualityQuery::window(request.query_string())?;
     let body = model_quality(&service, &name, window).await?;
     Ok(HttpResponse::Ok().json(body))
 }

@@ -1,10 +1,9 @@
 //! Prediction requests: the JSON bodies as sent, and the checked request they parse into.
 
-use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::odds::{MarketOdds, OddsError, OddsFormat};
-use crate::games::{GameId, GameIdError, GameRef, TeamCode, TeamCodeError};
+use crate::games::{GameId, GameIdError, GameRef, TeamCode, TeamCodeError, parse_date};
 use crate::models::{ModelRef, ModelRefError};
 
 /// `POST /api/v1/predict` as sent.
@@ -91,42 +90,5 @@ impl TryFrom<PredictBody> for PredictRequest {
             .map(|odds| MarketOdds::parse(odds.home, odds.away, odds.format))
             .transpose()?;
         Ok(Self { game, model, odds })
-    }
-}
-
-/// A date written exactly `YYYY-MM-DD`: chrono alone also takes `2025-4-5` and `+10000-01-01`.
-fn parse_date(text: &str) -> Option<NaiveDate> {
-    let shape = text.len() == 10
-        && text.bytes().enumerate().all(|(i, b)| match i {
-            4 | 7 => b == b'-',
-            _ => b.is_ascii_digit(),
-        });
-    shape
-        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
-        .flatten()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_exactly_yyyy_mm_dd() {
-        assert_eq!(
-            parse_date("2025-04-05"),
-            NaiveDate::from_ymd_opt(2025, 4, 5)
-        );
-        for loose in [
-            "2025-4-5",
-            "+10000-01-01",
-            "2025-02-30",
-            "2025-04-05 ",
-            " 2025-04-05",
-            "2025/04/05",
-            "20250405",
-            "",
-        ] {
-            assert_eq!(parse_date(loose), None, "{loose:?}");
-        }
     }
 }

@@ -100,3 +100,39 @@ async fn impossible_odds_and_dates_are_refused() {
     let next_season = json!({ "game": { "home": "NYA", "away": "BOS", "date": "2025-09-28" } });
     assert_eq!(app.predict(&next_season).await.status, 200);
 }
+
+/// A query string that is not the endpoint's is a problem+json 400 with a code, like a bad
+/// body (it used to be text/plain "Query deserialize error").
+#[tokio::test]
+async fn bad_query_strings_get_a_problem() {
+    let app = spawn_app().await;
+    for query in [
+        "from=x",
+        "foo=1",
+        "from=2025-02-30",
+        "from=2025-4-5",
+        "from=2024-10-01&to=2024-04-01",
+    ] {
+        let reply = app
+            .client
+            .get(format!(
+                "{}/api/v1/models/home_win/quality?{query}",
+                app.address
+            ))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(reply.status(), 400, "{query}");
+        assert_eq!(
+            reply.headers()["content-type"],
+            "application/problem+json",
+            "{query}"
+        );
+        let problem: serde_json::Value = reply.json().await.expect("JSON");
+        assert_eq!(problem["code"], "invalid_query", "{query}: {problem}");
+    }
+    let fine = app
+        .get("/api/v1/models/home_win/quality?from=2024-04-01&to=2024-10-01")
+        .await;
+    assert_eq!(fine.status, 200, "{}", fine.body);
+}
