@@ -152,6 +152,7 @@ pub struct Gatekeeper {
     pub limiter: Option<RateLimiter>,
     /// Whether `/health`, `/ready` and `/metrics` answer without credentials.
     pub open_probes: bool,
+    pub open_status: bool,
 }
 
 /// Why the auth settings cannot be made live.
@@ -182,6 +183,7 @@ impl Gatekeeper {
                 authenticator: None,
                 limiter: None,
                 open_probes: true,
+                open_status: true,
             });
         }
         if auth.jwt.hs256_secret_is_short() {
@@ -217,6 +219,7 @@ impl Gatekeeper {
             )),
             limiter,
             open_probes: auth.open_probes,
+            open_status: auth.open_status,
         })
     }
 }

@@ -18,6 +18,9 @@ pub struct AuthSettings {
     pub key_store: KeyStoreKind,
     pub key_cache_ttl_secs: u64,
     pub open_probes: bool,
+    /// `/status/data` (live traffic and model quality) answers without credentials; off, it
+    /// needs scope `predict`, like `/api/v1/models/{name}/quality`.
+    pub open_status: bool,
     pub keys: Vec<ConfiguredKey>,
     pub jwt: JwtSettings,
 }

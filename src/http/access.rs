@@ -24,6 +24,8 @@ pub enum Access {
     Probe,
     /// Needs a credential holding this scope.
     Needs(Scope),
+    /// The status page's numbers: open with `auth.open_status`, else as `Needs(Predict)`.
+    Status,
 }
 
 pub async fn guard(
@@ -41,7 +43,12 @@ pub async fn guard(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
-    if matches!(access, Access::Probe) && gatekeeper.open_probes {
+    let open = match access {
+        Access::Probe => gatekeeper.open_probes,
+        Access::Status => gatekeeper.open_status,
+        Access::Needs(_) => false,
+    };
+    if open {
         return next
             .call(request)
             .await
@@ -61,11 +68,15 @@ pub async fn guard(
         Ok(principal) => principal,
         Err(error) => return refuse(request, error.into()),
     };
-    let Access::Needs(scope) = access else {
-        return next
-            .call(request)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+    let scope = match access {
+        Access::Needs(scope) => scope,
+        Access::Status => Scope::Predict,
+        Access::Probe => {
+            return next
+                .call(request)
+                .await
+                .map(ServiceResponse::map_into_left_body);
+        }
     };
     if !principal.scopes.contains(scope) {
         return refuse(request, ApiError::InsufficientScope(scope));

@@ -82,7 +82,7 @@ const API: &str = "/api/v1";
 /// Every route, with who may call it: health at the root, the API under `/api/v1` behind
 /// admission control.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use Access::{Needs, Probe};
+    use Access::{Needs, Probe, Status};
     use Scope::{Admin, FeaturesRead, Predict};
     // Probes answer HEAD as GET; actix-web sends the head without the body.
     cfg.service(
@@ -97,7 +97,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("", "/metrics", Probe).route(web::get().to(monitoring_api::metrics)))
     .service(resource("", "/status", Probe).route(web::get().to(monitoring_api::status_page)))
-    .service(resource("", "/status/data", Probe).route(web::get().to(monitoring_api::status_data)))
+    .service(resource("", "/status/data", Status).route(web::get().to(monitoring_api::status_data)))
     .service(
         web::scope(API)
             .wrap(from_fn(admission::middleware))

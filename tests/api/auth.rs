@@ -137,6 +137,35 @@ async fn two_authorization_headers_are_refused() {
     assert_eq!(predict_with(&app, &key).await.status, 200);
 }
 
+/// Live model quality is served in two places under one rule: scope `predict`, unless
+/// `auth.open_status` opens the status page's numbers. The page itself holds no data.
+#[tokio::test]
+async fn the_status_data_needs_the_scope_quality_needs_unless_opened() {
+    let (key, entry) = configured("desk", &["predict"], None);
+    let (other, other_entry) = configured("features", &["features:read"], None);
+    let app = auth_app(vec![entry.clone(), other_entry.clone()], |_| {}).await;
+    for path in ["/status/data", "/api/v1/models/home_win/quality"] {
+        assert_eq!(
+            call(&app, Method::GET, path, None).await.status,
+            401,
+            "{path}"
+        );
+        let wrong_scope = call(&app, Method::GET, path, Some(&format!("Bearer {other}"))).await;
+        assert_eq!(wrong_scope.status, 403, "{path}");
+        let allowed = call(&app, Method::GET, path, Some(&format!("Bearer {key}"))).await;
+        assert_eq!(allowed.status, 200, "{path}: {}", allowed.body);
+    }
+    assert_eq!(app.get("/status").await.status, 200);
+
+    let opened = auth_app(vec![entry, other_entry], |settings| {
+        settings.auth.open_status = true;
+    })
+    .await;
+    assert_eq!(opened.get("/status/data").await.status, 200);
+    let quality = opened.get("/api/v1/models/home_win/quality").await;
+    assert_eq!(quality.status, 401, "the API keeps its scope");
+}
+
 #[tokio::test]
 async fn each_route_needs_its_scope_and_answers_carry_the_rate_limit() {
     let (predict_key, predict_entry) = configured("predictor", &["predict"], Some((120, 5)));

@@ -89,10 +89,12 @@ impl Client<'_> {
         status
     }
 
-    async fn probes(&mut self) {
-        for path in ["/ready", "/status/data", "/metrics"] {
+    /// The open probes, and the status page's numbers (scope `predict`) with `token`.
+    async fn probes(&mut self, token: &str) {
+        for path in ["/ready", "/metrics"] {
             assert_eq!(self.call(path, None, None).await, 200, "{path}");
         }
+        assert_eq!(self.call("/status/data", Some(token), None).await, 200);
     }
 }
 
@@ -161,7 +163,7 @@ async fn no_credential_reaches_a_log_line_a_probe_the_status_or_the_metrics() {
         client.call(invalidate, Some(&token), Some(pattern)).await,
         200
     );
-    client.probes().await;
+    client.probes(&token).await;
 
     // Redis goes away: the failures are logged (with the node's host and port), and
     // requests go on without it.
@@ -169,7 +171,7 @@ async fn no_credential_reaches_a_log_line_a_probe_the_status_or_the_metrics() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let scheduled = json!({"game": {"home": "NYA", "away": "BOS", "date": "2025-04-05"}});
     assert_eq!(client.call(path, Some(&token), Some(scheduled)).await, 200);
-    client.probes().await;
+    client.probes(&token).await;
     let answers = client.seen.join("\n");
 
     let (status, _) = server
