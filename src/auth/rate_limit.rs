@@ -3,8 +3,11 @@
 //! replica enforces its share (`rate_limit.replicas`) of the rate in process.
 //!
 //! GCRA keeps one number per credential, the theoretical arrival time (TAT): the time at which
-//! the allowance would be full again. A request at `now` is admitted when
-//! `TAT + interval - burst × interval <= now`, and then moves the TAT on by one interval.
+//! the allowance would be full again. A request costing `cost` tokens (1, or a batch's items)
+//! at `now` is admitted when `TAT + cost × interval - max(burst, cost) × interval <= now`, and
+//! then moves the TAT on by `cost` intervals. A cost above the burst is admitted only with the
+//! allowance full, and the credential then waits until it is paid back: over time, a
+//! credential gets exactly its rate in items, whatever the size of its requests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -69,12 +72,13 @@ impl Decision {
     }
 }
 
-/// One GCRA step (times in µs): the decision and the TAT to keep (unchanged when refused).
-fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (Decision, i64) {
+/// One GCRA step (times in µs) for `cost` tokens: the decision and the TAT to keep
+/// (unchanged when refused).
+fn gcra(tat: Option<i64>, now: i64, rate: Rate, cost: u32) -> (Decision, i64) {
     let interval = rate.interval_us();
     let tat = tat.unwrap_or(now).max(now);
-    let new_tat = tat + interval;
-    let allow_at = new_tat - i64::from(rate.burst) * interval;
+    let new_tat = tat.saturating_add(i64::from(cost).saturating_mul(interval));
+    let allow_at = new_tat - i64::from(rate.burst.max(cost)) * interval;
     if now < allow_at {
         return (
             Decision::from_micros(false, rate, 0, tat - now, allow_at - now),
@@ -89,17 +93,18 @@ fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (Decision, i64) {
 }
 
 /// The same step in Redis, atomically, on Redis's clock (one clock for every replica).
-/// KEYS[1]: the credential's TAT; ARGV: interval and burst. Returns
+/// KEYS[1]: the credential's TAT; ARGV: interval, burst and cost. Returns
 /// `{admitted, remaining, reset_us, retry_us}`.
 const GCRA_SCRIPT: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - burst * interval
+local new_tat = tat + cost * interval
+local allow_at = new_tat - math.max(burst, cost) * interval
 if now < allow_at then
   return {0, 0, tat - now, allow_at - now}
 end
@@ -139,10 +144,12 @@ impl RateLimiter {
         }
     }
 
-    /// Admits or refuses one request of `identity` at `rate`.
-    pub async fn check(&self, identity: &str, rate: Rate) -> Decision {
+    /// Admits or refuses a request of `identity` at `rate` that costs `cost` tokens (at
+    /// least 1).
+    pub async fn check(&self, identity: &str, rate: Rate, cost: u32) -> Decision {
+        let cost = cost.max(1);
         if let Some(shared) = &self.shared {
-            let args = [rate.interval_us(), i64::from(rate.burst)];
+            let args = [rate.interval_us(), i64::from(rate.burst), i64::from(cost)];
             let key = RateLimitKey(identity);
             if let Some(reply) = shared.run_script(&self.script, &key, &args).await
                 && let [admitted, remaining, reset_us, retry_us] = reply[..]
@@ -150,16 +157,16 @@ impl RateLimiter {
                 return Decision::from_micros(admitted == 1, rate, remaining, reset_us, retry_us);
             }
         }
-        self.check_locally(identity, rate.share(self.replicas))
+        self.check_locally(identity, rate.share(self.replicas), cost)
     }
 
-    fn check_locally(&self, identity: &str, rate: Rate) -> Decision {
+    fn check_locally(&self, identity: &str, rate: Rate, cost: u32) -> Decision {
         let now = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
         let mut tats = self
             .local
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (decision, new_tat) = gcra(tats.get(identity).copied(), now, rate);
+        let (decision, new_tat) = gcra(tats.get(identity).copied(), now, rate, cost);
         if let Some(tat) = tats.get_mut(identity) {
             *tat = new_tat;
         } else {
@@ -188,7 +195,7 @@ mod tests {
         let mut tat = None;
         let mut admitted = Vec::new();
         for now in [0, 0, 0, 0, second / 2, second, second, 5 * second] {
-            let (decision, new_tat) = gcra(tat, now, RATE);
+            let (decision, new_tat) = gcra(tat, now, RATE, 1);
             tat = Some(new_tat);
             admitted.push((decision.allowed, decision.remaining));
         }
@@ -205,10 +212,38 @@ mod tests {
                 (true, 2)
             ]
         );
-        let (refused, _) = gcra(Some(3 * second), 0, RATE);
+        let (refused, _) = gcra(Some(3 * second), 0, RATE, 1);
         assert_eq!(refused.retry_after_secs, 1);
         assert_eq!(refused.reset_secs, 3);
         assert_eq!(refused.limit, 3);
+    }
+
+    #[test]
+    fn a_request_costs_its_items_and_one_above_the_burst_waits_for_a_full_allowance() {
+        let second = 1_000_000;
+        // 2 of the 3 tokens: admitted, 1 left; 2 more: refused until a token refills.
+        let (two, tat) = gcra(None, 0, RATE, 2);
+        assert!(two.allowed);
+        assert_eq!(two.remaining, 1);
+        let (refused, _) = gcra(Some(tat), 0, RATE, 2);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_secs, 1);
+        // 10 items with a burst of 3: only with the allowance full, then 10 s of debt at one
+        // token a second.
+        let (partial, _) = gcra(Some(second), 0, RATE, 10);
+        assert!(!partial.allowed, "not with the allowance short");
+        let (ten, tat) = gcra(None, 0, RATE, 10);
+        assert!(ten.allowed);
+        assert_eq!(ten.remaining, 0);
+        assert_eq!(tat, 10 * second);
+        let (one, _) = gcra(Some(tat), 9 * second, RATE, 1);
+        assert!(!one.allowed, "the debt is not paid yet");
+        let (one, _) = gcra(Some(tat), 8 * second, RATE, 1);
+        assert!(!one.allowed);
+        let (paid, _) = gcra(Some(tat), 10 * second - 2 * second, RATE, 1);
+        assert!(!paid.allowed);
+        let (after, _) = gcra(Some(tat), 10 * second, RATE, 1);
+        assert!(after.allowed, "paid back: the burst refills as usual");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! limit, and adds the `RateLimit-*` headers to what it lets through. Credentials are never
 //! logged.
 
+use std::sync::Arc;
+
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -11,19 +13,57 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
 use super::errors::{ApiError, rate_limit_headers};
-use crate::auth::{Gatekeeper, Scope};
+use crate::auth::{Decision, Gatekeeper, Principal, Scope};
 
 /// The `api_keys` row of the key that made a request, for the prediction log.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyId(pub i64);
+
+/// The rate-limit charge of a request priced per item, left by the guard for the handler.
+#[derive(Clone)]
+pub struct Charge {
+    gatekeeper: web::Data<Gatekeeper>,
+    principal: Arc<Principal>,
+}
+
+impl Charge {
+    /// Takes `items` tokens (at least 1): the decision for the `RateLimit-*` headers (none
+    /// when the rate limit is off), or 429 `rate_limited`.
+    pub async fn items(&self, items: usize) -> Result<Option<Decision>, ApiError> {
+        let Some(limiter) = &self.gatekeeper.limiter else {
+            return Ok(None);
+        };
+        let cost = u32::try_from(items).unwrap_or(u32::MAX);
+        let decision = limiter
+            .check(&self.principal.identity, self.principal.rate, cost)
+            .await;
+        if decision.allowed {
+            Ok(Some(decision))
+        } else {
+            Err(ApiError::RateLimited(decision))
+        }
+    }
+
+    /// Adds the `RateLimit-*` headers of `decision` to `response`.
+    pub fn headers(decision: &Decision, response: &mut actix_web::HttpResponse) {
+        rate_limit_headers(decision, |name, value| {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(name), HeaderValue::from(value));
+        });
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub enum Access {
     /// Health, readiness and metrics: open unless `auth.open_probes` is off, then any valid
     /// credential; never rate limited.
     Probe,
-    /// Needs a credential holding this scope.
+    /// Needs a credential holding this scope; one rate-limit token per request.
     Needs(Scope),
+    /// Needs a credential holding this scope, and costs one rate-limit token per item: the
+    /// handler charges through [`Charge`] once it has counted them.
+    NeedsPerItem(Scope),
     /// The status page's numbers: open with `auth.open_status`, else as `Needs(Predict)`.
     Status,
 }
@@ -46,7 +86,7 @@ pub async fn guard(
     let open = match access {
         Access::Probe => gatekeeper.open_probes,
         Access::Status => gatekeeper.open_status,
-        Access::Needs(_) => false,
+        Access::Needs(_) | Access::NeedsPerItem(_) => false,
     };
     if open {
         return next
@@ -69,7 +109,7 @@ pub async fn guard(
         Err(error) => return refuse(request, error.into()),
     };
     let scope = match access {
-        Access::Needs(scope) => scope,
+        Access::Needs(scope) | Access::NeedsPerItem(scope) => scope,
         Access::Status => Scope::Predict,
         Access::Probe => {
             return next
@@ -81,8 +121,21 @@ pub async fn guard(
     if !principal.scopes.contains(scope) {
         return refuse(request, ApiError::InsufficientScope(scope));
     }
+    if let Access::NeedsPerItem(_) = access {
+        request.extensions_mut().insert(Charge {
+            gatekeeper: gatekeeper.clone(),
+            principal: principal.clone(),
+        });
+        if let Some(id) = principal.key_id {
+            request.extensions_mut().insert(KeyId(id));
+        }
+        return next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
     let decision = match &gatekeeper.limiter {
-        Some(limiter) => Some(limiter.check(&principal.identity, principal.rate).await),
+        Some(limiter) => Some(limiter.check(&principal.identity, principal.rate, 1).await),
         None => None,
     };
     if let Some(decision) = decision

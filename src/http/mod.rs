@@ -82,7 +82,7 @@ const API: &str = "/api/v1";
 /// Every route, with who may call it: health at the root, the API under `/api/v1` behind
 /// admission control.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use Access::{Needs, Probe, Status};
+    use Access::{Needs, NeedsPerItem, Probe, Status};
     use Scope::{Admin, FeaturesRead, Predict};
     // Probes answer HEAD as GET; actix-web sends the head without the body.
     cfg.service(
@@ -106,7 +106,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(predict_api::predict)),
             )
             .service(
-                resource(API, "/predict/batch", Needs(Predict))
+                resource(API, "/predict/batch", NeedsPerItem(Predict))
                     .route(web::post().to(predict_api::predict_batch)),
             )
             .service(

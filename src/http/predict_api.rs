@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::Limits;
-use super::access::KeyId;
+use super::access::{Charge, KeyId};
 use super::errors::{self, ApiError, Problem};
 use super::json::ApiJson;
 use super::request_id;
@@ -94,6 +94,7 @@ pub(super) async fn predict_batch(
     service: web::Data<PredictService>,
     limits: web::Data<Limits>,
     key: Option<web::ReqData<KeyId>>,
+    charge: Option<web::ReqData<Charge>>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let items = body.items;
@@ -106,6 +107,11 @@ pub(super) async fn predict_batch(
             items: items.len(),
         });
     }
+    // One rate-limit token per item, charged once the batch is known to be one.
+    let decision = match &charge {
+        Some(charge) => charge.items(items.len()).await?,
+        None => None,
+    };
     // Items that parse go to the service together; the others keep their error and place.
     let mut valid = Vec::with_capacity(items.len());
     let slots: Vec<Result<(), ApiError>> = items
@@ -142,9 +148,13 @@ pub(super) async fn predict_batch(
         })
         .collect();
     let succeeded = predictions.iter().filter(|p| p.is_ok()).count();
-    Ok(HttpResponse::Ok().json(BatchAnswer {
+    let mut response = HttpResponse::Ok().json(BatchAnswer {
         succeeded,
         failed: results.len() - succeeded,
         results,
-    }))
+    });
+    if let Some(decision) = &decision {
+        Charge::headers(decision, &mut response);
+    }
+    Ok(response)
 }

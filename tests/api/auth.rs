@@ -166,6 +166,35 @@ async fn the_status_data_needs_the_scope_quality_needs_unless_opened() {
     assert_eq!(quality.status, 401, "the API keeps its scope");
 }
 
+/// A batch costs one rate-limit token per item: one key inside its limit cannot keep the CPU
+/// busy with large batches (256 items used to cost what one prediction costs).
+#[tokio::test]
+async fn a_batch_costs_a_token_per_item() {
+    // One token a minute: nothing refills during the test.
+    let (key, entry) = configured("desk", &["predict"], Some((1, 60)));
+    let app = auth_app(vec![entry], |_| {}).await;
+    let batch = |n: usize| {
+        let items: Vec<Value> = crate::helpers::game_ids(2024, 5, n)
+            .into_iter()
+            .map(|id| json!({ "game_id": id }))
+            .collect();
+        app.request(Method::POST, "/api/v1/predict/batch")
+            .header("authorization", format!("Bearer {key}"))
+            .json(&json!({ "items": items }))
+    };
+    let ten = app.send(batch(10)).await;
+    assert_eq!(ten.status, 200, "{}", ten.body);
+    assert_eq!(ten.header("ratelimit-remaining"), Some("50"));
+    // More items than the burst left: refused as a whole, nothing charged.
+    let refused = app.send(batch(51)).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.problem()["code"], "rate_limited");
+    let fifty = app.send(batch(50)).await;
+    assert_eq!(fifty.status, 200, "{}", fifty.body);
+    assert_eq!(fifty.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(predict_with(&app, &key).await.status, 429);
+}
+
 #[tokio::test]
 async fn each_route_needs_its_scope_and_answers_carry_the_rate_limit() {
     let (predict_key, predict_entry) = configured("predictor", &["predict"], Some((120, 5)));
