@@ -147,15 +147,31 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the Tokio runtime")
 }
 
+/// A pool on `database.url`, after one direct connection has shown PostgreSQL accepts it: a
+/// pool alone would only say "Timed out in bb8" for a database that does not exist.
+async fn primary_pool(settings: &Settings) -> anyhow::Result<db::Pool> {
+    let url = &settings.database.url;
+    db::check_connection(&settings.database, url)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot connect to {} (database.url): {}",
+                db::describe(url),
+                crate::telemetry::Chain(&error)
+            )
+        })?;
+    Ok(db::pool(&settings.database, url)?)
+}
+
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let pool = db::pool(&settings.database, &settings.database.url)?;
+    let pool = primary_pool(settings).await?;
     let applied = db::migrate(&pool).await.context("migrating database.url")?;
     tracing::info!(?applied, "migrations applied");
     Ok(())
 }
 
 async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
-    let pool = db::pool(&settings.database, &settings.database.url)?;
+    let pool = primary_pool(settings).await?;
     db::migrate(&pool).await.context("migrating database.url")?;
     let files = crate::games::season_files(dir)?;
     let progress = ProgressBar::new(files.len() as u64 + 1).with_style(

@@ -83,6 +83,88 @@ pub fn read_pool(settings: &DatabaseSettings, primary: &Pool) -> Result<Pool, Db
     }
 }
 
+/// `url` without its password, for messages: `database `bullpen` on 127.0.0.1:5432`.
+pub fn describe(url: &SecretString) -> String {
+    let Ok(config) = url.expose_secret().parse::<tokio_postgres::Config>() else {
+        return "database.url (not a PostgreSQL URL)".to_owned();
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(host, port)| match host {
+            tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    format!(
+        "database `{}` on {}",
+        config.get_dbname().unwrap_or("(default)"),
+        hosts.join(",")
+    )
+}
+
+/// Connects once, directly (no pool, whose time-out hides the cause): `Ok` when PostgreSQL
+/// accepts the connection, else its own words, e.g. `database "x" does not exist`.
+pub async fn check_connection(
+    settings: &DatabaseSettings,
+    url: &SecretString,
+) -> Result<(), DbError> {
+    let mut config: tokio_postgres::Config = url.expose_secret().parse().map_err(DbError::Url)?;
+    config.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));
+    let (client, connection) = config.connect(NoTls).await?;
+    drop(client);
+    // The client is gone, so the connection ends; its result says nothing new.
+    let _ = connection.await;
+    Ok(())
+}
+
+/// The latest migration this build carries.
+pub fn expected_schema_version() -> u32 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(refinery::Migration::version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// What the database holds of what serving needs: its schema version (`None` before the
+/// first migration) and whether `games` has rows (`None` when the table is missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaState {
+    pub version: Option<u32>,
+    pub has_games: Option<bool>,
+}
+
+/// Reads [`SchemaState`]; `Err` only when PostgreSQL cannot be asked.
+pub async fn schema_state(pool: &Pool) -> Result<SchemaState, DbError> {
+    let client = pool.get().await?;
+    let version = match client
+        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .await
+    {
+        Ok(row) => row
+            .try_get::<_, Option<i32>>(0)?
+            .and_then(|v| u32::try_from(v).ok()),
+        Err(error) if missing_table(&error) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let has_games = match client
+        .query_one("SELECT EXISTS (SELECT 1 FROM games)", &[])
+        .await
+    {
+        Ok(row) => Some(row.try_get::<_, bool>(0)?),
+        Err(error) if missing_table(&error) => None,
+        Err(error) => return Err(error.into()),
+    };
+    Ok(SchemaState { version, has_games })
+}
+
+fn missing_table(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
+}
+
 /// Applies every pending migration in `migrations/`, in order, recording each in
 /// `refinery_schema_history`. Returns the versions applied now.
 pub async fn migrate(pool: &Pool) -> Result<Vec<u32>, DbError> {

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::cache::{BreakerState, SharedTier};
+use crate::db;
 use crate::features::FeatureSource;
 use crate::predict::PredictService;
 
@@ -66,6 +67,9 @@ enum StoreState {
         database: DependencyState,
         connections: u32,
         idle_connections: u32,
+        /// What serving needs that the database lacks (its schema at this build's version,
+        /// games in it); empty when all is there or the database could not be asked.
+        missing: Vec<String>,
     },
 }
 
@@ -76,23 +80,39 @@ enum DependencyState {
     Down,
 }
 
-/// Whether PostgreSQL answers a trivial query within a second.
-async fn database_state(pool: &crate::db::Pool) -> DependencyState {
-    let probe = async {
-        let client = pool.get().await.ok()?;
-        client.simple_query("SELECT 1").await.ok()
-    };
-    match tokio::time::timeout(Duration::from_secs(1), probe).await {
-        Ok(Some(_)) => DependencyState::Up,
-        Ok(None) | Err(_) => DependencyState::Down,
+/// Whether PostgreSQL answers within a second, and what it lacks that serving needs.
+async fn database_state(pool: &db::Pool) -> (DependencyState, Vec<String>) {
+    match tokio::time::timeout(Duration::from_secs(1), db::schema_state(pool)).await {
+        Ok(Ok(schema)) => (DependencyState::Up, missing(schema)),
+        Ok(Err(_)) | Err(_) => (DependencyState::Down, Vec::new()),
     }
+}
+
+/// What the feature store cannot serve without, said so an operator knows what to run.
+fn missing(schema: db::SchemaState) -> Vec<String> {
+    let expected = db::expected_schema_version();
+    let mut missing = Vec::new();
+    match schema.version {
+        Some(version) if version >= expected => {}
+        Some(version) => missing.push(format!(
+            "schema at version {expected} (found {version}): run `bullpen migrate`"
+        )),
+        None => missing.push(format!(
+            "schema at version {expected} (found none): run `bullpen migrate`"
+        )),
+    }
+    if schema.has_games != Some(true) {
+        missing.push("games: run `bullpen import`".to_owned());
+    }
+    missing
 }
 
 /// Models are loaded and warmed before the server accepts connections, so a server that
 /// answers has its models ready. With the PostgreSQL store the body also says whether the
-/// database answers, and the status is `degraded` when it does not: predictions still come
-/// from the caches, and a 503 would take every replica out of service at once. Once shutdown
-/// begins the status is `draining` and the answer 503, so balancers stop sending.
+/// database answers (`degraded` when it does not: predictions still come from the caches,
+/// and a 503 would take every replica out of service at once) and whether it holds the
+/// schema at this build's version and games (`unready`, 503, naming what is missing). Once
+/// shutdown begins the status is `draining` and the answer 503, so balancers stop sending.
 pub(super) async fn ready(
     service: web::Data<PredictService>,
     drain: web::Data<Drain>,
@@ -106,22 +126,27 @@ pub(super) async fn ready(
             "ready",
         ),
         FeatureSource::Postgres(store) => {
-            let database = database_state(store.pool()).await;
+            let (database, missing) = database_state(store.pool()).await;
             let state = store.pool().state();
             let status = match database {
-                DependencyState::Up => "ready",
+                DependencyState::Up if missing.is_empty() => "ready",
+                DependencyState::Up => "unready",
                 DependencyState::Down => "degraded",
             };
             let features = StoreState::Postgres {
                 database,
                 connections: state.connections,
                 idle_connections: state.idle_connections,
+                missing,
             };
             (features, status)
         }
     };
     let draining = drain.is_draining();
-    let mut answer = if draining {
+    // Draining, or a database that lacks what serving needs: take this replica out of
+    // service. A database that does not answer is `degraded` (200): the caches still serve,
+    // and a 503 would take every replica out at once.
+    let mut answer = if draining || status == "unready" {
         HttpResponse::ServiceUnavailable()
     } else {
         HttpResponse::Ok()

@@ -514,3 +514,62 @@ async fn a_corrupt_row_is_a_logged_data_error_not_a_stale_answer_or_an_outage() 
     drop(server);
     database.drop_now().await;
 }
+
+/// `/ready` checks what serving from PostgreSQL needs, not only that it answers: an empty
+/// database (every predict 503 `feature_store_unavailable`) used to be "ready".
+#[tokio::test]
+async fn ready_names_what_the_database_lacks_until_it_can_serve() {
+    let database = TestDatabase::new().await;
+    let app = postgres_app(&database, |_| {}).await;
+    let expected = bullpen::db::expected_schema_version();
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.body["status"], "unready");
+    assert_eq!(
+        ready.body["features"]["missing"],
+        serde_json::json!([
+            format!("schema at version {expected} (found none): run `bullpen migrate`"),
+            "games: run `bullpen import`"
+        ])
+    );
+
+    bullpen::db::migrate(&database.pool).await.expect("migrate");
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        ready.body["features"]["missing"],
+        serde_json::json!(["games: run `bullpen import`"])
+    );
+
+    bullpen::features::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
+        .await
+        .expect("import");
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.body["status"], "ready");
+    assert_eq!(ready.body["features"]["missing"], serde_json::json!([]));
+    database.drop_now().await;
+}
+
+/// `bullpen migrate` against a database that does not exist names it and PostgreSQL's reason
+/// (it used to say only "Timed out in bb8").
+#[test]
+fn migrate_names_a_missing_database_and_the_cause() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bullpen"))
+        .arg("migrate")
+        .env(
+            "BULLPEN__DATABASE__URL",
+            "postgres://postgres@127.0.0.1:5432/bullpen_no_such_database",
+        )
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("bullpen runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("database `bullpen_no_such_database` on 127.0.0.1:5432")
+            && stderr.contains(r#"database "bullpen_no_such_database" does not exist"#),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Timed out"), "{stderr}");
+}
