@@ -521,7 +521,7 @@ async fn a_corrupt_row_is_a_logged_data_error_not_a_stale_answer_or_an_outage() 
 async fn ready_names_what_the_database_lacks_until_it_can_serve() {
     let database = TestDatabase::new().await;
     let app = postgres_app(&database, |_| {}).await;
-    let expected = bullpen::db::expected_schema_version();
+    let expected = db::expected_schema_version();
     let ready = app.get("/ready").await;
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert_eq!(ready.body["status"], "unready");
@@ -533,7 +533,7 @@ async fn ready_names_what_the_database_lacks_until_it_can_serve() {
         ])
     );
 
-    bullpen::db::migrate(&database.pool).await.expect("migrate");
+    db::migrate(&database.pool).await.expect("migrate");
     let ready = app.get("/ready").await;
     assert_eq!(ready.status, 503);
     assert_eq!(
