@@ -27,6 +27,7 @@ pub use pattern::{KeyPattern, KeyPatternError};
 pub use settings::{CacheSettings, RedisSettings};
 pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier};
 
+use moka::ops::compute::{CompResult, Op};
 use prometheus::IntCounter;
 
 use crate::monitoring::{CacheTier, Metrics};
@@ -126,34 +127,13 @@ impl<K: CacheKey> Tier<K> {
             Some(found) if found.stored.elapsed() <= self.ttl => {
                 return Ok((found.value, Source::Cache));
             }
-            Some(expired) => {
-                return match compute.await {
-                    Ok(value) => {
-                        self.share(&key, &value);
-                        cache.insert(key, Timed::now(value.clone())).await;
-                        Ok((value, Source::Fresh))
-                    }
-                    Err(error) if error.is_transient() => Ok((expired.value, Source::Stale)),
-                    Err(error) => Err(error),
-                };
-            }
+            Some(expired) => return self.refresh(cache, key, expired.value, compute).await,
             None => {}
         }
         // Single flight across tiers: one caller per key reads the shared tier and, on a
         // miss there, computes; the others wait for its value.
         let from_shared = AtomicBool::new(false);
-        let load = async {
-            if let Some(shared) = &self.shared {
-                let found = shared.get(&shared.key(&key)).await;
-                if let Some(value) = found.as_deref().and_then(K::Value::decode) {
-                    from_shared.store(true, Ordering::Relaxed);
-                    return Ok(Timed::now(value));
-                }
-            }
-            let value = compute.await?;
-            self.share(&key, &value);
-            Ok(Timed::now(value))
-        };
+        let load = self.load(&key, compute, &from_shared);
         let entry = cache
             .entry(key.clone())
             .or_try_insert_with(load)
@@ -165,6 +145,73 @@ impl<K: CacheKey> Tier<K> {
             (false, _) => Source::Cache,
         };
         Ok((entry.into_value().value, source))
+    }
+
+    /// The shared tier's value for `key`, or `compute`'s (then written to the shared tier);
+    /// `from_shared` says which.
+    async fn load<F, E>(
+        &self,
+        key: &K,
+        compute: F,
+        from_shared: &AtomicBool,
+    ) -> Result<Timed<K::Value>, E>
+    where
+        F: Future<Output = Result<K::Value, E>>,
+    {
+        if let Some(shared) = &self.shared {
+            let found = shared.get(&shared.key(key)).await;
+            if let Some(value) = found.as_deref().and_then(K::Value::decode) {
+                from_shared.store(true, Ordering::Relaxed);
+                return Ok(Timed::now(value));
+            }
+        }
+        let value = compute.await?;
+        self.share(key, &value);
+        Ok(Timed::now(value))
+    }
+
+    /// Replaces the expired value of `key`, single flight as for a missing key: calls on one
+    /// key run one at a time, so the first reads the shared tier (then computes) and those
+    /// waiting behind it find its fresh value. When the new value cannot be had for a
+    /// transient reason, the expired one is served, flagged stale.
+    async fn refresh<F, E>(
+        &self,
+        cache: &moka::future::Cache<K, Timed<K::Value>>,
+        key: K,
+        stale: K::Value,
+        compute: F,
+    ) -> Result<(K::Value, Source), E>
+    where
+        F: Future<Output = Result<K::Value, E>>,
+        E: Transient + Send + Sync + 'static,
+    {
+        let from_shared = AtomicBool::new(false);
+        let refreshed = cache
+            .entry(key.clone())
+            .and_try_compute_with(|current| async {
+                if current.is_some_and(|entry| entry.value().stored.elapsed() <= self.ttl) {
+                    // Refreshed by the call before this one.
+                    return Ok(Op::Nop);
+                }
+                self.load(&key, compute, &from_shared).await.map(Op::Put)
+            })
+            .await;
+        match refreshed {
+            Ok(CompResult::Inserted(entry) | CompResult::ReplacedWith(entry)) => {
+                let source = if from_shared.load(Ordering::Relaxed) {
+                    Source::Shared
+                } else {
+                    Source::Fresh
+                };
+                Ok((entry.into_value().value, source))
+            }
+            Ok(CompResult::Unchanged(entry)) => Ok((entry.into_value().value, Source::Cache)),
+            // Evicted meanwhile and not put back: only `Op::Nop` on a missing entry does this,
+            // which the closure never asks for; the expired value is what there is.
+            Ok(CompResult::StillNone(_) | CompResult::Removed(_)) => Ok((stale, Source::Stale)),
+            Err(error) if error.is_transient() => Ok((stale, Source::Stale)),
+            Err(error) => Err(error),
+        }
     }
 
     /// The value for `key` while it is fresh.

@@ -458,3 +458,106 @@ async fn a_replica_started_with_a_replaced_model_file_drops_the_old_files_predic
     assert_eq!(replaced.inference_calls().await, 0);
     let _: () = connection.del(keys(&prefix).await).await.expect("clean up");
 }
+
+/// The Redis counters of `/ready`: lookups made so far (hits and misses).
+async fn redis_lookups(app: &TestApp) -> u64 {
+    let shared = app.get("/ready").await.body["shared_cache"].clone();
+    shared["hits"].as_u64().expect("hits") + shared["misses"].as_u64().expect("misses")
+}
+
+/// Requests in flight, from `/metrics` (the scrape counts itself).
+async fn in_flight(app: &TestApp) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    text.lines()
+        .find_map(|line| line.strip_prefix("bullpen_http_requests_in_flight "))
+        .and_then(|value| value.parse().ok())
+        .expect("the in-flight gauge")
+}
+
+/// 32 requests for one game while the feature store is held (a lock on `game_features`), so they
+/// all wait together whatever the machine's speed; released, they must have made what one
+/// request makes: one inference and one request's Redis lookups. Then again once every
+/// entry has expired, the path that used to let every caller recompute and skip Redis.
+#[tokio::test]
+async fn single_flight_holds_for_held_requests_cold_and_after_expiry() {
+    let database = crate::database::TestDatabase::imported().await;
+    let (url, prefix) = (database.url(), unique_prefix());
+    let key_prefix = prefix.clone();
+    let app = spawn_app_with(move |settings| {
+        settings.features.store = bullpen::features::StoreKind::Postgres;
+        settings.database.url = url.into();
+        settings.redis.enabled = true;
+        settings.redis.key_prefix = prefix;
+        settings.cache.predictions_ttl_secs = 1;
+        settings.cache.features_ttl_secs = 1;
+    })
+    .await;
+    // What one request costs: a game of its own, cold.
+    let (lookups, inferences) = (redis_lookups(&app).await, app.inference_calls().await);
+    assert_eq!(
+        app.predict(&json!({ "game_id": "NYA202409280" }))
+            .await
+            .status,
+        200
+    );
+    let one_request = redis_lookups(&app).await - lookups;
+    assert_eq!(app.inference_calls().await - inferences, 1);
+
+    let body = json!({ "game_id": "KCA202404100" });
+    for round in ["cold", "after expiry"] {
+        if round == "after expiry" {
+            // Waiting for time itself: both TTLs (1 s) run out.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let (lookups, inferences) = (redis_lookups(&app).await, app.inference_calls().await);
+        let mut lock = database.pool.get().await.expect("connection");
+        let held = lock.transaction().await.expect("begin");
+        held.batch_execute("LOCK TABLE game_features IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("lock");
+        let requests: Vec<_> = (0..32)
+            .map(|_| {
+                let (app, body) = (&app, body.clone());
+                async move { app.predict(&body).await }
+            })
+            .collect();
+        let answers = async { futures_util::future::join_all(requests).await };
+        let release = async {
+            // Until all 32 wait (with single flight, behind one held query), or 5 s: a
+            // request answered early shows up in the checks below.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while in_flight(&app).await < 33.0 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            held.commit().await.expect("release");
+        };
+        let (answers, ()) = tokio::join!(answers, release);
+        for answer in &answers {
+            assert_eq!(answer.status, 200, "{round}: {}", answer.body);
+            assert_ne!(answer.body["stale"], true, "{round}: {}", answer.body);
+        }
+        assert_eq!(
+            app.inference_calls().await - inferences,
+            1,
+            "{round}: one inference for 32 requests"
+        );
+        assert_eq!(
+            redis_lookups(&app).await - lookups,
+            one_request,
+            "{round}: the Redis lookups of one request"
+        );
+    }
+    let leftover = keys(&key_prefix).await;
+    if !leftover.is_empty() {
+        let _: () = connection().await.del(&leftover).await.expect("clean up");
+    }
+    database.drop_now().await;
+}
