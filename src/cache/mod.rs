@@ -127,7 +127,10 @@ impl<K: CacheKey> Tier<K> {
             Some(found) if found.stored.elapsed() <= self.ttl => {
                 return Ok((found.value, Source::Cache));
             }
-            Some(expired) => return self.refresh(cache, key, expired.value, compute).await,
+            // Boxed: moka's compute future is large, and this path is rare.
+            Some(expired) => {
+                return Box::pin(self.refresh(cache, key, expired.value, compute)).await;
+            }
             None => {}
         }
         // Single flight across tiers: one caller per key reads the shared tier and, on a
