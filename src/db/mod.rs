@@ -34,6 +34,8 @@ pub enum DbError {
     Pool(#[from] bb8::RunError<tokio_postgres::Error>),
     #[error("migrations failed")]
     Migration(#[from] refinery::Error),
+    #[error("migrations not started, nothing was changed: {0}")]
+    MigrationBlocked(String),
     #[error("table {table} holds a row bullpen cannot read")]
     Corrupt {
         table: &'static str,
@@ -161,6 +163,46 @@ pub async fn schema_state(pool: &Pool) -> Result<SchemaState, DbError> {
     Ok(SchemaState { version, has_games })
 }
 
+/// Refuses, before any migration runs, an upgrade that would fail on the data: V2 makes
+/// active key names unique, which a V1 database may break (V1 allowed two active keys with
+/// one name). Which keys to revoke is the operator's call, so the message lists them.
+async fn check_upgrade(client: &tokio_postgres::Client) -> Result<(), DbError> {
+    let version = match client
+        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .await
+    {
+        Ok(row) => row.try_get::<_, Option<i32>>(0)?,
+        Err(error) if missing_table(&error) => None,
+        Err(error) => return Err(error.into()),
+    };
+    if version != Some(1) {
+        return Ok(());
+    }
+    let duplicates = client
+        .query(
+            "SELECT name, array_agg(id ORDER BY id) FROM api_keys WHERE revoked_at IS NULL \
+             GROUP BY name HAVING count(*) > 1 ORDER BY name",
+            &[],
+        )
+        .await?;
+    if duplicates.is_empty() {
+        return Ok(());
+    }
+    let mut listed = Vec::with_capacity(duplicates.len());
+    for row in &duplicates {
+        let name: String = row.try_get(0)?;
+        let ids: Vec<i64> = row.try_get(1)?;
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        listed.push(format!("`{name}` (ids {})", ids.join(", ")));
+    }
+    Err(DbError::MigrationBlocked(format!(
+        "migration V2 makes active API key names unique, and these names have more than one \
+         active key: {}. Revoke all but one of each (`UPDATE api_keys SET revoked_at = now() \
+         WHERE id IN (...)`), then migrate again",
+        listed.join("; ")
+    )))
+}
+
 fn missing_table(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
 }
@@ -169,6 +211,7 @@ fn missing_table(error: &tokio_postgres::Error) -> bool {
 /// `refinery_schema_history`. Returns the versions applied now.
 pub async fn migrate(pool: &Pool) -> Result<Vec<u32>, DbError> {
     let mut connection = pool.get().await?;
+    check_upgrade(&connection).await?;
     let report = embedded::migrations::runner()
         .run_async(&mut *connection)
         .await?;

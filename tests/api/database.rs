@@ -105,6 +105,62 @@ async fn migrations_apply_from_empty_and_a_rerun_applies_nothing() {
     database.drop_now().await;
 }
 
+mod v1_only {
+    refinery::embed_migrations!("migrations");
+}
+
+/// A database at V1 holding data V2 cannot take (two active keys named alike, which V1
+/// allowed): `migrate` refuses before changing anything and names the keys; once the
+/// operator revokes one, the upgrade runs and keeps every row.
+#[tokio::test]
+async fn upgrading_a_v1_database_with_data_refuses_what_v2_cannot_take_then_upgrades() {
+    let database = TestDatabase::new().await;
+    {
+        let mut client = database.pool.get().await.expect("connection");
+        v1_only::migrations::runner()
+            .set_target(refinery::Target::Version(1))
+            .run_async(&mut *client)
+            .await
+            .expect("V1");
+        client
+            .batch_execute(
+                "INSERT INTO api_keys (name, key_hash, scopes) VALUES \
+                 ('desk', decode(repeat('01', 32), 'hex'), '{predict}'), \
+                 ('desk', decode(repeat('02', 32), 'hex'), '{predict}'), \
+                 ('other', decode(repeat('03', 32), 'hex'), '{admin}')",
+            )
+            .await
+            .expect("V1 data");
+    }
+    let refused = db::migrate(&database.pool).await.expect_err("duplicates");
+    let message = refused.to_string();
+    assert!(
+        message.contains("nothing was changed") && message.contains("`desk` (ids 1, 2)"),
+        "{message}"
+    );
+    assert!(!message.contains("other"), "{message}");
+    let client = database.pool.get().await.expect("connection");
+    let burst_column: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_name = 'api_keys' AND column_name = 'burst'",
+            &[],
+        )
+        .await
+        .expect("columns")
+        .get(0);
+    assert_eq!(burst_column, 0, "still at V1");
+
+    client
+        .batch_execute("UPDATE api_keys SET revoked_at = now() WHERE id = 1")
+        .await
+        .expect("revoke");
+    assert_eq!(db::migrate(&database.pool).await.expect("upgrade"), vec![2]);
+    assert_eq!(database.count("api_keys").await, 3, "every row kept");
+    drop(client);
+    database.drop_now().await;
+}
+
 #[tokio::test]
 async fn importing_two_seasons_twice_gives_the_same_rows() {
     let database = TestDatabase::new().await;
