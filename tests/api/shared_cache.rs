@@ -154,6 +154,14 @@ pub struct OwnRedis {
     child: std::process::Child,
 }
 
+/// A test that fails leaves no redis-server behind (SIGKILL ends a stopped one too).
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl OwnRedis {
     pub fn start_on(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
@@ -198,6 +206,17 @@ impl OwnRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.port
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a Redis that hangs with its connections open,
+    /// not one that refuses them.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal}");
     }
 }
 
@@ -247,6 +266,73 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_closes_the_break
         .expect("own redis");
     let filled: Vec<String> = connection.keys(format!("{prefix}*")).await.expect("keys");
     assert!(!filled.is_empty(), "Redis fills again once it is back");
+    redis.stop();
+}
+
+/// A Redis that hangs (SIGSTOP: connections open, nothing answered) costs each request at
+/// most `redis.timeout_ms` per call until the breaker opens; every request is answered 200.
+/// SIGCONT: after the cool-down the breaker closes again.
+#[tokio::test]
+async fn a_hanging_redis_costs_its_timeout_then_the_breaker_opens_and_closes_on_return() {
+    let redis = OwnRedis::start();
+    redis.wait_until_up().await;
+    let timeout_ms = 50;
+    let app = spawn_app_with({
+        let (prefix, url) = (unique_prefix(), format!("redis://127.0.0.1:{}", redis.port));
+        move |settings| {
+            settings.redis.enabled = true;
+            settings.redis.key_prefix = prefix;
+            settings.redis.url = url.into();
+            settings.redis.timeout_ms = timeout_ms;
+            settings.redis.breaker_failures = 3;
+            settings.redis.breaker_cooldown_ms = 300;
+        }
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let games = crate::helpers::game_ids(2024, 23, 60);
+    // Each call that waits on Redis gives up after timeout_ms; a request makes at most
+    // two such calls (features, prediction), plus its own work.
+    let bound = Duration::from_millis(2 * timeout_ms + 400);
+    let predict_all = async |ids: &[String]| {
+        for id in ids {
+            let started = std::time::Instant::now();
+            let reply = client
+                .post(format!("{}/api/v1/predict", app.address))
+                .json(&json!({ "game_id": id }))
+                .send()
+                .await
+                .expect("answered before the client's timeout");
+            assert_eq!(reply.status(), 200);
+            let took = started.elapsed();
+            assert!(took < bound, "{id} took {took:?} with Redis hanging");
+        }
+    };
+    predict_all(&games[..10]).await;
+
+    redis.freeze(true);
+    predict_all(&games[10..40]).await;
+    let hung = app.get("/ready").await.body["shared_cache"].clone();
+    assert_eq!(hung["breaker"], "open", "{hung}");
+    assert!(hung["errors"].as_u64().expect("errors") >= 3, "{hung}");
+
+    redis.freeze(false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for id in games[40..].iter().cycle() {
+        predict_all(std::slice::from_ref(id)).await;
+        let state = app.get("/ready").await.body["shared_cache"]["breaker"].clone();
+        if state == "closed" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the breaker stayed {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     redis.stop();
 }
 
