@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::database::TestDatabase;
-use crate::helpers::{Reply, TestApp, repo_path, spawn_app_with};
+use crate::helpers::{Reply, TestApp, eventually, repo_path, spawn_app_with};
 use crate::shared_cache::OwnRedis;
 
 const HS256_SECRET: &str = "a-test-secret-of-at-least-thirty-two-bytes";
@@ -390,19 +390,26 @@ async fn a_key_revoked_in_postgres_is_refused_within_the_cache_ttl() {
     })
     .await;
     assert_eq!(predict_with(&app, &key).await.status, 200);
-    // The prediction log says which key asked.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let client = database.pool.get().await.expect("connection");
-    let logged: i64 = client
-        .query_one(
-            "SELECT count(*) FROM prediction_log WHERE key_id = $1",
-            &[&id],
-        )
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(logged, 1);
-    drop(client);
+    // The prediction log (written behind the answer) says which key asked.
+    let logged = |key_id: i64| {
+        let pool = database.pool.clone();
+        async move {
+            let client = pool.get().await.expect("connection");
+            let count: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM prediction_log WHERE key_id = $1",
+                    &[&key_id],
+                )
+                .await
+                .expect("count")
+                .get(0);
+            (count == 1).then_some(())
+        }
+    };
+    eventually("the logged prediction", Duration::from_secs(5), || {
+        logged(id)
+    })
+    .await;
 
     assert_eq!(
         key_store::revoke(&database.pool, "desk")

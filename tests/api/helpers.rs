@@ -91,7 +91,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        client: reqwest::Client::new(),
+        // A stuck server fails the test that waits on it instead of hanging the suite.
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client"),
         handle,
         server,
     }
@@ -255,5 +259,25 @@ async fn reply(response: reqwest::Response) -> Reply {
         status,
         headers,
         body,
+    }
+}
+
+/// Polls `check` every 20 ms until it gives `Some`, and panics naming `what` when `within`
+/// passes first: the way tests wait for work done behind an answer, instead of sleeping.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -10,7 +10,7 @@ use bullpen::auth::ConfiguredKey;
 use serde_json::{Value, json};
 
 use crate::database::TestDatabase;
-use crate::helpers::{TestApp, game_ids, repo_path, spawn_app_with};
+use crate::helpers::{TestApp, eventually, game_ids, repo_path, spawn_app_with};
 
 /// The samples of a scrape: `name` and its sorted labels → value as written.
 fn samples(scrape: &str) -> BTreeMap<(String, BTreeMap<String, String>), String> {
@@ -355,9 +355,14 @@ async fn a_scrape_under_load_passes_promtool_and_the_dashboard_and_alerts_use_on
             }
         }
     }));
+    // The scrape that counts: one taken while predictions are being answered.
     let (_, under_load) = tokio::join!(load, async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        scrape(&app).await
+        eventually("a scrape under load", Duration::from_secs(30), || async {
+            let text = scrape(&app).await;
+            text.contains(r#"route="/api/v1/predict",status="200""#)
+                .then_some(text)
+        })
+        .await
     });
     let checked = promtool(&["check", "metrics"], Some(&under_load));
     assert!(
@@ -367,9 +372,22 @@ async fn a_scrape_under_load_passes_promtool_and_the_dashboard_and_alerts_use_on
         String::from_utf8_lossy(&checked.stderr)
     );
 
-    // With the prediction log on, quality reads the log (after its writer flushes).
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let text = scrape(&app).await;
+    // With the prediction log on, quality reads the log once its writer has flushed.
+    eventually(
+        "the prediction log written",
+        Duration::from_secs(10),
+        || async { (database.count("prediction_log").await >= ids.len() as i64).then_some(()) },
+    )
+    .await;
+    let text = eventually(
+        "live quality published",
+        Duration::from_secs(10),
+        || async {
+            let text = scrape(&app).await;
+            text.contains("bullpen_model_quality{").then_some(text)
+        },
+    )
+    .await;
     assert_dashboard_and_alerts_use_only_exported_metrics(&text);
     let checked = promtool(
         &[

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, eventually, spawn_app_with};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -30,6 +30,20 @@ async fn connection() -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("Redis is running on 127.0.0.1:6379 (see .ci/run)")
+}
+
+/// Waits (polling, up to 5 s) until Redis holds at least `count` keys under `prefix` that
+/// contain `part`: the writes behind the answers have landed.
+async fn written(prefix: &str, part: &str, count: usize) {
+    eventually(
+        "the writes behind the answers",
+        Duration::from_secs(5),
+        || async {
+            let found = keys(prefix).await;
+            (found.iter().filter(|k| k.contains(part)).count() >= count).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Every key under `prefix`, by SCAN.
@@ -62,7 +76,7 @@ async fn a_second_replica_answers_from_what_the_first_stored_in_redis() {
     let computed = first_replica.predict(&stored).await;
     assert_eq!(computed.body["cached"], false);
     first_replica.predict(&scheduled).await;
-    tokio::time::sleep(Duration::from_millis(200)).await; // the write to Redis is behind the answer
+    written(&prefix, ":prediction:", 2).await;
 
     // The second replica's in-process cache is empty: its answer comes from Redis.
     let shared = second_replica.predict(&stored).await;
@@ -137,7 +151,7 @@ async fn concurrent_cold_requests_make_one_redis_read_and_one_computation() {
         "one Redis read for 24 requests: {shared}"
     );
     assert_eq!(shared["hits"], 0);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    written(&prefix, ":prediction:", 1).await;
     let keys = keys(&prefix).await;
     assert_eq!(
         keys.iter().filter(|k| k.contains(":prediction:")).count(),
@@ -258,14 +272,17 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_closes_the_break
     predict_all(&games[60..]).await;
     let up = app.get("/ready").await.body["shared_cache"].clone();
     assert_eq!(up["breaker"], "closed", "{up}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut connection = redis::Client::open(url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("own redis");
-    let filled: Vec<String> = connection.keys(format!("{prefix}*")).await.expect("keys");
-    assert!(!filled.is_empty(), "Redis fills again once it is back");
+    let client = redis::Client::open(url.as_str()).expect("url");
+    eventually(
+        "Redis fills again once it is back",
+        Duration::from_secs(5),
+        || async {
+            let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+            let filled: Vec<String> = connection.keys(format!("{prefix}*")).await.ok()?;
+            (!filled.is_empty()).then_some(())
+        },
+    )
+    .await;
     redis.stop();
 }
 
@@ -343,7 +360,7 @@ async fn an_invalidation_on_one_replica_empties_the_other_within_a_second() {
     let second_replica = redis_app(&prefix, REDIS).await;
     let body = json!({ "game_id": "KCA202404100" });
     first_replica.predict(&body).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    written(&prefix, ":prediction:", 1).await;
     assert_eq!(second_replica.predict(&body).await.body["cached"], true);
     // Now in the second replica's own cache: answered without Redis or inference.
     assert_eq!(second_replica.predict(&body).await.body["cached"], true);
@@ -456,7 +473,7 @@ async fn a_batch_reads_what_missed_in_process_from_redis_in_one_call() {
         .post_json("/api/v1/predict/batch", &json!({ "items": items[..15] }))
         .await;
     assert_eq!(computed.body["succeeded"], 15, "{}", computed.body);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    written(&prefix, ":prediction:", 15).await;
 
     let reply = second_replica
         .post_json("/api/v1/predict/batch", &json!({ "items": items }))
@@ -504,7 +521,7 @@ async fn a_replica_started_with_a_replaced_model_file_drops_the_old_files_predic
     first
         .predict(&json!({ "game": { "home": "NYA", "away": "BOS", "date": "2025-04-05" } }))
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    written(&prefix, ":prediction:", 2).await;
     let fingerprint_key = format!("{prefix}model:home_win:1");
     let mut connection = connection().await;
     let recorded: String = connection
