@@ -4,6 +4,7 @@
 mod admission;
 mod auth;
 mod batch;
+mod cli;
 mod database;
 mod deploy;
 mod errors;
