@@ -195,6 +195,45 @@ async fn a_batch_costs_a_token_per_item() {
     assert_eq!(predict_with(&app, &key).await.status, 429);
 }
 
+/// The PostgreSQL key store unreachable: a key it must look up gets 503 `auth_unavailable`
+/// (try again), never 401 (a client would drop a good key); back, the key works again.
+#[tokio::test]
+async fn an_unreachable_key_store_answers_auth_unavailable_then_recovers() {
+    let database = crate::database::TestDatabase::new().await;
+    bullpen::db::migrate(&database.pool).await.expect("migrate");
+    let key = api_key::generate().expect("random");
+    let scopes = Scopes::parse_all(&["predict"]).expect("scope");
+    key_store::insert(
+        &database.pool,
+        "desk",
+        &api_key::hash(&key),
+        scopes,
+        None,
+        None,
+    )
+    .await
+    .expect("insert");
+    let url = database.url();
+    let app = auth_app(Vec::new(), move |settings| {
+        settings.auth.key_store = bullpen::auth::KeyStoreKind::Postgres;
+        settings.database.url = url.into();
+        settings.database.connect_timeout_ms = 300;
+    })
+    .await;
+    crate::database::cut_off(&database).await;
+    let refused = predict_with(&app, &key).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.problem()["code"], "auth_unavailable");
+    assert!(refused.header("retry-after").is_some());
+
+    crate::database::reconnect(&database).await;
+    eventually("the key store back", Duration::from_secs(10), || async {
+        (predict_with(&app, &key).await.status == 200).then_some(())
+    })
+    .await;
+    database.drop_now().await;
+}
+
 #[tokio::test]
 async fn each_route_needs_its_scope_and_answers_carry_the_rate_limit() {
     let (predict_key, predict_entry) = configured("predictor", &["predict"], Some((120, 5)));

@@ -305,7 +305,7 @@ async fn postgres_app(
 }
 
 /// Makes PostgreSQL refuse `database` and drop every connection to it.
-async fn cut_off(database: &TestDatabase) {
+pub async fn cut_off(database: &TestDatabase) {
     let name = &database.name;
     admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
     admin(&format!(
@@ -314,7 +314,7 @@ async fn cut_off(database: &TestDatabase) {
     .await;
 }
 
-async fn reconnect(database: &TestDatabase) {
+pub async fn reconnect(database: &TestDatabase) {
     admin(&format!(
         "ALTER DATABASE {} ALLOW_CONNECTIONS true",
         database.name

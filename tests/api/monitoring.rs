@@ -565,3 +565,34 @@ async fn the_status_page_shows_live_numbers_in_headless_chromium() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     load.await.expect("load task");
 }
+
+/// A full prediction-log queue drops entries and counts them; answers never wait for it.
+/// PostgreSQL refuses the writer, so it holds its one-entry batch through its retries while
+/// the queue (room for 2) fills.
+#[tokio::test]
+async fn a_full_prediction_log_drops_and_counts_without_slowing_answers() {
+    let database = TestDatabase::new().await;
+    bullpen::db::migrate(&database.pool).await.expect("migrate");
+    let url = database.url();
+    let app = spawn_app_with(move |settings| {
+        settings.prediction_log.enabled = true;
+        settings.database.url = url.into();
+        settings.database.connect_timeout_ms = 300;
+        settings.prediction_log.capacity = 2;
+        settings.prediction_log.batch_size = 1;
+    })
+    .await;
+    crate::database::cut_off(&database).await;
+    for id in game_ids(2024, 11, 20) {
+        let reply = app.predict(&json!({ "game_id": id })).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let text = scrape(&app).await;
+    let dropped = value(&text, "bullpen_prediction_log_dropped_total", &[]);
+    assert!(
+        dropped >= 17.0,
+        "20 answers, room for 2 and one in the writer's hands: {dropped} dropped"
+    );
+    crate::database::reconnect(&database).await;
+    database.drop_now().await;
+}
