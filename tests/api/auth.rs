@@ -199,7 +199,7 @@ async fn a_batch_costs_a_token_per_item() {
 /// (try again), never 401 (a client would drop a good key); back, the key works again.
 #[tokio::test]
 async fn an_unreachable_key_store_answers_auth_unavailable_then_recovers() {
-    let database = crate::database::TestDatabase::new().await;
+    let database = TestDatabase::new().await;
     bullpen::db::migrate(&database.pool).await.expect("migrate");
     let key = api_key::generate().expect("random");
     let scopes = Scopes::parse_all(&["predict"]).expect("scope");
