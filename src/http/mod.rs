@@ -14,6 +14,8 @@ mod metrics;
 mod models_api;
 mod monitoring_api;
 mod predict_api;
+#[cfg(test)]
+mod properties;
 pub mod request_id;
 mod settings;
 
