@@ -136,3 +136,45 @@ async fn bad_query_strings_get_a_problem() {
         .await;
     assert_eq!(fine.status, 200, "{}", fine.body);
 }
+
+/// Slowloris: connections that never finish their headers are cut (actix-web's 5 s request
+/// timeout) while ordinary requests are served all along.
+#[tokio::test]
+async fn slowloris_connections_are_cut_while_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let started = std::time::Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+            .await
+            .expect("a partial head");
+        slow.push(stream);
+    }
+    let answered = app.predict(&json!({ "game_id": "KCA202404100" })).await;
+    assert_eq!(answered.status, 200, "served beside 20 slow clients");
+    for mut stream in slow {
+        let mut rest = Vec::new();
+        let cut = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(cut.is_ok(), "a slow connection was never cut");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "cut after {took:?}"
+    );
+    assert_eq!(
+        app.predict(&json!({ "game_id": "KCA202404100" }))
+            .await
+            .status,
+        200
+    );
+}
