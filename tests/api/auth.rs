@@ -195,15 +195,13 @@ async fn a_batch_costs_a_token_per_item() {
     assert_eq!(predict_with(&app, &key).await.status, 429);
 }
 
-/// The PostgreSQL key store unreachable: a key it must look up gets 503 `auth_unavailable`
-/// (try again), never 401 (a client would drop a good key); back, the key works again.
-#[tokio::test]
-async fn an_unreachable_key_store_answers_auth_unavailable_then_recovers() {
-    let database = TestDatabase::new().await;
+/// Migrates `database` and stores a new key `desk` of scope `predict` in it: the key and
+/// its row id.
+async fn key_in_postgres(database: &TestDatabase) -> (String, i64) {
     bullpen::db::migrate(&database.pool).await.expect("migrate");
     let key = api_key::generate().expect("random");
     let scopes = Scopes::parse_all(&["predict"]).expect("scope");
-    key_store::insert(
+    let id = key_store::insert(
         &database.pool,
         "desk",
         &api_key::hash(&key),
@@ -213,6 +211,15 @@ async fn an_unreachable_key_store_answers_auth_unavailable_then_recovers() {
     )
     .await
     .expect("insert");
+    (key, id)
+}
+
+/// The PostgreSQL key store unreachable: a key it must look up gets 503 `auth_unavailable`
+/// (try again), never 401 (a client would drop a good key); back, the key works again.
+#[tokio::test]
+async fn an_unreachable_key_store_answers_auth_unavailable_then_recovers() {
+    let database = TestDatabase::new().await;
+    let (key, _) = key_in_postgres(&database).await;
     let url = database.url();
     let app = auth_app(Vec::new(), move |settings| {
         settings.auth.key_store = bullpen::auth::KeyStoreKind::Postgres;
@@ -407,19 +414,7 @@ async fn jwts_are_checked_for_signature_algorithm_expiry_and_audience() {
 #[tokio::test]
 async fn a_key_revoked_in_postgres_is_refused_within_the_cache_ttl() {
     let database = TestDatabase::new().await;
-    bullpen::db::migrate(&database.pool).await.expect("migrate");
-    let key = api_key::generate().expect("random");
-    let scopes = Scopes::parse_all(&["predict"]).expect("scope");
-    let id = key_store::insert(
-        &database.pool,
-        "desk",
-        &api_key::hash(&key),
-        scopes,
-        None,
-        None,
-    )
-    .await
-    .expect("insert");
+    let (key, id) = key_in_postgres(&database).await;
     let url = database.url();
     let app = auth_app(Vec::new(), move |settings| {
         settings.auth.key_store = bullpen::auth::KeyStoreKind::Postgres;

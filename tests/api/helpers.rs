@@ -191,6 +191,18 @@ impl TestApp {
     }
 
     /// Inference calls the default model has made so far.
+    /// The `/metrics` text.
+    pub async fn scrape(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("scrape body")
+    }
+
     pub async fn inference_calls(&self) -> u64 {
         let models = self.get("/api/v1/models").await;
         models.body["models"][0]["inference_calls"]

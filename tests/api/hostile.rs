@@ -5,17 +5,6 @@ use serde_json::json;
 
 use crate::helpers::spawn_app;
 
-async fn scrape(app: &crate::helpers::TestApp) -> String {
-    app.client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("scrape body")
-}
-
 /// Invented methods (1,000 of them, 100 characters each) are counted as `other`: the scrape
 /// does not grow with what clients send, and no invented name reaches it.
 #[tokio::test]
@@ -30,13 +19,13 @@ async fn invented_methods_never_add_metric_series() {
     };
     send(0).await.expect("sent");
     // The first scrape is counted after it is rendered: take the second.
-    scrape(&app).await;
-    let before = scrape(&app).await;
+    app.scrape().await;
+    let before = app.scrape().await;
     for n in 1..=1000 {
         let answer = send(n).await.expect("sent");
         assert!(answer.status().is_client_error(), "{}", answer.status());
     }
-    let after = scrape(&app).await;
+    let after = app.scrape().await;
     assert!(!after.contains("M00001"), "an invented method is a label");
     assert!(after.contains(r#"method="other""#), "{after}");
     // Counters tick (a few more digits), no series is added.

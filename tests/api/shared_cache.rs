@@ -570,16 +570,9 @@ async fn redis_lookups(app: &TestApp) -> u64 {
 
 /// Requests in flight, from `/metrics` (the scrape counts itself).
 async fn in_flight(app: &TestApp) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
+    app.scrape()
         .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix("bullpen_http_requests_in_flight "))
         .and_then(|value| value.parse().ok())
         .expect("the in-flight gauge")
