@@ -33,6 +33,8 @@ async fn a_request_over_its_deadline_gets_a_timeout_problem() {
     let slow = app
         .start_slow_post("/api/v1/predict", r#"{"game_id": "KCA202404100"}"#)
         .await;
+    // Waiting for time itself: the body stays incomplete past the 100 ms deadline.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (status, body) = slow.finish().await;
     assert!(status.starts_with("HTTP/1.1 503"), "{status}");
     let problem: serde_json::Value = serde_json::from_str(&body).expect("problem JSON");

@@ -221,19 +221,37 @@ impl TestApp {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port))
             .await
             .expect("connect");
+        // `Expect: 100-continue`: the server's interim answer says it has read the head and
+        // taken the request, so nothing here waits on a guess of how long that takes.
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Expect: 100-continue\r\nConnection: close\r\n\r\n",
             body.len()
         );
-        let (first, rest) = body.split_at(body.len() / 2);
         stream.write_all(head.as_bytes()).await.expect("write head");
+        let mut interim = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            let mut byte = [0_u8; 1];
+            while !interim.ends_with(b"\r\n\r\n") {
+                stream
+                    .read_exact(&mut byte)
+                    .await
+                    .expect("read 100 Continue");
+                interim.push(byte[0]);
+            }
+        })
+        .await
+        .expect("the server answers 100 Continue");
+        assert!(
+            interim.starts_with(b"HTTP/1.1 100"),
+            "{}",
+            String::from_utf8_lossy(&interim)
+        );
+        let (first, rest) = body.split_at(body.len() / 2);
         stream
             .write_all(first.as_bytes())
             .await
             .expect("write half the body");
         stream.flush().await.expect("flush");
-        // Give the server time to accept the connection and start the request.
-        tokio::time::sleep(Duration::from_millis(200)).await;
         SlowRequest {
             stream,
             rest: rest.to_owned(),
