@@ -167,3 +167,56 @@ async fn slowloris_connections_are_cut_while_others_are_served() {
         200
     );
 }
+
+/// Requests the HTTP parser cannot take (a malformed Content-Length, 120 headers, a 100 KB
+/// URL) are refused before any handler, with 400 or 431, and the server goes on serving.
+/// actix-web writes these answers itself, with no body (README, errors).
+#[tokio::test]
+async fn requests_the_parser_refuses_get_4xx_and_the_server_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let many_headers: String = (0..120).map(|n| format!("X-Flood-{n}: {n}\r\n")).collect();
+    let cases = [
+        (
+            "bad Content-Length",
+            "POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n".to_owned(),
+        ),
+        (
+            "120 headers",
+            format!("GET /health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+        ),
+        (
+            "100 KB URL",
+            format!(
+                "GET /health?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(100_000)
+            ),
+        ),
+    ];
+    for (what, request) in cases {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        // The server may answer and close before it has read everything sent.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await
+        .expect("answered, then closed");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400") || answer.starts_with("HTTP/1.1 431"),
+            "{what}: {answer}"
+        );
+        assert_eq!(
+            app.predict(&json!({ "game_id": "KCA202404100" }))
+                .await
+                .status,
+            200,
+            "{what}: still serving"
+        );
+    }
+}
