@@ -6,7 +6,7 @@
 //! the allowance would be full again. A request costing `cost` tokens (1, or a batch's items)
 //! at `now` is admitted when `TAT + cost × interval - max(burst, cost) × interval <= now`, and
 //! then moves the TAT on by `cost` intervals. A cost above the burst is admitted only with the
-//! allowance full, and the credential then waits until it is paid back: over time, a
+//! allowance full, and the credential then waits until the debt is paid down to the burst: a
 //! credential gets exactly its rate in items, whatever the size of its requests.
 
 use std::collections::HashMap;
@@ -236,14 +236,13 @@ mod tests {
         assert!(ten.allowed);
         assert_eq!(ten.remaining, 0);
         assert_eq!(tat, 10 * second);
-        let (one, _) = gcra(Some(tat), 9 * second, RATE, 1);
-        assert!(!one.allowed, "the debt is not paid yet");
-        let (one, _) = gcra(Some(tat), 8 * second, RATE, 1);
-        assert!(!one.allowed);
-        let (paid, _) = gcra(Some(tat), 10 * second - 2 * second, RATE, 1);
-        assert!(!paid.allowed);
-        let (after, _) = gcra(Some(tat), 10 * second, RATE, 1);
-        assert!(after.allowed, "paid back: the burst refills as usual");
+        // The next token comes once the debt is paid down to the burst: 10 + 1 tokens in
+        // 8 s is the burst (3) plus 8 s at one a second, as for any credential.
+        let (early, _) = gcra(Some(tat), 7 * second, RATE, 1);
+        assert!(!early.allowed, "the debt is not paid down yet");
+        assert_eq!(early.retry_after_secs, 1);
+        let (after, _) = gcra(Some(tat), 8 * second, RATE, 1);
+        assert!(after.allowed, "paid down: admitted again");
     }
 
     #[test]
