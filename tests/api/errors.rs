@@ -167,7 +167,7 @@ async fn bad_models_odds_and_fields_get_their_own_code_and_the_server_keeps_serv
                 "invalid_odds",
                 "The odds are not odds",
                 422,
-                "American odds must be at most -100 or at least +100, got -50",
+                "American odds must be from -100,000 to -100 or from +100 to +100,000, got -50",
             ),
         ),
         (
@@ -176,7 +176,7 @@ async fn bad_models_odds_and_fields_get_their_own_code_and_the_server_keeps_serv
                 "invalid_odds",
                 "The odds are not odds",
                 422,
-                "decimal odds must be a finite number above 1.0, got 0.5",
+                "decimal odds must be above 1.0 and at most 1001, got 0.5",
             ),
         ),
         (
