@@ -142,16 +142,7 @@ pub struct SchemaState {
 /// Reads [`SchemaState`]; `Err` only when PostgreSQL cannot be asked.
 pub async fn schema_state(pool: &Pool) -> Result<SchemaState, DbError> {
     let client = pool.get().await?;
-    let version = match client
-        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
-        .await
-    {
-        Ok(row) => row
-            .try_get::<_, Option<i32>>(0)?
-            .and_then(|v| u32::try_from(v).ok()),
-        Err(error) if missing_table(&error) => None,
-        Err(error) => return Err(error.into()),
-    };
+    let version = schema_version(&client).await?;
     let has_games = match client
         .query_one("SELECT EXISTS (SELECT 1 FROM games)", &[])
         .await
@@ -167,15 +158,7 @@ pub async fn schema_state(pool: &Pool) -> Result<SchemaState, DbError> {
 /// active key names unique, which a V1 database may break (V1 allowed two active keys with
 /// one name). Which keys to revoke is the operator's call, so the message lists them.
 async fn check_upgrade(client: &tokio_postgres::Client) -> Result<(), DbError> {
-    let version = match client
-        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
-        .await
-    {
-        Ok(row) => row.try_get::<_, Option<i32>>(0)?,
-        Err(error) if missing_table(&error) => None,
-        Err(error) => return Err(error.into()),
-    };
-    if version != Some(1) {
+    if schema_version(client).await? != Some(1) {
         return Ok(());
     }
     let duplicates = client
@@ -201,6 +184,20 @@ async fn check_upgrade(client: &tokio_postgres::Client) -> Result<(), DbError> {
          WHERE id IN (...)`), then migrate again",
         listed.join("; ")
     )))
+}
+
+/// The latest migration applied, `None` before the first.
+async fn schema_version(client: &tokio_postgres::Client) -> Result<Option<u32>, DbError> {
+    match client
+        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .await
+    {
+        Ok(row) => Ok(row
+            .try_get::<_, Option<i32>>(0)?
+            .and_then(|v| u32::try_from(v).ok())),
+        Err(error) if missing_table(&error) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn missing_table(error: &tokio_postgres::Error) -> bool {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
@@ -43,15 +43,13 @@ impl Charge {
             Err(ApiError::RateLimited(decision))
         }
     }
+}
 
-    /// Adds the `RateLimit-*` headers of `decision` to `response`.
-    pub fn headers(decision: &Decision, response: &mut actix_web::HttpResponse) {
-        rate_limit_headers(decision, |name, value| {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static(name), HeaderValue::from(value));
-        });
-    }
+/// Adds the `RateLimit-*` headers of an admitted request's `decision` to its answer.
+pub fn insert_rate_limit_headers(decision: &Decision, headers: &mut HeaderMap) {
+    rate_limit_headers(decision, |name, value| {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    });
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,22 +119,17 @@ pub async fn guard(
     if !principal.scopes.contains(scope) {
         return refuse(request, ApiError::InsufficientScope(scope));
     }
-    if let Access::NeedsPerItem(_) = access {
-        request.extensions_mut().insert(Charge {
-            gatekeeper: gatekeeper.clone(),
-            principal: principal.clone(),
-        });
-        if let Some(id) = principal.key_id {
-            request.extensions_mut().insert(KeyId(id));
+    let decision = match (access, &gatekeeper.limiter) {
+        // Charged by the handler, once it has counted the items.
+        (Access::NeedsPerItem(_), _) => {
+            request.extensions_mut().insert(Charge {
+                gatekeeper: gatekeeper.clone(),
+                principal: principal.clone(),
+            });
+            None
         }
-        return next
-            .call(request)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
-    let decision = match &gatekeeper.limiter {
-        Some(limiter) => Some(limiter.check(&principal.identity, principal.rate, 1).await),
-        None => None,
+        (_, Some(limiter)) => Some(limiter.check(&principal.identity, principal.rate, 1).await),
+        (_, None) => None,
     };
     if let Some(decision) = decision
         && !decision.allowed
@@ -148,11 +141,7 @@ pub async fn guard(
     }
     let mut response = next.call(request).await?;
     if let Some(decision) = decision {
-        rate_limit_headers(&decision, |name, value| {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static(name), HeaderValue::from(value));
-        });
+        insert_rate_limit_headers(&decision, response.headers_mut());
     }
     Ok(response.map_into_left_body())
 }

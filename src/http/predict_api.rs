@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::Limits;
-use super::access::{Charge, KeyId};
+use super::access::{Charge, KeyId, insert_rate_limit_headers};
 use super::errors::{self, ApiError, Problem};
 use super::json::ApiJson;
 use super::request_id;
@@ -154,7 +154,7 @@ pub(super) async fn predict_batch(
         results,
     });
     if let Some(decision) = &decision {
-        Charge::headers(decision, &mut response);
+        insert_rate_limit_headers(decision, response.headers_mut());
     }
     Ok(response)
 }
