@@ -304,3 +304,40 @@ async fn a_client_request_id_is_echoed_and_a_missing_one_generated() {
     let id = generated.header("x-request-id").expect("generated id");
     assert_eq!(id.len(), 36, "a UUID: {id}");
 }
+
+/// A model that loads, passes the spec check and warms up, then fails inside ONNX Runtime on
+/// real games (`tests/fixtures/make-failing-model.py`: it gathers a row indexed by
+/// `home_games_played`). The failing game gets 500 `inference_failed` with the cause kept in
+/// the log, not the answer; it is not cached, and the games the model can run are still served.
+#[tokio::test]
+async fn a_model_that_fails_at_run_time_answers_inference_failed() {
+    let app = spawn_app_with(|settings| {
+        settings.models.dir = crate::helpers::repo_path("tests/fixtures/failing-models");
+    })
+    .await;
+    let late_game = json!({ "game_id": "KCA202404100" });
+    let calls_before = app.inference_calls().await;
+    for _ in 0..2 {
+        let reply = app.predict(&late_game).await;
+        assert_eq!(
+            reply.problem(),
+            problem(
+                "inference_failed",
+                "The model could not be run",
+                500,
+                "the model could not be run; the error is logged with the request id",
+            )
+        );
+        assert!(!reply.body.to_string().contains("Gather"), "{}", reply.body);
+    }
+    assert_eq!(
+        app.inference_calls().await - calls_before,
+        2,
+        "a failure is not cached: each attempt ran the model"
+    );
+
+    // Opening day: the home team has played no game yet, so the model can run it.
+    let opener = app.predict(&json!({ "game_id": "BAL202403280" })).await;
+    assert_eq!(opener.status, 200, "{}", opener.body);
+    assert_eq!(opener.body["home_win_probability"], 0.5);
+}

@@ -190,7 +190,6 @@ impl TestApp {
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
 
-    /// Inference calls the default model has made so far.
     /// The `/metrics` text.
     pub async fn scrape(&self) -> String {
         self.client
@@ -203,6 +202,7 @@ impl TestApp {
             .expect("scrape body")
     }
 
+    /// Inference calls the default model has made so far.
     pub async fn inference_calls(&self) -> u64 {
         let models = self.get("/api/v1/models").await;
         models.body["models"][0]["inference_calls"]
