@@ -17,7 +17,7 @@ use crate::auth::Gatekeeper;
 use crate::cache::{Caches, SharedTier};
 use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, PostgresStore, StoreKind, warmup_vector};
-use crate::http::{self, Admission, BodyLimit, Drain, Limits};
+use crate::http::{self, Admission, BodyLimit, Drain, HeadLimits, Limits};
 use crate::models::{ModelRegistry, RegistryOptions};
 use crate::monitoring::{Metrics, Sampler};
 use crate::predict::{LogWriter, PredictService, PredictionLog, Recorder};
@@ -121,12 +121,14 @@ impl Application {
         )?);
         let service = web::Data::new(service);
         let body_limit = web::Data::new(BodyLimit(server_settings.max_body_bytes));
+        let head_limits = HeadLimits::new(server_settings);
         let drain = Drain::default();
         let draining = web::Data::new(drain.clone());
         let shutdown_drain = drain.clone();
         let server = HttpServer::new(move || {
             let drain = drain.clone();
             App::new()
+                .wrap_fn(move |request, service| head_limits.enforce(request, service))
                 .wrap_fn(move |request, service| drain.close_connections(request, service))
                 .wrap(from_fn(http::observe))
                 .wrap(from_fn(http::request_id::middleware))

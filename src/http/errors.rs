@@ -56,6 +56,8 @@ error_codes! {
     BatchEmpty => UNPROCESSABLE_ENTITY, "batch_empty", "The batch has no items";
     BatchTooLarge => UNPROCESSABLE_ENTITY, "batch_too_large", "The batch has too many items";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large";
+    UriTooLong => URI_TOO_LONG, "uri_too_long", "The URI is too long";
+    HeadersTooLarge => REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", "The request headers are too many or too large";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body must be application/json";
     MissingCredentials => UNAUTHORIZED, "missing_credentials", "Credentials are required";
     MalformedCredentials => BAD_REQUEST, "malformed_credentials", "The Authorization header is malformed, or sent more than once";
@@ -89,6 +91,10 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the URI is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error("send the body with Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("a batch needs at least one item")]
@@ -125,6 +131,8 @@ impl ApiError {
             Self::InvalidBody(_) => ErrorCode::InvalidBody,
             Self::InvalidQuery(_) => ErrorCode::InvalidQuery,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::UriTooLong { .. } => ErrorCode::UriTooLong,
+            Self::HeadersTooLarge(_) => ErrorCode::HeadersTooLarge,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Self::BatchEmpty => ErrorCode::BatchEmpty,
             Self::BatchTooLarge { .. } => ErrorCode::BatchTooLarge,

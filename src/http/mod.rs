@@ -10,6 +10,7 @@ pub mod errors;
 mod games_api;
 mod health_api;
 mod json;
+mod limits;
 mod metrics;
 mod models_api;
 mod monitoring_api;
@@ -31,6 +32,7 @@ pub use admission::Admission;
 pub use drain::Drain;
 use errors::ApiError;
 pub use json::BodyLimit;
+pub use limits::HeadLimits;
 pub use metrics::observe;
 pub use settings::ServerSettings;
 

@@ -12,6 +12,11 @@ pub struct ServerSettings {
     /// 0 means one per core.
     pub workers: usize,
     pub max_body_bytes: usize,
+    /// Longest path and query string accepted (414 beyond); see `http::limits`.
+    pub max_uri_bytes: usize,
+    /// Most header lines, and most bytes in all their names and values (431 beyond).
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
     pub max_batch: usize,
     pub max_in_flight: usize,
     pub request_timeout_ms: u64,
@@ -33,6 +38,9 @@ impl ServerSettings {
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         at_least_one(&[
             ("server.max_body_bytes", self.max_body_bytes as u64),
+            ("server.max_uri_bytes", self.max_uri_bytes as u64),
+            ("server.max_headers", self.max_headers as u64),
+            ("server.max_header_bytes", self.max_header_bytes as u64),
             ("server.max_batch", self.max_batch as u64),
             ("server.max_in_flight", self.max_in_flight as u64),
             ("server.request_timeout_ms", self.request_timeout_ms),

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{Reply, spawn_app};
 
 /// Invented methods (1,000 of them, 100 characters each) are counted as `other`: the scrape
 /// does not grow with what clients send, and no invented name reaches it.
@@ -168,9 +168,51 @@ async fn slowloris_connections_are_cut_while_others_are_served() {
     );
 }
 
-/// Requests the HTTP parser cannot take (a malformed Content-Length, 120 headers, a 100 KB
-/// URL) are refused before any handler, with 400 or 431, and the server goes on serving.
-/// actix-web writes these answers itself, with no body (README, errors).
+/// Long URLs and header floods within what the parser reads are refused by bullpen's own
+/// limits (`server.max_uri_bytes`, `max_headers`, `max_header_bytes`) with a problem body,
+/// before any route: an open probe and an authenticated route alike.
+#[tokio::test]
+async fn long_urls_and_header_floods_get_a_problem() {
+    let app = spawn_app().await;
+    let refused = |status: u16, code: &'static str| {
+        move |reply: Reply| {
+            assert_eq!(reply.status, status, "{}", reply.body);
+            assert_eq!(reply.problem()["code"], code, "{}", reply.body);
+        }
+    };
+    let long_uri = format!("/health?pad={}", "a".repeat(20_000));
+    refused(414, "uri_too_long")(app.get(&long_uri).await);
+    let long_path = format!("/api/v1/games/{}/features", "A".repeat(9_000));
+    refused(414, "uri_too_long")(app.get(&long_path).await);
+
+    for (what, count, size) in [("80 headers", 80, 8), ("40 headers of 1 KB", 40, 1_000)] {
+        let mut request = app.request(Method::GET, "/health");
+        for n in 0..count {
+            request = request.header(format!("x-flood-{n}"), "v".repeat(size));
+        }
+        let reply = app.send(request).await;
+        assert!(
+            reply.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("limit")),
+            "{what}: {}",
+            reply.body
+        );
+        refused(431, "headers_too_large")(reply);
+    }
+    // Within the limits, the same requests are served.
+    assert_eq!(
+        app.get(&format!("/health?pad={}", "a".repeat(7_000)))
+            .await
+            .status,
+        200
+    );
+}
+
+/// Requests past the HTTP parser's fixed limits (a malformed Content-Length, 120 headers, a
+/// 100 KB URL) are refused before any handler, with 400 or 431, and the server goes on
+/// serving. actix-web writes these answers itself, with no body and no hook to give them one
+/// (README, errors).
 #[tokio::test]
 async fn requests_the_parser_refuses_get_4xx_and_the_server_goes_on() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
