@@ -9,7 +9,7 @@ use bullpen::cache::Caches;
 use bullpen::features::{EmbeddedStore, FeatureSource, FeatureVector};
 use bullpen::games::GameRef;
 use bullpen::games::{GameId, TeamCode};
-use bullpen::models::{InferencePool, ModelRegistry, PoolOptions, RegistryOptions, runtime};
+use bullpen::models::{Catalog, CatalogOptions, InferencePool, PoolOptions, runtime};
 use bullpen::monitoring::{Metrics, MonitoringSettings};
 use bullpen::predict::{Caller, PredictRequest, PredictService, Recorder};
 use bullpen::settings::Settings;
@@ -92,8 +92,8 @@ fn cached_prediction(c: &mut Criterion) {
     let mut settings = Settings::load(&repo("config")).expect("settings");
     settings.models.dir = repo("models");
     let metrics = Metrics::new(&settings.monitoring).expect("metrics");
-    let registry = ModelRegistry::load(
-        &RegistryOptions {
+    let catalog = Catalog::load(
+        &CatalogOptions {
             dir: &settings.models.dir,
             default: &settings.models.default,
             ort_library: Path::new(""),
@@ -108,10 +108,10 @@ fn cached_prediction(c: &mut Criterion) {
         },
         *store().vectors().last().expect("games"),
     )
-    .expect("registry");
+    .expect("catalog");
     let service = PredictService::new(
         FeatureSource::Embedded(store().into()),
-        registry,
+        catalog,
         Caches::new(&settings.cache, None, &metrics),
         Recorder::new(None),
     );
@@ -127,6 +127,7 @@ fn cached_prediction(c: &mut Criterion) {
     let key = bullpen::cache::PredictionKey {
         model: "home_win".into(),
         version: "1".into(),
+        fingerprint: 0,
         game: request.game,
         feature_hash: 7,
     };

@@ -18,7 +18,7 @@ use crate::cache::{Caches, SharedTier};
 use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, PostgresStore, StoreKind, warmup_vector};
 use crate::http::{self, Admission, BodyLimit, Drain, HeadLimits, Limits};
-use crate::models::{ModelRegistry, RegistryOptions};
+use crate::models::{Catalog, CatalogOptions};
 use crate::monitoring::{Metrics, Sampler};
 use crate::predict::{LogWriter, PredictService, PredictionLog, Recorder};
 use crate::settings::Settings;
@@ -274,8 +274,8 @@ async fn load_service(
         }
     };
     let inference = &settings.inference;
-    let registry = ModelRegistry::load(
-        &RegistryOptions {
+    let catalog = Catalog::load(
+        &CatalogOptions {
             dir: &settings.models.dir,
             default: &settings.models.default,
             ort_library: &inference.ort_library,
@@ -286,14 +286,15 @@ async fn load_service(
     )
     .context("loading models")?;
     tracing::info!(
-        models = registry.models().len(),
+        models = catalog.snapshot().versions().len(),
         elapsed_ms = started.elapsed().as_millis(),
         "features and models ready"
     );
     let shared = if settings.redis.enabled {
         let shared = SharedTier::new(&settings.redis, metrics, tasks.clone())?;
-        let fingerprints: Vec<(&str, &str, &str)> = registry
-            .models()
+        let snapshot = catalog.snapshot();
+        let fingerprints: Vec<(&str, &str, &str)> = snapshot
+            .versions()
             .iter()
             .map(|model| (&*model.name, &*model.version, model.fingerprint.as_str()))
             .collect();
@@ -304,7 +305,7 @@ async fn load_service(
     };
     Ok(PredictService::new(
         source,
-        registry,
+        catalog,
         Caches::new(&settings.cache, shared.as_ref(), metrics),
         recorder,
     ))

@@ -80,6 +80,9 @@ impl CacheKey for FeatureKey {
 pub struct PredictionKey {
     pub model: Arc<str>,
     pub version: Arc<str>,
+    /// Of the model file (`ServedModel::fingerprint_key`): a version reloaded from another
+    /// file never reads what the one before answered, on any replica.
+    pub fingerprint: u64,
     pub game: GameRef,
     pub feature_hash: u64,
 }
@@ -98,9 +101,10 @@ impl fmt::Display for PredictionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{PREDICTION}{}:{}:{}:{:016x}",
+            "{PREDICTION}{}:{}:{:016x}:{}:{:016x}",
             self.model,
             self.version,
+            self.fingerprint,
             GameSegment(&self.game),
             self.feature_hash
         )
@@ -167,12 +171,13 @@ mod tests {
         let prediction = PredictionKey {
             model: "home_win".into(),
             version: "1".into(),
+            fingerprint: 0x1f,
             game: scheduled,
             feature_hash: 0xabc,
         };
         assert_eq!(
             prediction.to_string(),
-            "prediction:home_win:1:BOS@NYA20250405:0000000000000abc"
+            "prediction:home_win:1:000000000000001f:BOS@NYA20250405:0000000000000abc"
         );
         let model = ModelFingerprintKey {
             name: "home_win",

@@ -89,6 +89,29 @@ impl GameId {
     pub fn number(&self) -> u8 {
         self.0[11] - b'0'
     }
+
+    /// The id of the single game (number 0) `home` plays at home on `date`, as a scheduled
+    /// game is named when it has no id yet.
+    pub fn single(home: TeamCode, date: NaiveDate) -> Self {
+        use chrono::Datelike;
+        let year = u32::try_from(date.year()).unwrap_or(0);
+        let digits = [
+            year / 1000,
+            year / 100,
+            year / 10,
+            year,
+            date.month() / 10,
+            date.month(),
+            date.day() / 10,
+            date.day(),
+        ];
+        let mut bytes = [b'0'; 12];
+        bytes[..3].copy_from_slice(&home.0);
+        for (byte, digit) in bytes[3..11].iter_mut().zip(digits) {
+            *byte = b'0' + u8::try_from(digit % 10).unwrap_or(0);
+        }
+        Self(bytes)
+    }
 }
 
 /// The date in a game id's `YYYYMMDD`, parsed by hand: this runs on every request.
@@ -154,6 +177,13 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_game_id_is_built_from_team_and_date() {
+        let home: TeamCode = "KCA".parse().expect("team");
+        let date = NaiveDate::from_ymd_opt(2024, 4, 10).expect("date");
+        assert_eq!(GameId::single(home, date).as_str(), "KCA202404100");
+    }
 
     #[test]
     fn game_ids_parse_and_expose_their_parts() {

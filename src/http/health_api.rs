@@ -143,6 +143,7 @@ pub(super) async fn ready(
         }
     };
     let draining = drain.is_draining();
+    let snapshot = service.catalog().snapshot();
     // Draining, or a database that lacks what serving needs: take this replica out of
     // service. A database that does not answer is `degraded` (200): the caches still serve,
     // and a 503 would take every replica out at once.
@@ -153,9 +154,8 @@ pub(super) async fn ready(
     };
     answer.json(ReadyBody {
         status: if draining { "draining" } else { status },
-        models: service
-            .registry()
-            .models()
+        models: snapshot
+            .versions()
             .iter()
             .map(|m| ModelState {
                 name: &m.name,

@@ -18,7 +18,7 @@ pub(super) async fn metrics(
     metrics: web::Data<Metrics>,
     service: web::Data<PredictService>,
 ) -> HttpResponse {
-    for model in service.registry().models() {
+    for model in service.catalog().snapshot().versions() {
         let pool = &model.pool;
         pool.metrics().set_queue_depth(pool.queue_depth());
     }
@@ -115,7 +115,7 @@ async fn model_quality(
     name: &str,
     window: Window,
 ) -> Result<ModelQuality, ApiError> {
-    if !service.registry().models().iter().any(|m| &*m.name == name) {
+    if service.catalog().snapshot().route(name).is_none() {
         return Err(PredictError::Model(ResolveError::UnknownModel(name.to_owned())).into());
     }
     let recorder = service.recorder();
@@ -140,13 +140,8 @@ async fn model_quality(
 /// The all-time quality of every model served here; a model whose quality cannot be read
 /// now (the prediction log's database down) is left out.
 async fn every_model_quality(service: &PredictService) -> Vec<ModelQuality> {
-    let mut names: Vec<&str> = service
-        .registry()
-        .models()
-        .iter()
-        .map(|m| &*m.name)
-        .collect();
-    names.dedup();
+    let snapshot = service.catalog().snapshot();
+    let names: Vec<&str> = snapshot.routes().iter().map(|r| &*r.name).collect();
     let mut qualities = Vec::new();
     for name in names {
         if let Ok(found) = model_quality(service, name, Window::default()).await {
@@ -196,7 +191,9 @@ struct TierState {
 struct ModelRow {
     name: String,
     version: String,
-    default: bool,
+    /// Share (0-100) of the model's unpinned requests this version serves.
+    routing_weight: u8,
+    shadow: bool,
     inference_calls: u64,
     queue_depth: usize,
 }
@@ -222,14 +219,19 @@ pub(super) async fn status_data(
             }
         })
         .collect();
-    let registry = service.registry();
-    let models = registry
-        .models()
+    let snapshot = service.catalog().snapshot();
+    let models = snapshot
+        .versions()
         .iter()
         .map(|model| ModelRow {
             name: model.name.to_string(),
             version: model.version.to_string(),
-            default: std::sync::Arc::ptr_eq(model, registry.default_model()),
+            routing_weight: snapshot
+                .route(&model.name)
+                .map_or(0, |route| route.weight(&model.version)),
+            shadow: snapshot.route(&model.name).is_some_and(|route| {
+                route.shadow().iter().any(|m| std::sync::Arc::ptr_eq(m, model))
+            }),
             inference_calls: model.pool.calls(),
             queue_depth: model.pool.queue_depth(),
         })

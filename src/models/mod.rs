@@ -1,18 +1,19 @@
 //! The models module: ONNX models on disk, their manifests, the runtime that runs them, and
-//! the registry that serves them.
+//! the catalog that serves them and routes requests between versions.
 
+mod catalog;
 mod manifest;
 mod onnx;
 mod pool;
 mod registry;
+mod routing;
 pub mod runtime;
 mod settings;
 
 pub use manifest::{Manifest, ManifestError, ManifestSpec};
 pub use onnx::{ModelError, OnnxModel};
 pub use pool::{InferenceError, InferencePool, PoolOptions};
-pub use registry::{
-    ModelRef, ModelRefError, ModelRegistry, RegistryError, RegistryOptions, ResolveError,
-    ServedModel,
-};
+pub use catalog::{Catalog, CatalogError, CatalogOptions, Change, Rescan, Route, Snapshot};
+pub use registry::{ModelRef, ModelRefError, RegistryError, ResolveError, ServedModel};
+pub use routing::{GuardSpec, RoutingError, RoutingSpec, RoutingState, Trip};
 pub use settings::{InferenceSettings, ModelSettings};

@@ -1,5 +1,5 @@
-//! Every model version found under `models/<name>/<version>/`, loaded, warm and ready to run,
-//! and the rule that picks one for a request.
+//! Model versions on disk (`models/<name>/<version>/`), how requests name them, and one loaded
+//! version as the catalog holds it.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -9,10 +9,8 @@ use std::sync::Arc;
 
 use super::manifest::{Manifest, ManifestError};
 use super::onnx::ModelError;
-use super::pool::{InferencePool, PoolOptions};
-use super::runtime::{self, RuntimeError};
-use crate::features::FeatureVector;
-use crate::monitoring::Metrics;
+use super::pool::InferencePool;
+use super::runtime::RuntimeError;
 
 /// `name` or `name@version`, as a request or the configuration names a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +76,32 @@ pub struct ServedModel {
     pub manifest: Manifest,
     /// XXH3-128 of the model file, in hex: tells a replaced artifact from the one before.
     pub fingerprint: String,
+    /// Its first 64 bits, in cache keys: a version reloaded from another file never reads
+    /// the answers of the one before.
+    pub fingerprint_key: u64,
     pub pool: InferencePool,
+}
+
+impl ServedModel {
+    pub fn new(manifest: Manifest, fingerprint: String, pool: InferencePool) -> Self {
+        let fingerprint_key = fingerprint
+            .get(..16)
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .unwrap_or_default();
+        Self {
+            name: manifest.name.as_str().into(),
+            version: manifest.version.as_str().into(),
+            manifest,
+            fingerprint,
+            fingerprint_key,
+            pool,
+        }
+    }
+
+    /// `name@version`.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,11 +135,13 @@ pub enum RegistryError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error("loading stopped: {0}")]
+    Panicked(String),
 }
 
 /// Versions compare part by part on `.`, numerically where both parts are numbers, so
 /// `2` < `10` and `1.9` < `1.10`.
-fn compare_versions(a: &str, b: &str) -> Ordering {
+pub(super) fn compare_versions(a: &str, b: &str) -> Ordering {
     let mut left = a.split('.');
     let mut right = b.split('.');
     loop {
@@ -137,107 +162,7 @@ fn compare_versions(a: &str, b: &str) -> Ordering {
     }
 }
 
-#[derive(Debug)]
-pub struct ModelRegistry {
-    /// Sorted by name, then version (newest last).
-    models: Vec<Arc<ServedModel>>,
-    default: Arc<ServedModel>,
-}
-
-/// Where to find models and how to run them.
-#[derive(Debug, Clone)]
-pub struct RegistryOptions<'a> {
-    pub dir: &'a Path,
-    pub default: &'a ModelRef,
-    pub ort_library: &'a Path,
-    pub pool: PoolOptions,
-    pub metrics: &'a Metrics,
-}
-
-impl ModelRegistry {
-    /// Loads and warms every model version; fails if any is broken or the default is missing.
-    pub fn load(
-        options: &RegistryOptions<'_>,
-        warmup: FeatureVector,
-    ) -> Result<Self, RegistryError> {
-        let environment = runtime::environment(options.ort_library)?;
-        let mut models = Vec::new();
-        for dir in version_dirs(options.dir)? {
-            let manifest = Manifest::load(&dir)?;
-            let folder = folder_label(&dir);
-            let label = format!("{}/{}", manifest.name, manifest.version);
-            if folder != label {
-                return Err(RegistryError::Misplaced {
-                    path: dir,
-                    manifest: label,
-                    folder,
-                });
-            }
-            let model_file = dir.join(&manifest.model_file);
-            let bytes = std::fs::read(&model_file).map_err(|source| RegistryError::Io {
-                path: model_file,
-                source,
-            })?;
-            let fingerprint = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
-            let metrics = options.metrics.model(&manifest.name, &manifest.version);
-            let pool = InferencePool::start(environment, &dir, options.pool, warmup, metrics)?;
-            tracing::info!(model = %manifest.name, version = %manifest.version, "model loaded and warm");
-            models.push(Arc::new(ServedModel {
-                name: manifest.name.as_str().into(),
-                version: manifest.version.as_str().into(),
-                manifest,
-                fingerprint,
-                pool,
-            }));
-        }
-        if models.is_empty() {
-            return Err(RegistryError::Empty(options.dir.to_path_buf()));
-        }
-        models.sort_by(|a, b| {
-            a.name
-                .cmp(&b.name)
-                .then_with(|| compare_versions(&a.version, &b.version))
-        });
-        let default = find(&models, options.default).map_err(RegistryError::Default)?;
-        Ok(Self { models, default })
-    }
-
-    /// The model a request asked for: the default when it names none, the newest version
-    /// when it names no version.
-    pub fn resolve(&self, model: Option<&ModelRef>) -> Result<Arc<ServedModel>, ResolveError> {
-        match model {
-            None => Ok(Arc::clone(&self.default)),
-            Some(model) => find(&self.models, model),
-        }
-    }
-
-    pub fn models(&self) -> &[Arc<ServedModel>] {
-        &self.models
-    }
-
-    pub fn default_model(&self) -> &Arc<ServedModel> {
-        &self.default
-    }
-}
-
-fn find(models: &[Arc<ServedModel>], wanted: &ModelRef) -> Result<Arc<ServedModel>, ResolveError> {
-    let mut named = models.iter().filter(|m| *m.name == *wanted.name).peekable();
-    if named.peek().is_none() {
-        return Err(ResolveError::UnknownModel(wanted.name.clone()));
-    }
-    match &wanted.version {
-        None => Ok(Arc::clone(named.last().expect("peeked; this is a bug"))),
-        Some(version) => named
-            .find(|m| *m.version == **version)
-            .cloned()
-            .ok_or_else(|| ResolveError::UnknownVersion {
-                name: wanted.name.clone(),
-                version: version.clone(),
-            }),
-    }
-}
-
-fn folder_label(dir: &Path) -> String {
+pub(super) fn folder_label(dir: &Path) -> String {
     let part = |path: Option<&Path>| {
         path.and_then(Path::file_name)
             .map(|name| name.to_string_lossy().into_owned())
@@ -247,7 +172,7 @@ fn folder_label(dir: &Path) -> String {
 }
 
 /// `<dir>/<name>/<version>/` folders that hold a manifest.
-fn version_dirs(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
+pub(super) fn version_dirs(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RegistryError::Io { path, source }

@@ -225,6 +225,8 @@ pub struct Metrics {
     pub log_failed: IntCounter,
     pub requests_per_second: Gauge,
     model_quality: GaugeVec,
+    routing_weight: IntGaugeVec,
+    guard_trips: IntCounterVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -338,6 +340,16 @@ impl Metrics {
                 "Inference calls waiting for a dedicated thread.",
                 &["model", "version"],
             )?,
+            routing_weight: gauges(
+                "model_routing_weight",
+                "Share (0-100) of a model's unpinned requests each loaded version serves.",
+                &["model", "version"],
+            )?,
+            guard_trips: counters(
+                "model_guard_trips_total",
+                "Canaries the rollback guard took the weight from, by reason (errors, latency, quality).",
+                &["model", "version", "reason"],
+            )?,
             rejections: counters(
                 "rejections_total",
                 "Requests refused, by reason (auth, rate_limit, admission, validation).",
@@ -433,6 +445,24 @@ impl Metrics {
                 .with_label_values(&[name, version, measure])
                 .set(value);
         }
+    }
+
+    pub fn set_routing_weight(&self, name: &str, version: &str, weight: u8) {
+        self.routing_weight
+            .with_label_values(&[name, version])
+            .set(i64::from(weight));
+    }
+
+    /// Forgets the series of a version no longer loaded.
+    pub fn forget_version(&self, name: &str, version: &str) {
+        let _ = self.routing_weight.remove_label_values(&[name, version]);
+        let _ = self.inference_queue_depth.remove_label_values(&[name, version]);
+    }
+
+    pub fn guard_tripped(&self, name: &str, version: &str, reason: &str) {
+        self.guard_trips
+            .with_label_values(&[name, version, reason])
+            .inc();
     }
 
     pub fn rejected(&self, reason: Rejection) {

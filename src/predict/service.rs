@@ -12,7 +12,7 @@ use crate::features::{
     FEATURE_SPEC, FeatureSource, FeatureStore, GameFeatures, GameInfo, ScheduleError, StoreError,
 };
 use crate::games::{GameId, GameRef};
-use crate::models::{InferenceError, ModelRegistry, ResolveError, ServedModel};
+use crate::models::{Catalog, InferenceError, ResolveError, ServedModel};
 
 /// Why a prediction could not be answered. Cheap to clone: caches hand one error to every
 /// caller waiting on the same key.
@@ -58,7 +58,7 @@ pub struct PredictService {
 #[derive(Debug)]
 struct Inner {
     source: FeatureSource,
-    registry: ModelRegistry,
+    catalog: Catalog,
     caches: Caches,
     recorder: Recorder,
 }
@@ -86,14 +86,14 @@ impl Pending {
 impl PredictService {
     pub fn new(
         source: FeatureSource,
-        registry: ModelRegistry,
+        catalog: Catalog,
         caches: Caches,
         recorder: Recorder,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 source,
-                registry,
+                catalog,
                 caches,
                 recorder,
             }),
@@ -105,8 +105,9 @@ impl PredictService {
         &self.inner.recorder
     }
 
-    pub fn registry(&self) -> &ModelRegistry {
-        &self.inner.registry
+    /// The loaded model versions and their routing.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
     }
 
     pub fn source(&self) -> &FeatureSource {
@@ -163,6 +164,7 @@ impl PredictService {
         PredictionKey {
             model: Arc::clone(&model.name),
             version: Arc::clone(&model.version),
+            fingerprint: model.fingerprint_key,
             game,
             feature_hash: PredictionKey::feature_hash(&features.vector),
         }
@@ -174,7 +176,7 @@ impl PredictService {
         request: PredictRequest,
         caller: &Caller,
     ) -> Result<Prediction, PredictError> {
-        let model = self.inner.registry.resolve(request.model.as_ref())?;
+        let model = (self.inner.catalog.snapshot()).resolve(request.model.as_ref(), request.game)?;
         let (features, feature_source) = self.features(request.game).await?;
         let key = Self::prediction_key(&model, request.game, &features);
         let infer = async {
@@ -205,9 +207,10 @@ impl PredictService {
     ) -> Vec<Result<Prediction, PredictError>> {
         let mut answers: Vec<Option<Result<Prediction, PredictError>>> = vec![None; requests.len()];
         let mut pending = Vec::new();
+        let catalog = self.inner.catalog.snapshot();
         for (index, request) in requests.into_iter().enumerate() {
             let looked_up = async {
-                let model = self.inner.registry.resolve(request.model.as_ref())?;
+                let model = catalog.resolve(request.model.as_ref(), request.game)?;
                 let (features, source) = self.features(request.game).await?;
                 Ok::<_, PredictError>((model, features, source == Source::Stale))
             };
