@@ -20,7 +20,7 @@ use crate::features::{EmbeddedStore, FeatureSource, PostgresStore, StoreKind, wa
 use crate::http::{self, Admission, BodyLimit, Drain, HeadLimits, Limits};
 use crate::models::{Catalog, CatalogOptions};
 use crate::monitoring::{Metrics, Sampler};
-use crate::predict::{LogWriter, PredictService, PredictionLog, Recorder};
+use crate::predict::{self, LogWriter, PredictService, PredictionLog, Recorder};
 use crate::settings::Settings;
 
 /// A bound, loaded, running server.
@@ -90,14 +90,7 @@ impl Application {
             (None, None)
         };
         let service = load_service(settings, &metrics, Recorder::new(log), &tasks).await?;
-        if let Some(shared) = service.caches().shared() {
-            // Invalidations announced by any replica (this one included) reach this one's
-            // in-process caches.
-            let follower = service.clone();
-            shared.follow_invalidations(stop.clone(), move |pattern| {
-                follower.caches().invalidate_local(pattern);
-            });
-        }
+        follow_replicas_and_signals(&service, &stop, &tasks).await;
         let sampler = web::Data::new(Sampler::default());
         let metrics = web::Data::new(metrics);
         {
@@ -309,6 +302,56 @@ async fn load_service(
         Caches::new(&settings.cache, shared.as_ref(), metrics),
         recorder,
     ))
+}
+
+/// The work that keeps this replica in step: with Redis, invalidations and routing set on any
+/// replica; on SIGHUP, a rescan of `models.dir`.
+async fn follow_replicas_and_signals(
+    service: &PredictService,
+    stop: &CancellationToken,
+    tasks: &TaskTracker,
+) {
+    if let Some(shared) = service.caches().shared() {
+        // Invalidations announced by any replica (this one included) reach this one's
+        // in-process caches.
+        let follower = service.clone();
+        shared.follow_invalidations(stop.clone(), move |pattern| {
+            follower.caches().invalidate_local(pattern);
+        });
+        // Routing is the same on every replica: stored in Redis and announced there.
+        predict::share_routing(service, shared, stop, tasks).await;
+    }
+    #[cfg(unix)]
+    {
+        let (service, stop) = (service.clone(), stop.clone());
+        tasks.spawn(async move { reload_on_sighup(&service, &stop).await });
+    }
+}
+
+/// On SIGHUP, rescans `models.dir` as `POST /api/v1/admin/models/reload` does, until `stop`.
+#[cfg(unix)]
+async fn reload_on_sighup(service: &PredictService, stop: &CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP; reload with POST /api/v1/admin/models/reload");
+            return;
+        }
+    };
+    while stop
+        .run_until_cancelled(hangups.recv())
+        .await
+        .flatten()
+        .is_some()
+    {
+        match service.catalog().rescan().await {
+            Ok(report) => tracing::info!(?report, "SIGHUP: models.dir rescanned"),
+            Err(error) => {
+                tracing::error!(error = %crate::telemetry::Chain(&error), "SIGHUP: cannot rescan models.dir")
+            }
+        }
+    }
 }
 
 /// Which signal asked the process to stop.

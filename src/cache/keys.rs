@@ -26,9 +26,12 @@ const PREDICTION: &str = "prediction:";
 const FEATURES: &str = "features:";
 const MODEL: &str = "model:";
 const RATE_LIMIT: &str = "ratelimit:";
+const ROUTING: &str = "routing:";
 
 /// The pub/sub channel, under the prefix, on which replicas announce invalidations.
 pub const INVALIDATION_CHANNEL: &str = "invalidate";
+/// The pub/sub channel on which replicas announce a model's new routing (its name).
+pub const ROUTING_CHANNEL: &str = "routing";
 
 /// The key spaces an invalidation pattern may start with: cached values only (or `*`).
 pub(super) const INVALIDATABLE: [&str; 3] = [PREDICTION, FEATURES, "*"];
@@ -126,6 +129,16 @@ pub struct ModelFingerprintKey<'a> {
 impl fmt::Display for ModelFingerprintKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{MODEL}{}:{}", self.name, self.version)
+    }
+}
+
+/// Where a model's routing lives (JSON, no expiry): every replica applies it.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutingKey<'a>(pub &'a str);
+
+impl fmt::Display for RoutingKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{ROUTING}{}", self.0)
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use codec::Codec;
-pub use keys::{CacheKey, FeatureKey, PredictionKey, RateLimitKey};
+pub use keys::{CacheKey, FeatureKey, PredictionKey, ROUTING_CHANNEL, RateLimitKey, RoutingKey};
 pub use pattern::{KeyPattern, KeyPatternError};
 pub use settings::{CacheSettings, RedisSettings};
 pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier};

@@ -305,17 +305,22 @@ impl SharedTier {
         }
     }
 
+    /// A cache lookup: counted as a hit or a miss.
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let found: Option<Vec<u8>> = self
-            .call(async |connection| connection.get(key).await)
-            .await
-            .flatten();
+        let found = self.read(key).await;
         if found.is_some() {
             self.counters.hits.inc();
         } else {
             self.counters.misses.inc();
         }
         found
+    }
+
+    /// Reads `key` (state such as a routing, not a cache entry: not counted as a lookup).
+    pub async fn read(&self, key: &str) -> Option<Vec<u8>> {
+        self.call(async |connection| connection.get(key).await)
+            .await
+            .flatten()
     }
 
     /// Runs `script` on `key` (under the prefix) with `args`, under the breaker and timeout;
@@ -384,9 +389,44 @@ impl SharedTier {
             .spawn(async move { shared.set(&key, value, ttl).await });
     }
 
-    /// The pub/sub channel on which replicas announce invalidations.
-    fn invalidation_channel(&self) -> String {
-        self.key(&INVALIDATION_CHANNEL)
+    /// Stores `value` at `key` with no expiry: state every replica reads (a model's
+    /// routing), not a cache entry. `None` when Redis could not take it.
+    pub async fn set_persistent(&self, key: &str, value: Vec<u8>) -> Option<()> {
+        self.call(async |connection| connection.set(key, value).await)
+            .await
+    }
+
+    /// Publishes `message` on `channel` (under the prefix) to every replica, this one
+    /// included: the number of subscribers that heard it on the node it was published to,
+    /// or `None` when no node answered.
+    pub async fn publish(&self, channel: &str, message: &str) -> Option<u64> {
+        let channel = self.key(&channel);
+        for url in &self.pubsub_urls {
+            let connected = async {
+                redis::Client::open(url.expose_secret())?
+                    .get_multiplexed_async_connection()
+                    .await
+            };
+            if let Ok(mut connection) = connected.await {
+                return connection.publish(&channel, message).await.ok();
+            }
+        }
+        None
+    }
+
+    /// Calls `on_message` with each message published on `channel` (under the prefix) by
+    /// any replica, this one included, until `stop` is cancelled; on the tracked tasks.
+    pub fn follow(
+        &self,
+        stop: CancellationToken,
+        channel: &str,
+        on_message: impl Fn(String) + Send + 'static,
+    ) {
+        let (urls, channel) = (self.pubsub_urls.clone(), self.key(&channel));
+        self.tasks.spawn(async move {
+            stop.run_until_cancelled(follow_channel(urls, channel, on_message))
+                .await;
+        });
     }
 
     /// Drops the shared predictions of every model version whose file differs from the one
@@ -438,10 +478,12 @@ impl SharedTier {
         stop: CancellationToken,
         invalidate: impl Fn(&KeyPattern) + Send + 'static,
     ) {
-        let (urls, channel) = (self.pubsub_urls.clone(), self.invalidation_channel());
-        self.tasks.spawn(async move {
-            stop.run_until_cancelled(follow_invalidations(urls, channel, invalidate))
-                .await;
+        self.follow(stop, INVALIDATION_CHANNEL, move |message| {
+            if let Ok(pattern) = message.parse::<KeyPattern>() {
+                invalidate(&pattern);
+            } else {
+                tracing::warn!("ignored a malformed invalidation message");
+            }
         });
     }
 
@@ -472,18 +514,7 @@ impl SharedTier {
     /// number of subscribers that heard it on the node it was published to (every replica,
     /// as they subscribe to the same first reachable node), or `None` when no node answered.
     pub async fn publish_invalidation(&self, pattern: &KeyPattern) -> Option<u64> {
-        let channel = self.invalidation_channel();
-        for url in &self.pubsub_urls {
-            let connected = async {
-                redis::Client::open(url.expose_secret())?
-                    .get_multiplexed_async_connection()
-                    .await
-            };
-            if let Ok(mut connection) = connected.await {
-                return connection.publish(&channel, pattern.as_str()).await.ok();
-            }
-        }
-        None
+        self.publish(INVALIDATION_CHANNEL, pattern.as_str()).await
     }
 }
 
@@ -558,13 +589,9 @@ async fn primaries(cluster: &mut ClusterConnection) -> Option<Vec<(String, u16)>
 }
 
 /// Listens on `channel` of the first of `urls` that answers (a server, or nodes of one
-/// cluster) and calls `invalidate` with each pattern announced, subscribing again a second
-/// after any error. Never ends by itself: the caller cancels it.
-async fn follow_invalidations(
-    urls: Vec<SecretString>,
-    channel: String,
-    invalidate: impl Fn(&KeyPattern),
-) {
+/// cluster) and calls `on_message` with each message, subscribing again a second after any
+/// error. Never ends by itself: the caller cancels it.
+async fn follow_channel(urls: Vec<SecretString>, channel: String, on_message: impl Fn(String)) {
     use futures_util::StreamExt;
     loop {
         for url in &urls {
@@ -579,21 +606,17 @@ async fn follow_invalidations(
                 Ok(mut pubsub) => {
                     let mut messages = pubsub.on_message();
                     while let Some(message) = messages.next().await {
-                        let pattern = message
-                            .get_payload::<String>()
-                            .ok()
-                            .and_then(|p| p.parse().ok());
-                        if let Some(pattern) = pattern {
-                            invalidate(&pattern);
+                        if let Ok(text) = message.get_payload::<String>() {
+                            on_message(text);
                         } else {
-                            tracing::warn!("ignored a malformed invalidation message");
+                            tracing::warn!(%channel, "ignored a message that is not text");
                         }
                     }
-                    tracing::warn!(%node, "invalidation subscription ended; resubscribing");
+                    tracing::warn!(%node, %channel, "subscription ended; resubscribing");
                     break;
                 }
                 Err(error) => {
-                    tracing::warn!(%node, %error, "cannot subscribe to invalidations");
+                    tracing::warn!(%node, %channel, %error, "cannot subscribe");
                 }
             }
         }

@@ -11,7 +11,7 @@ use super::request_id;
 use crate::auth::{AuthError, Decision, Scope};
 use crate::cache::KeyPatternError;
 use crate::features::ScheduleError;
-use crate::models::{InferenceError, ResolveError};
+use crate::models::{CatalogError, InferenceError, RegistryError, ResolveError};
 use crate::predict::{PredictError, RequestError};
 use crate::telemetry::Chain;
 
@@ -68,6 +68,11 @@ error_codes! {
     UnknownTeam => NOT_FOUND, "unknown_team", "No such team in the data";
     ModelNotFound => NOT_FOUND, "model_not_found", "No such model";
     ModelVersionNotFound => NOT_FOUND, "model_version_not_found", "No such model version";
+    ModelFilesNotFound => NOT_FOUND, "model_files_not_found", "No model files for this version in models.dir";
+    ModelSpecMismatch => UNPROCESSABLE_ENTITY, "model_spec_mismatch", "The model does not fit the features this server computes";
+    ModelInvalid => UNPROCESSABLE_ENTITY, "model_invalid", "The model files cannot be loaded";
+    ModelInUse => CONFLICT, "model_in_use", "The version is in use";
+    InvalidRouting => UNPROCESSABLE_ENTITY, "invalid_routing", "The routing cannot be applied";
     RouteNotFound => NOT_FOUND, "not_found", "No such endpoint";
     MethodNotAllowed => METHOD_NOT_ALLOWED, "method_not_allowed", "The endpoint does not take this method";
     Overloaded => SERVICE_UNAVAILABLE, "overloaded", "Too much work in flight; retry shortly";
@@ -121,6 +126,19 @@ pub enum ApiError {
     Request(#[from] RequestError),
     #[error(transparent)]
     Predict(#[from] PredictError),
+    /// Boxed: the model admin routes are rare, and every other answer carries its size.
+    #[error(transparent)]
+    Catalog(Box<CatalogError>),
+    #[error("models.dir cannot be scanned")]
+    Rescan(#[source] RegistryError),
+    #[error("the body names {body}, the Bullpen-Model-Version header pins {header}")]
+    ConflictingVersion { body: String, header: String },
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        Self::Catalog(Box::new(error))
+    }
 }
 
 impl ApiError {
@@ -175,13 +193,27 @@ impl ApiError {
                 ErrorCode::ModelVersionNotFound
             }
             Self::Predict(PredictError::StoreUnavailable(_)) => ErrorCode::StoreUnavailable,
-            Self::Predict(PredictError::CorruptData(_)) => ErrorCode::Internal,
+            Self::Predict(PredictError::CorruptData(_)) | Self::Rescan(_) => ErrorCode::Internal,
             Self::Predict(PredictError::Inference(InferenceError::Stopped)) => {
                 ErrorCode::Unavailable
             }
             Self::Predict(PredictError::Inference(InferenceError::Failed(_))) => {
                 ErrorCode::InferenceFailed
             }
+            Self::Catalog(error) => match error.as_ref() {
+                CatalogError::FilesNotFound { .. } => ErrorCode::ModelFilesNotFound,
+                CatalogError::Load { .. } if error.is_spec_mismatch() => {
+                    ErrorCode::ModelSpecMismatch
+                }
+                CatalogError::Load { .. } => ErrorCode::ModelInvalid,
+                CatalogError::Resolve(ResolveError::UnknownModel(_)) => ErrorCode::ModelNotFound,
+                CatalogError::Resolve(ResolveError::UnknownVersion { .. }) => {
+                    ErrorCode::ModelVersionNotFound
+                }
+                CatalogError::InUse { .. } => ErrorCode::ModelInUse,
+                CatalogError::Routing(_) => ErrorCode::InvalidRouting,
+            },
+            Self::ConflictingVersion { .. } => ErrorCode::InvalidRequest,
         }
     }
 
@@ -198,6 +230,8 @@ impl ApiError {
             ErrorCode::StoreUnavailable => logged("the feature store cannot be read"),
             ErrorCode::AuthUnavailable => logged("the key store cannot be read"),
             ErrorCode::Internal => logged("the server failed to answer"),
+            // An operator (scope `admin`) loading a model needs the reason, cause included.
+            ErrorCode::ModelInvalid | ErrorCode::ModelSpecMismatch => Chain(self).to_string(),
             _ => self.to_string(),
         }
     }

@@ -127,6 +127,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 resource(API, "/admin/cache/invalidate", Needs(Admin))
                     .route(web::post().to(admin_api::invalidate)),
+            )
+            .service(
+                resource(API, "/admin/models/reload", Needs(Admin))
+                    .route(web::post().to(admin_api::reload)),
+            )
+            .service(
+                resource(
+                    API,
+                    "/admin/models/{name}/versions/{version}/load",
+                    Needs(Admin),
+                )
+                .route(web::post().to(admin_api::load_version)),
+            )
+            .service(
+                resource(API, "/admin/models/{name}/versions/{version}", Needs(Admin))
+                    .route(web::delete().to(admin_api::unload_version)),
+            )
+            .service(
+                resource(API, "/admin/models/{name}/routing", Needs(Admin))
+                    .route(web::get().to(admin_api::routing))
+                    .route(web::put().to(admin_api::set_routing)),
             ),
     );
 }

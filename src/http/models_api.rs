@@ -46,7 +46,10 @@ impl<'a> VersionBody<'a> {
             state: "ready",
             routing_weight: route.map_or(0, |route| route.weight(&model.version)),
             shadow: route.is_some_and(|route| {
-                route.shadow().iter().any(|m| std::ptr::eq(m.as_ref(), model))
+                route
+                    .shadow()
+                    .iter()
+                    .any(|m| std::ptr::eq(m.as_ref(), model))
             }),
             fingerprint: &model.fingerprint,
             created_at: &model.manifest.created_at,

@@ -230,7 +230,10 @@ pub(super) async fn status_data(
                 .route(&model.name)
                 .map_or(0, |route| route.weight(&model.version)),
             shadow: snapshot.route(&model.name).is_some_and(|route| {
-                route.shadow().iter().any(|m| std::sync::Arc::ptr_eq(m, model))
+                route
+                    .shadow()
+                    .iter()
+                    .any(|m| std::sync::Arc::ptr_eq(m, model))
             }),
             inference_calls: model.pool.calls(),
             queue_depth: model.pool.queue_depth(),

@@ -1,6 +1,6 @@
 //! `POST /api/v1/predict` and `POST /api/v1/predict/batch`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::Limits;
@@ -9,8 +9,10 @@ use super::errors::{self, ApiError, Problem};
 use super::json::ApiJson;
 use super::request_id;
 use crate::features::{FEATURE_SPEC, GameInfo};
+use crate::models::{ModelRef, ModelRefError};
 use crate::predict::{
     BatchBody, Caller, MarketView, PredictBody, PredictRequest, PredictService, Prediction,
+    RequestError,
 };
 
 #[derive(Debug, Serialize)]
@@ -60,14 +62,67 @@ fn caller(key: Option<web::ReqData<KeyId>>) -> Caller {
     }
 }
 
+/// Pins a version for requests that name none: `Bullpen-Model-Version: 2`.
+const VERSION_HEADER: &str = "bullpen-model-version";
+/// Says which version answered: `Bullpen-Model: home_win@2`.
+const MODEL_HEADER: &str = "bullpen-model";
+
+/// The version the `Bullpen-Model-Version` header pins, if any.
+fn pinned_version(http: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let Some(value) = http.headers().get(VERSION_HEADER) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default();
+    let checked = format!("model@{text}").parse::<ModelRef>();
+    match checked {
+        Ok(_) => Ok(Some(text)),
+        Err(_) => Err(RequestError::Model(ModelRefError(format!("@{text}"))).into()),
+    }
+}
+
+/// Applies a pinned version to a request: the model it names (the default when none) at
+/// that version. A request that names another version is refused.
+fn pin(request: &mut PredictRequest, version: &str, default: &str) -> Result<(), ApiError> {
+    match &mut request.model {
+        Some(ModelRef {
+            name,
+            version: Some(named),
+        }) if named != version => Err(ApiError::ConflictingVersion {
+            body: format!("{name}@{named}"),
+            header: version.to_owned(),
+        }),
+        Some(model) => {
+            model.version = Some(version.to_owned());
+            Ok(())
+        }
+        None => {
+            request.model = Some(ModelRef {
+                name: default.to_owned(),
+                version: Some(version.to_owned()),
+            });
+            Ok(())
+        }
+    }
+}
+
 pub(super) async fn predict(
     service: web::Data<PredictService>,
     key: Option<web::ReqData<KeyId>>,
+    http: HttpRequest,
     ApiJson(body): ApiJson<PredictBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = PredictRequest::try_from(body)?;
+    let mut request = PredictRequest::try_from(body)?;
+    if let Some(version) = pinned_version(&http)? {
+        pin(
+            &mut request,
+            version,
+            service.catalog().snapshot().default_name(),
+        )?;
+    }
     let prediction = service.predict(request, &caller(key)).await?;
-    Ok(HttpResponse::Ok().json(PredictionBody::from(&prediction)))
+    Ok(HttpResponse::Ok()
+        .insert_header((MODEL_HEADER, prediction.model.label()))
+        .json(PredictionBody::from(&prediction)))
 }
 
 #[derive(Debug, Serialize)]
@@ -95,8 +150,11 @@ pub(super) async fn predict_batch(
     limits: web::Data<Limits>,
     key: Option<web::ReqData<KeyId>>,
     charge: Option<web::ReqData<Charge>>,
+    http: HttpRequest,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let pinned = pinned_version(&http)?;
+    let default = service.catalog().snapshot().default_name().to_owned();
     let items = body.items;
     if items.is_empty() {
         return Err(ApiError::BatchEmpty);
@@ -119,7 +177,11 @@ pub(super) async fn predict_batch(
         .map(|item| {
             let body: PredictBody =
                 serde_json::from_value(item).map_err(|e| errors::from_serde(&e))?;
-            valid.push(PredictRequest::try_from(body)?);
+            let mut request = PredictRequest::try_from(body)?;
+            if let Some(version) = pinned {
+                pin(&mut request, version, &default)?;
+            }
+            valid.push(request);
             Ok(())
         })
         .collect();

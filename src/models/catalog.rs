@@ -141,12 +141,14 @@ impl Snapshot {
             .ok_or_else(|| ResolveError::UnknownModel(name.to_owned()))?;
         match model.and_then(|m| m.version.as_deref()) {
             None => Ok(Arc::clone(route.pick(game))),
-            Some(version) => self.version(name, version).cloned().ok_or_else(|| {
-                ResolveError::UnknownVersion {
-                    name: name.to_owned(),
-                    version: version.to_owned(),
-                }
-            }),
+            Some(version) => {
+                self.version(name, version)
+                    .cloned()
+                    .ok_or_else(|| ResolveError::UnknownVersion {
+                        name: name.to_owned(),
+                        version: version.to_owned(),
+                    })
+            }
         }
     }
 
@@ -220,7 +222,9 @@ impl CatalogError {
         matches!(
             self,
             Self::Load {
-                source: RegistryError::Model(ModelError::FeatureSpec { .. } | ModelError::Shape { .. }),
+                source: RegistryError::Model(
+                    ModelError::FeatureSpec { .. } | ModelError::Shape { .. }
+                ),
                 ..
             }
         )
@@ -240,8 +244,22 @@ pub enum Change {
 /// What a rescan of `models.dir` did, version by version.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Rescan {
-    pub changes: Vec<(String, String, Change)>,
-    pub failures: Vec<(String, String, String)>,
+    pub changes: Vec<VersionChange>,
+    pub failures: Vec<VersionFailure>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct VersionChange {
+    pub name: String,
+    pub version: String,
+    pub change: Change,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct VersionFailure {
+    pub name: String,
+    pub version: String,
+    pub reason: String,
 }
 
 /// Where versions come from and how each is run.
@@ -291,9 +309,7 @@ impl Loader {
         };
         tokio::task::spawn_blocking(move || loader.open(&dir))
             .await
-            .map_err(|joined| {
-                load_error(RegistryError::Panicked(joined.to_string()))
-            })?
+            .map_err(|joined| load_error(RegistryError::Panicked(joined.to_string())))?
             .map_err(load_error)
     }
 
@@ -338,7 +354,10 @@ impl Catalog {
     /// Loads and warms every version under `options.dir`; fails if any is broken or the
     /// default is missing. Each model routes all traffic to one version: the one
     /// `models.default` names for the default model, else the newest.
-    pub fn load(options: &CatalogOptions<'_>, warmup: FeatureVector) -> Result<Self, RegistryError> {
+    pub fn load(
+        options: &CatalogOptions<'_>,
+        warmup: FeatureVector,
+    ) -> Result<Self, RegistryError> {
         let loader = Loader {
             environment: runtime::environment(options.ort_library)?,
             dir: options.dir.to_path_buf(),
@@ -356,7 +375,10 @@ impl Catalog {
         let default = options.default;
         let mut states = BTreeMap::new();
         if let Some(version) = &default.version {
-            states.insert(Arc::from(default.name.as_str()), RoutingState::only(version));
+            states.insert(
+                Arc::from(default.name.as_str()),
+                RoutingState::only(version),
+            );
         }
         let snapshot = Snapshot::new(
             versions,
@@ -490,12 +512,22 @@ impl Catalog {
         };
         let route = current.route(name).ok_or_else(missing)?;
         if route.weight(version) > 0 {
-            return Err(in_use("it carries routing weight; route its share elsewhere first"));
+            return Err(in_use(
+                "it carries routing weight; route its share elsewhere first",
+            ));
         }
         if route.state.spec.shadow.iter().any(|v| v == version) {
-            return Err(in_use("it runs in shadow; take it out of the shadow list first"));
+            return Err(in_use(
+                "it runs in shadow; take it out of the shadow list first",
+            ));
         }
-        if current.versions().iter().filter(|m| *m.name == *name).count() == 1 {
+        if current
+            .versions()
+            .iter()
+            .filter(|m| *m.name == *name)
+            .count()
+            == 1
+        {
             return Err(in_use("it is the model's only version"));
         }
         let versions = current
@@ -527,14 +559,19 @@ impl Catalog {
                 continue;
             };
             match self.load_version(name, version).await {
-                Ok(change) => report.changes.push((name.to_owned(), version.to_owned(), change)),
+                Ok(change) => report.changes.push(VersionChange {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    change,
+                }),
                 Err(error) => {
-                    tracing::warn!(error = %Chain(&error).to_string(), model = name, version, "rescan: version not loaded");
-                    report.failures.push((
-                        name.to_owned(),
-                        version.to_owned(),
-                        Chain(&error).to_string(),
-                    ));
+                    let reason = Chain(&error).to_string();
+                    tracing::warn!(error = %reason, model = name, version, "rescan: version not loaded");
+                    report.failures.push(VersionFailure {
+                        name: name.to_owned(),
+                        version: version.to_owned(),
+                        reason,
+                    });
                 }
             }
         }
@@ -561,13 +598,20 @@ impl Catalog {
         spec.validate(&loaded)?;
         let state = route.state.next(spec);
         self.apply(&current, &route.name, state.clone());
-        let _ = self.routing_changes.send((Arc::clone(&route.name), state.clone()));
+        let _ = self
+            .routing_changes
+            .send((Arc::clone(&route.name), state.clone()));
         Ok(state)
     }
 
-    /// Applies a routing another replica set (newer than this one's), loading from
-    /// `models.dir` any version it names that is not loaded here. Answers whether it applied.
-    pub async fn apply_remote(&self, name: &str, state: RoutingState) -> Result<bool, CatalogError> {
+    /// Applies the routing replicas share (stored in Redis, the source of truth), loading from
+    /// `models.dir` any version it names that is not loaded here. Answers whether it changed
+    /// anything.
+    pub async fn apply_remote(
+        &self,
+        name: &str,
+        state: RoutingState,
+    ) -> Result<bool, CatalogError> {
         let needed: Vec<String> = state
             .spec
             .weights
@@ -585,7 +629,7 @@ impl Catalog {
         let Some(route) = current.route(name) else {
             return Ok(false);
         };
-        if (state.revision, state.updated_at) <= (route.state.revision, route.state.updated_at) {
+        if state == route.state {
             return Ok(false);
         }
         let loaded: Vec<&str> = current
@@ -629,7 +673,9 @@ impl Catalog {
             at: Utc::now(),
         });
         self.apply(&current, &route.name, state.clone());
-        let _ = self.routing_changes.send((Arc::clone(&route.name), state.clone()));
+        let _ = self
+            .routing_changes
+            .send((Arc::clone(&route.name), state.clone()));
         Ok(Some(state))
     }
 

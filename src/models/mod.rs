@@ -10,10 +10,13 @@ mod routing;
 pub mod runtime;
 mod settings;
 
+pub use catalog::{
+    Catalog, CatalogError, CatalogOptions, Change, Rescan, Route, Snapshot, VersionChange,
+    VersionFailure,
+};
 pub use manifest::{Manifest, ManifestError, ManifestSpec};
 pub use onnx::{ModelError, OnnxModel};
 pub use pool::{InferenceError, InferencePool, PoolOptions};
-pub use catalog::{Catalog, CatalogError, CatalogOptions, Change, Rescan, Route, Snapshot};
 pub use registry::{ModelRef, ModelRefError, RegistryError, ResolveError, ServedModel};
 pub use routing::{GuardSpec, RoutingError, RoutingSpec, RoutingState, Trip};
 pub use settings::{InferenceSettings, ModelSettings};

@@ -21,7 +21,7 @@ pub struct ModelRef {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{0}` is not a model reference (`name` or `name@version`, letters, digits, `_`, `-`, `.`)"
+    "`{0}` is not a model reference (`name` or `name@version`: letters, digits, `_`, `-`, `.`, starting with a letter or digit)"
 )]
 pub struct ModelRefError(pub String);
 
@@ -29,8 +29,10 @@ impl FromStr for ModelRef {
     type Err = ModelRefError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // A part names a folder under `models.dir`: it starts with a letter or digit, so
+        // `.` and `..` are never one.
         let valid = |part: &str| {
-            !part.is_empty()
+            part.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && part.len() <= 64
                 && part
                     .chars()
@@ -207,7 +209,17 @@ mod tests {
             })
         );
         assert_eq!("home_win".parse::<ModelRef>().map(|m| m.version), Ok(None));
-        for bad in ["", "@1", "home_win@", "a b", "x@1@2", "home/win"] {
+        for bad in [
+            "",
+            "@1",
+            "home_win@",
+            "a b",
+            "x@1@2",
+            "home/win",
+            "..@1",
+            "x@..",
+            ".x",
+        ] {
             assert!(bad.parse::<ModelRef>().is_err(), "{bad}");
         }
     }

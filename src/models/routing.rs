@@ -255,7 +255,10 @@ mod tests {
             guard: None,
         };
         let loaded = ["1", "2", "3"];
-        assert_eq!(spec(&[("1", 90), ("2", 10)], &["3"]).validate(&loaded), Ok(()));
+        assert_eq!(
+            spec(&[("1", 90), ("2", 10)], &["3"]).validate(&loaded),
+            Ok(())
+        );
         assert_eq!(
             spec(&[("1", 90), ("2", 20)], &[]).validate(&loaded),
             Err(RoutingError::WeightsSum(110))

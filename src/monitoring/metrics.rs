@@ -456,7 +456,9 @@ impl Metrics {
     /// Forgets the series of a version no longer loaded.
     pub fn forget_version(&self, name: &str, version: &str) {
         let _ = self.routing_weight.remove_label_values(&[name, version]);
-        let _ = self.inference_queue_depth.remove_label_values(&[name, version]);
+        let _ = self
+            .inference_queue_depth
+            .remove_label_values(&[name, version]);
     }
 
     pub fn guard_tripped(&self, name: &str, version: &str, reason: &str) {

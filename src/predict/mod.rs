@@ -5,10 +5,12 @@ mod log;
 mod odds;
 mod recorder;
 mod request;
+mod rollout;
 mod service;
 
 pub use log::{LogCounters, LogEntry, LogWriter, PredictionLog, PredictionLogSettings};
 pub use odds::{DecimalOdds, MarketOdds, MarketView, OddsError, OddsFormat, SideValue};
 pub use recorder::{Caller, Recorder};
 pub use request::{BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody};
+pub use rollout::share_routing;
 pub use service::{PredictError, PredictService, Prediction};

@@ -176,7 +176,8 @@ impl PredictService {
         request: PredictRequest,
         caller: &Caller,
     ) -> Result<Prediction, PredictError> {
-        let model = (self.inner.catalog.snapshot()).resolve(request.model.as_ref(), request.game)?;
+        let model =
+            (self.inner.catalog.snapshot()).resolve(request.model.as_ref(), request.game)?;
         let (features, feature_source) = self.features(request.game).await?;
         let key = Self::prediction_key(&model, request.game, &features);
         let infer = async {

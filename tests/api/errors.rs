@@ -149,7 +149,7 @@ async fn bad_models_odds_and_fields_get_their_own_code_and_the_server_keeps_serv
                 "invalid_model",
                 "Not a model reference",
                 400,
-                "`home win` is not a model reference (`name` or `name@version`, letters, digits, `_`, `-`, `.`)",
+                "`home win` is not a model reference (`name` or `name@version`: letters, digits, `_`, `-`, `.`, starting with a letter or digit)",
             ),
         ),
         (

@@ -14,6 +14,7 @@ mod games_api;
 mod health;
 mod helpers;
 mod hostile;
+mod lifecycle;
 mod model;
 mod models_api;
 mod monitoring;

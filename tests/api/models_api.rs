@@ -12,24 +12,33 @@ async fn models_lists_every_version_with_its_manifest() {
         &std::fs::read_to_string(repo_path("models/home_win/1/manifest.json")).expect("manifest"),
     )
     .expect("json");
+    let fingerprint = reply.body["models"][0]["fingerprint"].clone();
+    assert_eq!(
+        fingerprint.as_str().map(str::len),
+        Some(32),
+        "XXH3-128 in hex"
+    );
     assert_eq!(
         reply.body,
         json!({
-            "default": "home_win@1",
+            "default": "home_win",
             "models": [{
                 "name": "home_win",
                 "version": "1",
-                "default": true,
+                "state": "ready",
+                "routing_weight": 100,
+                "shadow": false,
+                "fingerprint": fingerprint,
                 "created_at": manifest["created_at"],
                 "feature_spec": { "version": "v1", "names": FEATURE_SPEC.names },
                 "input": "input",
                 "output": "probabilities",
                 "training": manifest["training"],
                 "metrics": manifest["metrics"],
-                "routing_weight": 1.0,
                 "inference_calls": 0,
                 "rows_inferred": 0,
-            }]
+            }],
+            "failed": [],
         })
     );
 }

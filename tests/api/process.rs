@@ -79,12 +79,17 @@ impl ServerProcess {
 
     /// Sends SIGTERM and returns at once, with when it was sent.
     pub fn send_sigterm(&self) -> Instant {
+        self.send_signal("TERM")
+    }
+
+    /// Sends signal `name` (`HUP`, `TERM`) to the process; when it was sent.
+    pub fn send_signal(&self, name: &str) -> Instant {
         let sent = Instant::now();
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
-        assert!(status.success(), "SIGTERM sent");
+        assert!(status.success(), "SIG{name} sent");
         sent
     }
 
