@@ -348,7 +348,8 @@ async fn reload_on_sighup(service: &PredictService, stop: &CancellationToken) {
         match service.catalog().rescan().await {
             Ok(report) => tracing::info!(?report, "SIGHUP: models.dir rescanned"),
             Err(error) => {
-                tracing::error!(error = %crate::telemetry::Chain(&error), "SIGHUP: cannot rescan models.dir")
+                let error = crate::telemetry::Chain(&error);
+                tracing::error!(%error, "SIGHUP: cannot rescan models.dir");
             }
         }
     }

@@ -368,10 +368,14 @@ async fn replicas_sharing_redis_route_every_game_alike_and_switch_together() {
     let routed = put_routing(&first, &json!({ "weights": { "1": 75, "2": 25 } })).await;
     assert_eq!(routed.status, 200, "{}", routed.body);
     let changed = std::time::Instant::now();
-    eventually("the second replica routes 75/25", Duration::from_secs(1), || async {
-        let routing = second.get(&format!("{ADMIN}/home_win/routing")).await;
-        (routing.body["weights"] == json!({ "1": 75, "2": 25 })).then_some(())
-    })
+    eventually(
+        "the second replica routes 75/25",
+        Duration::from_secs(1),
+        || async {
+            let routing = second.get(&format!("{ADMIN}/home_win/routing")).await;
+            (routing.body["weights"] == json!({ "1": 75, "2": 25 })).then_some(())
+        },
+    )
     .await;
     assert!(changed.elapsed() < Duration::from_secs(1));
     let mut on_two = Vec::new();
@@ -386,14 +390,26 @@ async fn replicas_sharing_redis_route_every_game_alike_and_switch_together() {
 
     // Raising the canary only adds games to it, on both replicas.
     put_routing(&second, &json!({ "weights": { "1": 50, "2": 50 } })).await;
-    eventually("the first replica routes 50/50", Duration::from_secs(1), || async {
-        let routing = first.get(&format!("{ADMIN}/home_win/routing")).await;
-        (routing.body["weights"] == json!({ "1": 50, "2": 50 })).then_some(())
-    })
+    eventually(
+        "the first replica routes 50/50",
+        Duration::from_secs(1),
+        || async {
+            let routing = first.get(&format!("{ADMIN}/home_win/routing")).await;
+            (routing.body["weights"] == json!({ "1": 50, "2": 50 })).then_some(())
+        },
+    )
     .await;
     for game in &on_two {
-        assert_eq!(served_by(&first, game, None).await, "2", "{game} stayed on 2");
-        assert_eq!(served_by(&second, game, None).await, "2", "{game} stayed on 2");
+        assert_eq!(
+            served_by(&first, game, None).await,
+            "2",
+            "{game} stayed on 2"
+        );
+        assert_eq!(
+            served_by(&second, game, None).await,
+            "2",
+            "{game} stayed on 2"
+        );
     }
 
     // A replica that starts later, its default pinned to 1, takes the shared routing.
