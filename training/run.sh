@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Retrain the model from the data in data/ and write it to models/<name>/<version>/.
-#   training/run.sh [VERSION]        (default version: 1)
+#   training/run.sh [VERSION] [ALGORITHM]   (defaults: 1, lightgbm)
+#   training/run.sh 2 logistic              (home_win@2: logistic regression, train_logistic.py)
 # Steps: build bullpen (release), export the training table and feature spec with it,
 # create the pinned Python environment once, train, evaluate and export to ONNX.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 version="${1:-1}"
+algorithm="${2:-lightgbm}"
 out="models/home_win/${version}"
 work="training/data"
 mkdir -p "$work"
@@ -19,6 +21,11 @@ if [ ! -x training/.venv/bin/python ]; then
   python3 -m venv training/.venv
   training/.venv/bin/pip install --quiet -r training/requirements.txt
 fi
-training/.venv/bin/python training/train.py \
+case "$algorithm" in
+  lightgbm) script=training/train.py ;;
+  logistic) script=training/train_logistic.py ;;
+  *) echo "unknown algorithm $algorithm (lightgbm or logistic)" >&2; exit 2 ;;
+esac
+training/.venv/bin/python "$script" \
   --table "$work/games.csv" --spec "$work/spec.json" \
   --out-dir "$out" --name home_win --version "$version"

@@ -16,7 +16,10 @@ async fn health_and_ready_answer() {
         ready.body,
         json!({
             "status": "ready",
-            "models": [{ "name": "home_win", "version": "1", "warm": true }],
+            "models": [
+                { "name": "home_win", "version": "1", "warm": true },
+                { "name": "home_win", "version": "2", "warm": true },
+            ],
             "features": { "store": "embedded", "games": store().games().len(), "last_game_date": "2024-10-30" },
         })
     );

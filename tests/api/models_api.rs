@@ -18,6 +18,16 @@ async fn models_lists_every_version_with_its_manifest() {
         Some(32),
         "XXH3-128 in hex"
     );
+    // Version 2 (the logistic regression) is loaded beside it, without traffic.
+    let second = reply.body["models"][1].clone();
+    assert_eq!(
+        (
+            &second["version"],
+            &second["routing_weight"],
+            &second["state"]
+        ),
+        (&json!("2"), &json!(0), &json!("ready"))
+    );
     assert_eq!(
         reply.body,
         json!({
@@ -37,7 +47,7 @@ async fn models_lists_every_version_with_its_manifest() {
                 "metrics": manifest["metrics"],
                 "inference_calls": 0,
                 "rows_inferred": 0,
-            }],
+            }, second],
             "failed": [],
         })
     );

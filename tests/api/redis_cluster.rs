@@ -206,8 +206,8 @@ async fn a_redis_cluster_is_shared_by_replicas_and_invalidated_on_every_node() {
     let by_node = cluster.keys_by_node(prefix).await;
     let total: usize = by_node.iter().map(Vec::len).sum();
     // A prediction for each stored game, the cold one and the scheduled one; the scheduled
-    // game's features; the model file's fingerprint.
-    assert_eq!(total, ids.len() + 4, "{by_node:?}");
+    // game's features; the fingerprints of the two model files.
+    assert_eq!(total, ids.len() + 5, "{by_node:?}");
     assert!(
         by_node.iter().filter(|keys| !keys.is_empty()).count() >= 2,
         "keys on more than one node: {by_node:?}"
@@ -260,7 +260,8 @@ async fn a_redis_cluster_is_shared_by_replicas_and_invalidated_on_every_node() {
         left,
         vec![
             format!("{prefix}features:v1:BOS@NYA20250405"),
-            format!("{prefix}model:home_win:1")
+            format!("{prefix}model:home_win:1"),
+            format!("{prefix}model:home_win:2"),
         ]
     );
     tokio::time::sleep(Duration::from_secs(1)).await;

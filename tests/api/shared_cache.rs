@@ -534,8 +534,8 @@ async fn a_replica_started_with_a_replaced_model_file_drops_the_old_files_predic
     assert_eq!(same.predict(&body).await.body["cached"], true);
     assert_eq!(
         keys(&prefix).await.len(),
-        4,
-        "2 predictions, 1 feature vector, 1 fingerprint"
+        5,
+        "2 predictions, 1 feature vector, 2 fingerprints (versions 1 and 2)"
     );
 
     // Another file under the same version: its predictions go, its features stay, and the
@@ -550,7 +550,8 @@ async fn a_replica_started_with_a_replaced_model_file_drops_the_old_files_predic
         left,
         vec![
             format!("{prefix}features:v1:BOS@NYA20250405"),
-            fingerprint_key.clone()
+            fingerprint_key.clone(),
+            format!("{prefix}model:home_win:2"),
         ],
     );
     let now: String = connection.get(&fingerprint_key).await.expect("fingerprint");
