@@ -11,7 +11,7 @@ use bullpen::games::GameRef;
 use bullpen::games::{GameId, TeamCode};
 use bullpen::models::{Catalog, CatalogOptions, InferencePool, PoolOptions, runtime};
 use bullpen::monitoring::{Metrics, MonitoringSettings};
-use bullpen::predict::{Caller, PredictRequest, PredictService, Recorder};
+use bullpen::predict::{Caller, PredictRequest, PredictService, Recorder, ShadowQueue};
 use bullpen::settings::Settings;
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -114,6 +114,7 @@ fn cached_prediction(c: &mut Criterion) {
         catalog,
         Caches::new(&settings.cache, None, &metrics),
         Recorder::new(None),
+        ShadowQueue::new(1).0,
     );
     let caller = Caller::default();
     let request = PredictRequest {

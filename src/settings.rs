@@ -15,7 +15,7 @@ use crate::features::{DataSettings, FeatureSettings};
 use crate::http::ServerSettings;
 use crate::models::{InferenceSettings, ModelSettings};
 use crate::monitoring::MonitoringSettings;
-use crate::predict::PredictionLogSettings;
+use crate::predict::{PredictionLogSettings, RolloutSettings};
 use crate::telemetry::TelemetrySettings;
 use crate::validation::InvalidSetting;
 
@@ -34,6 +34,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub models: ModelSettings,
     pub inference: InferenceSettings,
+    pub rollout: RolloutSettings,
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
@@ -92,6 +93,7 @@ impl Settings {
         self.prediction_log.validate()?;
         self.redis.validate()?;
         self.inference.validate()?;
+        self.rollout.validate()?;
         self.telemetry.validate()?;
         self.auth.validate(&self.environment)?;
         self.rate_limit.validate()?;

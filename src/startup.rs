@@ -20,7 +20,10 @@ use crate::features::{EmbeddedStore, FeatureSource, PostgresStore, StoreKind, wa
 use crate::http::{self, Admission, BodyLimit, Drain, HeadLimits, Limits};
 use crate::models::{Catalog, CatalogOptions};
 use crate::monitoring::{Metrics, Sampler};
-use crate::predict::{self, LogWriter, PredictService, PredictionLog, Recorder};
+use crate::predict::{
+    self, LogWriter, PredictService, PredictionLog, Recorder, RolloutSettings, ShadowJobs,
+    ShadowQueue,
+};
 use crate::settings::Settings;
 
 /// A bound, loaded, running server.
@@ -89,8 +92,15 @@ impl Application {
         } else {
             (None, None)
         };
-        let service = load_service(settings, &metrics, Recorder::new(log), &tasks).await?;
-        follow_replicas_and_signals(&service, &stop, &tasks).await;
+        let (service, shadow_jobs) =
+            load_service(settings, &metrics, Recorder::new(log), &tasks).await?;
+        let background = BackgroundWork {
+            metrics: &metrics,
+            rollout: &settings.rollout,
+            stop: &stop,
+            tasks: &tasks,
+        };
+        background.start(&service, shadow_jobs).await;
         let sampler = web::Data::new(Sampler::default());
         let metrics = web::Data::new(metrics);
         {
@@ -241,7 +251,7 @@ async fn load_service(
     metrics: &Metrics,
     recorder: Recorder,
     tasks: &TaskTracker,
-) -> anyhow::Result<PredictService> {
+) -> anyhow::Result<(PredictService, ShadowJobs)> {
     let started = std::time::Instant::now();
     let source = match settings.features.store {
         StoreKind::Embedded => {
@@ -296,35 +306,55 @@ async fn load_service(
     } else {
         None
     };
-    Ok(PredictService::new(
+    let (shadow, shadow_jobs) = ShadowQueue::new(settings.rollout.shadow_queue);
+    let service = PredictService::new(
         source,
         catalog,
         Caches::new(&settings.cache, shared.as_ref(), metrics),
         recorder,
-    ))
+        shadow,
+    );
+    Ok((service, shadow_jobs))
 }
 
-/// The work that keeps this replica in step: with Redis, invalidations and routing set on any
-/// replica; on SIGHUP, a rescan of `models.dir`.
-async fn follow_replicas_and_signals(
-    service: &PredictService,
-    stop: &CancellationToken,
-    tasks: &TaskTracker,
-) {
-    if let Some(shared) = service.caches().shared() {
-        // Invalidations announced by any replica (this one included) reach this one's
-        // in-process caches.
-        let follower = service.clone();
-        shared.follow_invalidations(stop.clone(), move |pattern| {
-            follower.caches().invalidate_local(pattern);
-        });
-        // Routing is the same on every replica: stored in Redis and announced there.
-        predict::share_routing(service, shared, stop, tasks).await;
-    }
-    #[cfg(unix)]
-    {
-        let (service, stop) = (service.clone(), stop.clone());
-        tasks.spawn(async move { reload_on_sighup(&service, &stop).await });
+/// What runs beside the server for the models, each task until `stop`.
+struct BackgroundWork<'a> {
+    metrics: &'a Metrics,
+    rollout: &'a RolloutSettings,
+    stop: &'a CancellationToken,
+    tasks: &'a TaskTracker,
+}
+
+impl BackgroundWork<'_> {
+    /// Shadow scoring and the rollback guard; with Redis, invalidations and routing set on
+    /// any replica; on SIGHUP, a rescan of `models.dir`.
+    async fn start(&self, service: &PredictService, shadow_jobs: ShadowJobs) {
+        let (stop, tasks) = (self.stop, self.tasks);
+        tasks.spawn(
+            stop.clone()
+                .run_until_cancelled_owned(predict::run_shadow(service.clone(), shadow_jobs)),
+        );
+        tasks.spawn(predict::run_guard(
+            service.clone(),
+            self.metrics.clone(),
+            Duration::from_millis(self.rollout.guard_interval_ms),
+            stop.clone(),
+        ));
+        if let Some(shared) = service.caches().shared() {
+            // Invalidations announced by any replica (this one included) reach this one's
+            // in-process caches.
+            let follower = service.clone();
+            shared.follow_invalidations(stop.clone(), move |pattern| {
+                follower.caches().invalidate_local(pattern);
+            });
+            // Routing is the same on every replica: stored in Redis and announced there.
+            predict::share_routing(service, shared, stop, tasks).await;
+        }
+        #[cfg(unix)]
+        {
+            let (service, stop) = (service.clone(), stop.clone());
+            tasks.spawn(async move { reload_on_sighup(&service, &stop).await });
+        }
     }
 }
 

@@ -194,6 +194,8 @@ struct ModelRow {
     /// Share (0-100) of the model's unpinned requests this version serves.
     routing_weight: u8,
     shadow: bool,
+    /// Why the rollback guard last took this version's weight, if it did.
+    rolled_back: Option<String>,
     inference_calls: u64,
     queue_depth: usize,
 }
@@ -223,20 +225,26 @@ pub(super) async fn status_data(
     let models = snapshot
         .versions()
         .iter()
-        .map(|model| ModelRow {
-            name: model.name.to_string(),
-            version: model.version.to_string(),
-            routing_weight: snapshot
-                .route(&model.name)
-                .map_or(0, |route| route.weight(&model.version)),
-            shadow: snapshot.route(&model.name).is_some_and(|route| {
-                route
-                    .shadow()
-                    .iter()
-                    .any(|m| std::sync::Arc::ptr_eq(m, model))
-            }),
-            inference_calls: model.pool.calls(),
-            queue_depth: model.pool.queue_depth(),
+        .map(|model| {
+            let route = snapshot.route(&model.name);
+            ModelRow {
+                name: model.name.to_string(),
+                version: model.version.to_string(),
+                routing_weight: route.map_or(0, |route| route.weight(&model.version)),
+                shadow: route.is_some_and(|route| {
+                    route
+                        .shadow()
+                        .iter()
+                        .any(|m| std::sync::Arc::ptr_eq(m, model))
+                }),
+                rolled_back: route.and_then(|route| {
+                    let trips = &route.state.trips;
+                    let last = trips.iter().rfind(|trip| *trip.version == *model.version)?;
+                    Some(last.reason.clone())
+                }),
+                inference_calls: model.pool.calls(),
+                queue_depth: model.pool.queue_depth(),
+            }
         })
         .collect();
     let quality = every_model_quality(&service).await;

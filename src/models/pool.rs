@@ -131,6 +131,22 @@ impl InferencePool {
                 }
             }
         }
+        self.queued(rows).await
+    }
+
+    /// P(home win) for each row, on a dedicated thread whatever the size: work off the
+    /// response path (shadow scoring) never takes a session a request could use.
+    pub async fn predict_off_path(
+        &self,
+        rows: Vec<FeatureVector>,
+    ) -> Result<Vec<f32>, InferenceError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.rows_inferred
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.queued(rows).await
+    }
+
+    async fn queued(&self, rows: Vec<FeatureVector>) -> Result<Vec<f32>, InferenceError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .try_send(Job {

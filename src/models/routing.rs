@@ -54,8 +54,8 @@ impl Default for GuardSpec {
             window_secs: 300,
             max_error_rate: 0.01,
             max_p95_ms: 500.0,
-            brier_margin: 0.02,
-            min_games: 200,
+            brier_margin: 0.005,
+            min_games: 500,
         }
     }
 }
@@ -106,10 +106,11 @@ impl RoutingState {
         }
     }
 
-    /// The version with the most weight (the newest among equals): the stable one.
+    /// The version with the most weight (the oldest among equals: at 50/50 the newer one is
+    /// still the canary): the stable one.
     pub fn stable(&self) -> Option<&str> {
         self.weighted()
-            .max_by(|(a, wa), (b, wb)| wa.cmp(wb).then_with(|| compare_versions(a, b)))
+            .max_by(|(a, wa), (b, wb)| wa.cmp(wb).then_with(|| compare_versions(b, a)))
             .map(|(version, _)| version)
     }
 
@@ -228,7 +229,8 @@ mod tests {
         assert!(table[..90].iter().all(|&i| i == 0), "version 9 first");
         assert!(table[90..].iter().all(|&i| i == 1), "then version 10");
         assert_eq!(state(&[("10", 10), ("9", 90)]).stable(), Some("9"));
-        assert_eq!(state(&[("1", 50), ("2", 50)]).stable(), Some("2"));
+        assert_eq!(state(&[("1", 50), ("2", 50)]).stable(), Some("1"));
+        assert_eq!(state(&[("1", 25), ("2", 75)]).stable(), Some("2"));
     }
 
     #[test]

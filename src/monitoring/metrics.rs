@@ -133,6 +133,33 @@ pub struct ModelMetrics {
     pub queue: Histogram,
     pub run: Histogram,
     queue_depth: IntGauge,
+    /// Time to answer each prediction this version served (or failed): the guard's latency.
+    pub answer: Histogram,
+    /// Predictions this version failed to make (5xx): the guard's error rate.
+    pub failures: IntCounter,
+    /// Shadow predictions by outcome: scored, dropped (queue full), failed.
+    shadow: [IntCounter; 3],
+}
+
+/// What became of a shadow prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowOutcome {
+    Scored,
+    /// The shadow queue was full: dropped, never the answer.
+    Dropped,
+    Failed,
+}
+
+impl ShadowOutcome {
+    const ALL: [Self; 3] = [Self::Scored, Self::Dropped, Self::Failed];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Scored => "scored",
+            Self::Dropped => "dropped",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 impl ModelMetrics {
@@ -141,6 +168,15 @@ impl ModelMetrics {
         if let Some(counters) = &self.predictions {
             counters[answered as usize].inc();
         }
+    }
+
+    pub fn shadow(&self, outcome: ShadowOutcome) {
+        self.shadow[outcome as usize].inc();
+    }
+
+    /// Shadow predictions with `outcome` so far.
+    pub fn shadow_count(&self, outcome: ShadowOutcome) -> u64 {
+        self.shadow[outcome as usize].get()
     }
 
     pub fn set_queue_depth(&self, depth: usize) {
@@ -227,6 +263,9 @@ pub struct Metrics {
     model_quality: GaugeVec,
     routing_weight: IntGaugeVec,
     guard_trips: IntCounterVec,
+    model_answer: HistogramVec,
+    model_failures: IntCounterVec,
+    shadow_predictions: IntCounterVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -350,6 +389,22 @@ impl Metrics {
                 "Canaries the rollback guard took the weight from, by reason (errors, latency, quality).",
                 &["model", "version", "reason"],
             )?,
+            model_answer: histograms(
+                "model_answer_seconds",
+                "Time to answer a prediction, by the model version that served it.",
+                LATENCY_BUCKETS,
+                &["model", "version"],
+            )?,
+            model_failures: counters(
+                "model_failures_total",
+                "Predictions a model version failed to make (inference failed or overloaded).",
+                &["model", "version"],
+            )?,
+            shadow_predictions: counters(
+                "shadow_predictions_total",
+                "Predictions made off the response path by shadow versions, by outcome (scored, dropped: queue full, failed).",
+                &["model", "version", "outcome"],
+            )?,
             rejections: counters(
                 "rejections_total",
                 "Requests refused, by reason (auth, rate_limit, admission, validation).",
@@ -410,6 +465,12 @@ impl Metrics {
             queue: self.inference_queue.with_label_values(&labels),
             run: self.inference_run.with_label_values(&labels),
             queue_depth: self.inference_queue_depth.with_label_values(&labels),
+            answer: self.model_answer.with_label_values(&labels),
+            failures: self.model_failures.with_label_values(&labels),
+            shadow: ShadowOutcome::ALL.map(|outcome| {
+                self.shadow_predictions
+                    .with_label_values(&[name, version, outcome.label()])
+            }),
         }
     }
 

@@ -62,6 +62,8 @@ pub struct LogEntry {
     pub cached: bool,
     /// The API key (`api_keys.id`) that asked, for keys kept in PostgreSQL.
     pub key_id: Option<i64>,
+    /// Made by a shadow version off the response path, never served.
+    pub shadow: bool,
 }
 
 /// What the log has done since start (exported as metrics).
@@ -212,7 +214,7 @@ impl Writer {
     }
 }
 
-const TYPES: [Type; 14] = [
+const TYPES: [Type; 15] = [
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::TEXT,
@@ -227,6 +229,7 @@ const TYPES: [Type; 14] = [
     Type::FLOAT8,
     Type::BOOL,
     Type::INT8,
+    Type::BOOL,
 ];
 
 async fn copy(pool: &Pool, batch: &[LogEntry]) -> Result<(), DbError> {
@@ -235,7 +238,7 @@ async fn copy(pool: &Pool, batch: &[LogEntry]) -> Result<(), DbError> {
         .copy_in(
             "COPY prediction_log (request_id, predicted_at, model_name, model_version, game_id, \
              home_team, away_team, game_date, feature_hash, home_win_probability, odds_home, \
-             odds_away, cached, key_id) FROM STDIN BINARY",
+             odds_away, cached, key_id, shadow) FROM STDIN BINARY",
         )
         .await?;
     let writer = BinaryCopyInWriter::new(sink, &TYPES);
@@ -261,6 +264,7 @@ async fn copy(pool: &Pool, batch: &[LogEntry]) -> Result<(), DbError> {
                 &odds_away,
                 &entry.cached,
                 &entry.key_id,
+                &entry.shadow,
             ])
             .await?;
     }

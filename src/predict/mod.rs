@@ -7,10 +7,13 @@ mod recorder;
 mod request;
 mod rollout;
 mod service;
+mod shadow;
 
 pub use log::{LogCounters, LogEntry, LogWriter, PredictionLog, PredictionLogSettings};
 pub use odds::{DecimalOdds, MarketOdds, MarketView, OddsError, OddsFormat, SideValue};
+pub use recorder::Paired;
 pub use recorder::{Caller, Recorder};
 pub use request::{BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody};
-pub use rollout::share_routing;
+pub use rollout::{RolloutSettings, run_guard, share_routing};
 pub use service::{PredictError, PredictService, Prediction};
+pub use shadow::{ShadowJob, ShadowJobs, ShadowQueue, run_shadow};

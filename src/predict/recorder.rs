@@ -55,13 +55,27 @@ impl Recorder {
 
     /// Never waits: the log queue refuses rather than blocks.
     pub fn record(&self, prediction: &Prediction, caller: &Caller) {
+        prediction
+            .model
+            .pool
+            .metrics()
+            .served(match prediction.source {
+                Source::Cache => Answered::Memory,
+                Source::Shared => Answered::Redis,
+                Source::Fresh => Answered::Computed,
+                Source::Stale => Answered::Stale,
+            });
+        self.keep(prediction, caller, false);
+    }
+
+    /// A prediction a shadow version made off the response path: into the log (marked) and
+    /// live quality, not into the served counts.
+    pub fn record_shadow(&self, prediction: &Prediction, caller: &Caller) {
+        self.keep(prediction, caller, true);
+    }
+
+    fn keep(&self, prediction: &Prediction, caller: &Caller, shadow: bool) {
         let model = &prediction.model;
-        model.pool.metrics().served(match prediction.source {
-            Source::Cache => Answered::Memory,
-            Source::Shared => Answered::Redis,
-            Source::Fresh => Answered::Computed,
-            Source::Stale => Answered::Stale,
-        });
         let game = &prediction.game;
         let Some(log) = &self.log else {
             if let Some(id) = game.game_id {
@@ -87,6 +101,7 @@ impl Recorder {
                 .map(|market| (market.home.decimal_odds, market.away.decimal_odds)),
             cached: prediction.cached,
             key_id: caller.key_id,
+            shadow,
         });
     }
 
@@ -125,6 +140,66 @@ impl Recorder {
         }
         qualities.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(qualities)
+    }
+}
+
+/// Two versions of one model scored on the same games (those both predicted and that have a
+/// result): the rollback guard's quality comparison.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paired {
+    pub games: usize,
+    /// Mean Brier score of each version over those games.
+    pub brier_a: f64,
+    pub brier_b: f64,
+}
+
+impl Recorder {
+    /// Versions `a` and `b` of model `name` on the games both predicted that have results;
+    /// `None` when there are none.
+    pub async fn paired(
+        &self,
+        name: &str,
+        (a, b): (&str, &str),
+        results: &FeatureSource,
+    ) -> Result<Option<Paired>, StoreError> {
+        let everything = Window {
+            from: None,
+            to: None,
+        };
+        let served = match &self.log_pool {
+            Some(pool) => logged(pool, name, everything).await?,
+            None => self.served.of_model(name, everything),
+        };
+        let of = |version: &str| -> HashMap<GameId, f64> {
+            served
+                .iter()
+                .find(|(v, _)| &**v == version)
+                .map(|(_, games)| games.iter().copied().collect())
+                .unwrap_or_default()
+        };
+        let (of_a, of_b) = (of(a), of(b));
+        let common: Vec<GameId> = of_a
+            .keys()
+            .filter(|id| of_b.contains_key(id))
+            .copied()
+            .collect();
+        if common.is_empty() {
+            return Ok(None);
+        }
+        let wins = results.home_wins(&common).await?;
+        let (mut games, mut sum_a, mut sum_b) = (0usize, 0.0, 0.0);
+        for id in &common {
+            let Some(&won) = wins.get(id) else { continue };
+            let outcome = if won { 1.0 } else { 0.0 };
+            sum_a += (of_a[id] - outcome).powi(2);
+            sum_b += (of_b[id] - outcome).powi(2);
+            games += 1;
+        }
+        Ok((games > 0).then(|| Paired {
+            games,
+            brier_a: sum_a / games as f64,
+            brier_b: sum_b / games as f64,
+        }))
     }
 }
 

@@ -2,17 +2,20 @@
 //! market read when odds are given. A cheap-clone handle shared by every worker.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::odds::{MarketOdds, MarketView};
 use super::recorder::{Caller, Recorder};
 use super::request::PredictRequest;
+use super::shadow::{ShadowJob, ShadowQueue, is_shadowed};
 use crate::cache::{Caches, FeatureKey, PredictionKey, Source, Transient};
 use crate::db::DbError;
 use crate::features::{
     FEATURE_SPEC, FeatureSource, FeatureStore, GameFeatures, GameInfo, ScheduleError, StoreError,
 };
 use crate::games::{GameId, GameRef};
-use crate::models::{Catalog, InferenceError, ResolveError, ServedModel};
+use crate::models::{Catalog, InferenceError, ResolveError, ServedModel, Snapshot};
+use crate::monitoring::ShadowOutcome;
 
 /// Why a prediction could not be answered. Cheap to clone: caches hand one error to every
 /// caller waiting on the same key.
@@ -61,6 +64,7 @@ struct Inner {
     catalog: Catalog,
     caches: Caches,
     recorder: Recorder,
+    shadow: ShadowQueue,
 }
 
 /// A batch item with its features, waiting for its probability.
@@ -89,6 +93,7 @@ impl PredictService {
         catalog: Catalog,
         caches: Caches,
         recorder: Recorder,
+        shadow: ShadowQueue,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -96,6 +101,7 @@ impl PredictService {
                 catalog,
                 caches,
                 recorder,
+                shadow,
             }),
         }
     }
@@ -176,20 +182,31 @@ impl PredictService {
         request: PredictRequest,
         caller: &Caller,
     ) -> Result<Prediction, PredictError> {
-        let model =
-            (self.inner.catalog.snapshot()).resolve(request.model.as_ref(), request.game)?;
+        let started = Instant::now();
+        let catalog = self.inner.catalog.snapshot();
+        let model = catalog.resolve(request.model.as_ref(), request.game)?;
         let (features, feature_source) = self.features(request.game).await?;
         let key = Self::prediction_key(&model, request.game, &features);
         let infer = async {
             let probabilities = model.pool.predict(vec![features.vector]).await?;
             Ok::<_, PredictError>(probabilities[0])
         };
-        let (probability, source) = self
+        let computed = self
             .inner
             .caches
             .predictions
             .get_or_compute(key, infer)
-            .await?;
+            .await;
+        let metrics = model.pool.metrics();
+        metrics.answer.observe(started.elapsed().as_secs_f64());
+        let (probability, source) = computed.inspect_err(|error| {
+            if matches!(error, PredictError::Inference(_)) {
+                metrics.failures.inc();
+            }
+        })?;
+        if request.model.as_ref().is_none_or(|m| m.version.is_none()) {
+            self.offer_shadow(&catalog, &model, request.game, &features, caller);
+        }
         let served = Served {
             source,
             stale_features: feature_source == Source::Stale,
@@ -197,6 +214,68 @@ impl PredictService {
         let prediction = answer(model, features, probability, served, request.odds);
         self.inner.recorder.record(&prediction, caller);
         Ok(prediction)
+    }
+
+    /// Hands a routed request to the versions that shadow the one that served it.
+    fn offer_shadow(
+        &self,
+        catalog: &Snapshot,
+        served: &Arc<ServedModel>,
+        game: GameRef,
+        features: &GameFeatures,
+        caller: &Caller,
+    ) {
+        if let Some(route) = catalog.route(&served.name)
+            && is_shadowed(route, served)
+        {
+            self.inner
+                .shadow
+                .offer(route, served, game, features, caller);
+        }
+    }
+
+    /// Makes shadow predictions off the response path: cached ones read, the rest run in
+    /// one call per version on its dedicated threads; each recorded as shadow.
+    pub async fn score_shadows(&self, jobs: Vec<ShadowJob>) {
+        let mut missed: Vec<(ShadowJob, PredictionKey)> = Vec::new();
+        for job in jobs {
+            let key = Self::prediction_key(&job.model, job.game, &job.features);
+            match self.inner.caches.predictions.get(&key).await {
+                Some(probability) => self.record_shadow(job, probability, Source::Cache),
+                None => missed.push((job, key)),
+            }
+        }
+        while let Some((first, _)) = missed.first() {
+            let model = Arc::clone(&first.model);
+            let (group, rest): (Vec<_>, Vec<_>) = missed
+                .into_iter()
+                .partition(|(job, _)| Arc::ptr_eq(&job.model, &model));
+            missed = rest;
+            let rows = group.iter().map(|(job, _)| job.features.vector).collect();
+            match model.pool.predict_off_path(rows).await {
+                Ok(probabilities) => {
+                    for ((job, key), probability) in group.into_iter().zip(probabilities) {
+                        self.inner.caches.predictions.insert(key, probability).await;
+                        self.record_shadow(job, probability, Source::Fresh);
+                    }
+                }
+                Err(_) => {
+                    for _ in &group {
+                        model.pool.metrics().shadow(ShadowOutcome::Failed);
+                    }
+                }
+            }
+        }
+    }
+
+    fn record_shadow(&self, job: ShadowJob, probability: f32, source: Source) {
+        job.model.pool.metrics().shadow(ShadowOutcome::Scored);
+        let served = Served {
+            source,
+            stale_features: false,
+        };
+        let prediction = answer(job.model, job.features, probability, served, None);
+        self.inner.recorder.record_shadow(&prediction, &job.caller);
     }
 
     /// Answers each request on its own: in-process hits first, then one shared-tier read
@@ -222,6 +301,9 @@ impl PredictService {
                     continue;
                 }
             };
+            if request.model.as_ref().is_none_or(|m| m.version.is_none()) {
+                self.offer_shadow(&catalog, &model, request.game, &features, caller);
+            }
             let item = Pending {
                 index,
                 key: Self::prediction_key(&model, request.game, &features),

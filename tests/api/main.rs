@@ -21,6 +21,7 @@ mod monitoring;
 mod predict;
 mod process;
 mod redis_cluster;
+mod rollout;
 mod secrets;
 mod shared_cache;
 mod shutdown;
