@@ -25,15 +25,20 @@ pub fn add_version(dir: &Path, version: &str) {
     std::fs::write(to.join("manifest.json"), manifest.to_string()).expect("manifest written");
 }
 
-/// Replaces the model file of `version` with the fixture that answers 0.5 for a team's first
-/// game (`tests/fixtures/make-failing-model.py`): another file, another fingerprint.
-fn replace_model_file(dir: &Path, version: &str) {
+/// Replaces the model file of `version` with the one at `source`: another file, another
+/// fingerprint.
+fn replace_model_file(dir: &Path, version: &str, source: &str) {
     std::fs::copy(
-        repo_path("tests/fixtures/failing-models/home_win/1/model.onnx"),
+        repo_path(source),
         dir.join("home_win").join(version).join("model.onnx"),
     )
     .expect("model file replaced");
 }
+
+/// The fixture that answers 0.5 for a team's first game (`tests/fixtures/make-failing-model.py`).
+const HALF_ON_OPENERS: &str = "tests/fixtures/failing-models/home_win/1/model.onnx";
+/// The shipped logistic regression: a valid model file other than version 1's.
+const LOGISTIC: &str = "models/home_win/2/model.onnx";
 
 async fn app_with_models(dir: &Path) -> TestApp {
     let dir = dir.to_path_buf();
@@ -282,7 +287,7 @@ async fn reload_replaces_a_changed_version_and_its_answers() {
         .await;
     assert_ne!(before.body["home_win_probability"], 0.5);
 
-    replace_model_file(dir.path(), "2");
+    replace_model_file(dir.path(), "2", HALF_ON_OPENERS);
     add_version(dir.path(), "4");
     let reloaded = app.post_json(&format!("{ADMIN}/reload"), &json!({})).await;
     assert_eq!(reloaded.status, 200, "{}", reloaded.body);
@@ -422,4 +427,201 @@ async fn replicas_sharing_redis_route_every_game_alike_and_switch_together() {
             served_by(&first, game, None).await
         );
     }
+}
+
+/// One answer seen by the load: which phase it was sent in, its status, the version that
+/// answered, its latency.
+struct Answer {
+    phase: usize,
+    status: u16,
+    version: Option<String>,
+    latency: Duration,
+}
+
+/// A keep-alive client posting stored and scheduled games without pause until `stop`.
+async fn load(
+    address: String,
+    bodies: std::sync::Arc<Vec<Value>>,
+    skip: usize,
+    phase: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<Answer> {
+    use std::sync::atomic::Ordering;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut answers = Vec::new();
+    for body in bodies.iter().cycle().skip(skip) {
+        let now = phase.load(Ordering::Acquire);
+        if now == PHASES.len() {
+            break;
+        }
+        let sent = std::time::Instant::now();
+        let reply = client
+            .post(format!("{address}/api/v1/predict"))
+            .json(body)
+            .send()
+            .await;
+        let latency = sent.elapsed();
+        let (status, version) = match reply {
+            Ok(reply) => (
+                reply.status().as_u16(),
+                reply
+                    .headers()
+                    .get("bullpen-model")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            ),
+            Err(_) => (0, None),
+        };
+        answers.push(Answer {
+            phase: now,
+            status,
+            version,
+            latency,
+        });
+    }
+    answers
+}
+
+const PHASES: [&str; 3] = ["before", "during", "after"];
+
+/// Every stored 2024 game, and 56 scheduled games of the next season.
+fn every_game() -> Vec<Value> {
+    let mut bodies: Vec<Value> = crate::helpers::game_ids(2024, 1, 3000)
+        .into_iter()
+        .map(|id| json!({ "game_id": id }))
+        .collect();
+    let teams = ["NYA", "BOS", "LAN", "SFN", "CHN", "SLN", "HOU", "TEX"];
+    for (n, home) in teams.iter().enumerate() {
+        for away in teams.iter().filter(|away| *away != home) {
+            let date = format!("2025-04-{:02}", 1 + n);
+            bodies.push(json!({ "game": { "home": home, "away": away, "date": date } }));
+        }
+    }
+    bodies
+}
+
+/// Prints the answers and p99 of each phase, and checks the load kept going in each.
+fn report_phases(answers: &[Answer]) {
+    for (index, name) in PHASES.iter().enumerate() {
+        let mut latencies: Vec<Duration> = answers
+            .iter()
+            .filter(|a| a.phase == index)
+            .map(|a| a.latency)
+            .collect();
+        latencies.sort();
+        let p99 = latencies
+            .get(latencies.len() * 99 / 100)
+            .copied()
+            .unwrap_or_default();
+        eprintln!("{name}: {} answers, p99 {p99:?}", latencies.len());
+        assert!(latencies.len() > 50, "{name}: load kept going");
+    }
+}
+
+/// Under continuous load (32 connections over every 2024 game and scheduled games): load
+/// version 2, route 50/50, all to 2, unload 1, reload 2 after replacing its file, SIGHUP
+/// (which loads a new version 3): not one request fails, and every answer comes from a
+/// version loaded at the time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lifecycle_step_under_load_fails_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().expect("temp dir");
+    add_version(dir.path(), "1");
+    let server = ServerProcess::start(&[
+        ("BULLPEN__MODELS__DIR", dir.path().display().to_string()),
+        ("BULLPEN__MODELS__DEFAULT", "home_win@1".to_owned()),
+    ]);
+    let address = server.address.clone();
+    let bodies = Arc::new(every_game());
+    let phase = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..32)
+        .map(|n| {
+            tokio::spawn(load(
+                address.clone(),
+                Arc::clone(&bodies),
+                n * 97,
+                Arc::clone(&phase),
+            ))
+        })
+        .collect();
+
+    let admin = reqwest::Client::new();
+    let call = |method: Method, path: &str, body: Option<Value>| {
+        let mut request = admin.request(method, format!("{address}{ADMIN}{path}"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let reply = request.send().await.expect("admin call");
+            let status = reply.status().as_u16();
+            let body: Value = reply.json().await.expect("json");
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let pause = || tokio::time::sleep(Duration::from_millis(500));
+    pause().await;
+    phase.store(1, Ordering::Release);
+    add_version(dir.path(), "2");
+    call(Method::POST, "/home_win/versions/2/load", None).await;
+    pause().await;
+    let halves = json!({ "weights": { "1": 50, "2": 50 } });
+    call(Method::PUT, "/home_win/routing", Some(halves)).await;
+    pause().await;
+    let all_two = json!({ "weights": { "2": 100 } });
+    call(Method::PUT, "/home_win/routing", Some(all_two)).await;
+    pause().await;
+    call(Method::DELETE, "/home_win/versions/1", None).await;
+    pause().await;
+    replace_model_file(dir.path(), "2", LOGISTIC);
+    let reloaded = call(Method::POST, "/reload", None).await;
+    assert_eq!(reloaded["changes"][0]["change"], "reloaded", "{reloaded}");
+    pause().await;
+    add_version(dir.path(), "3");
+    server.send_signal("HUP");
+    let models = format!("{address}/api/v1/models");
+    eventually(
+        "version 3 loaded by SIGHUP",
+        Duration::from_secs(20),
+        || async {
+            let body: Value = admin.get(&models).send().await.ok()?.json().await.ok()?;
+            (body["models"].as_array()?.len() == 2).then_some(())
+        },
+    )
+    .await;
+    phase.store(2, Ordering::Release);
+    pause().await;
+    phase.store(PHASES.len(), Ordering::Release);
+
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.extend(client.await.expect("client"));
+    }
+    report_phases(&answers);
+    let failed: Vec<(usize, u16)> = answers
+        .iter()
+        .filter(|a| a.status != 200)
+        .map(|a| (a.phase, a.status))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, the first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(10)]
+    );
+    // Version 3 was loaded, never routed: every answer came from 1 or 2.
+    let strays: Vec<&Option<String>> = answers
+        .iter()
+        .map(|a| &a.version)
+        .filter(|v| !matches!(v.as_deref(), Some("home_win@1" | "home_win@2")))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.phase == 2 && a.version.as_deref() == Some("home_win@2"))
+    );
 }
