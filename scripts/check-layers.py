@@ -22,7 +22,7 @@ LAYERS = [
     ["db"],                        # PostgreSQL pools, migrations, games as rows
     ["games"],                     # domain types and the Retrosheet reader
 ]
-LEAVES = {"monitoring", "telemetry", "validation"}
+LEAVES = {"loadtest", "monitoring", "telemetry", "validation"}
 
 REFERENCE = re.compile(r"\bcrate::(\w+)")
 GROUP = re.compile(r"\buse\s+crate::\{([^}]*)\}", re.S)

@@ -7,6 +7,7 @@ pub mod db;
 pub mod features;
 pub mod games;
 pub mod http;
+pub mod loadtest;
 pub mod models;
 pub mod monitoring;
 pub mod predict;

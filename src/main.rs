@@ -4,7 +4,7 @@ use bullpen::cli::{self, Cli};
 use bullpen::settings::Settings;
 use bullpen::telemetry::init_telemetry;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let settings = Settings::load(&cli.config_dir)?;
     init_telemetry(

@@ -1,6 +1,7 @@
 //! The command line: `bullpen <command>`. Each command is a thin call into the library.
 
 mod keys;
+mod loadtest;
 mod probe;
 
 use std::fs::File;
@@ -64,6 +65,9 @@ pub enum Command {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Load a server that speaks bullpen's API (open or closed loop, ramps, a request mix)
+    /// and judge it against SLOs: p50..max per phase and kind, errors, a per-second timeline.
+    Loadtest(Box<loadtest::LoadtestArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,8 +116,10 @@ fn parse_seasons(text: &str) -> Result<Seasons, String> {
     Ok(Seasons(seasons))
 }
 
-pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
-    match cli.command {
+/// Runs the command; its exit status (`bullpen loadtest` says whether its SLOs held).
+pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<std::process::ExitCode> {
+    let done = match cli.command {
+        Command::Loadtest(args) => return loadtest::run(*args, settings),
         Command::Serve => serve(settings),
         Command::Migrate => runtime()?.block_on(migrate(settings)),
         Command::Import { dir } => {
@@ -135,7 +141,8 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
             export(settings, &seasons, output.as_deref())
         }
         Command::Keys(command) => runtime()?.block_on(keys::run(command, settings)),
-    }
+    };
+    done.map(|()| std::process::ExitCode::SUCCESS)
 }
 
 /// The runtime of the commands. The HTTP workers run their own threads, so one is enough.

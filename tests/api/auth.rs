@@ -18,7 +18,11 @@ use crate::shared_cache::OwnRedis;
 const HS256_SECRET: &str = "a-test-secret-of-at-least-thirty-two-bytes";
 
 /// A new key and its config entry.
-fn configured(name: &str, scopes: &[&str], rate: Option<(u32, u32)>) -> (String, ConfiguredKey) {
+pub fn configured(
+    name: &str,
+    scopes: &[&str],
+    rate: Option<(u32, u32)>,
+) -> (String, ConfiguredKey) {
     let key = api_key::generate().expect("random");
     let entry = ConfiguredKey {
         name: name.to_owned(),
@@ -30,7 +34,7 @@ fn configured(name: &str, scopes: &[&str], rate: Option<(u32, u32)>) -> (String,
     (key, entry)
 }
 
-async fn auth_app(keys: Vec<ConfiguredKey>, configure: impl FnOnce(&mut Settings)) -> TestApp {
+pub async fn auth_app(keys: Vec<ConfiguredKey>, configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_with(move |settings| {
         settings.auth.enabled = true;
         settings.auth.keys = keys;

@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod lifecycle;
+mod loadtest;
 mod model;
 mod models_api;
 mod monitoring;

@@ -1,0 +1,210 @@
+//! `bullpen loadtest`: the flags, the games to ask about, and the report.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Datelike;
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::games::{self, Phase};
+use crate::loadtest::{self, Games, Load, LoadTest, Mix, Slo};
+use crate::settings::Settings;
+
+/// Requests rendered once and cycled through.
+const RENDERED: usize = 20_000;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 when every SLO held, 1 when one was missed, 2 on a usage error.\n\
+                  Example: bullpen loadtest --url http://127.0.0.1:8080 --rate 2000 --duration 60s --ramp-up 10s --json report.json"
+)]
+pub struct LoadtestArgs {
+    /// Server to load: http://HOST:PORT (bullpen, or a balancer in front of replicas).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Open loop: requests per second at full rate, due at a constant arrival rate;
+    /// latency counts from when each was due (no coordinated omission).
+    #[arg(long, conflicts_with = "users")]
+    rate: Option<f64>,
+    /// Closed loop instead: this many users, each sending its next request when the last
+    /// is answered.
+    #[arg(long)]
+    users: Option<usize>,
+    /// Open loop: keep-alive connections the requests are dealt to.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// How long the full rate (or every user) is held: `60s`, `2m`, `500ms`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Rising to the full rate (users joining) before it.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    ramp_up: Duration,
+    /// Falling from it (users leaving) after it.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    ramp_down: Duration,
+    /// Request mix as weights: `stored` (a game id), `scheduled` (teams + date), `batch`;
+    /// `odds=PERCENT` of requests carry odds; `batch_size=N` items per batch.
+    #[arg(long, default_value = "stored=100")]
+    mix: Mix,
+    /// Games to ask about: a CSV with a `game_id` column (`bullpen features export`) or one id
+    /// per line. Without it: the last season in `data.dir`, and next season's matchups for
+    /// scheduled games.
+    #[arg(long)]
+    games: Option<PathBuf>,
+    /// Bearer token (API key or JWT) sent with every request.
+    #[arg(long, env = "BULLPEN_LOADTEST_TOKEN", hide_env_values = true)]
+    token: Option<SecretString>,
+    /// A request not answered within this counts as a `timeout` failure.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// SLO: p95 latency over the sustain phase below this, in ms.
+    #[arg(long, default_value_t = 500.0)]
+    slo_p95_ms: f64,
+    /// SLO: failed requests below this share of all.
+    #[arg(long, default_value_t = 0.01)]
+    slo_error_rate: f64,
+    /// SLO (open loop): achieved rate over the sustain phase within this share below --rate.
+    #[arg(long, default_value_t = 0.05)]
+    slo_rps_tolerance: f64,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `500ms`, `30s`, `2m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 500ms, 30s or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("`{text}`: the unit is ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// Stored game ids from `--games`, or from the last season in `data.dir`; scheduled games
+/// for the next season between the teams of that season.
+fn games(args: &LoadtestArgs, settings: &Settings) -> anyhow::Result<Games> {
+    let data = games::load_dir(&settings.data.dir).ok();
+    let last_season = data
+        .as_ref()
+        .and_then(|games| games.iter().map(|g| g.date.year()).max());
+    let stored = match &args.games {
+        Some(path) => ids_from_file(path)?,
+        None => data
+            .iter()
+            .flatten()
+            .filter(|g| Some(g.date.year()) == last_season && g.phase == Phase::Regular)
+            .map(|g| g.id.to_string())
+            .collect(),
+    };
+    let mut teams: Vec<String> = data
+        .iter()
+        .flatten()
+        .filter(|g| Some(g.date.year()) == last_season && g.phase == Phase::Regular)
+        .map(|g| g.home.team.to_string())
+        .collect();
+    teams.sort();
+    teams.dedup();
+    let next = last_season.map_or(2025, |season| season + 1);
+    let mut scheduled = Vec::new();
+    for (n, home) in teams.iter().enumerate() {
+        for away in teams.iter().filter(|away| *away != home) {
+            let date = format!("{next}-05-{:02}", 1 + n % 28);
+            scheduled.push((home.clone(), away.clone(), date));
+        }
+    }
+    Ok(Games { stored, scheduled })
+}
+
+/// Game ids from a CSV with a `game_id` column, or one per line.
+fn ids_from_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header.split(',').position(|c| c.trim() == "game_id");
+    let first = column.is_none().then_some(header);
+    let ids: Vec<String> = first
+        .into_iter()
+        .chain(lines)
+        .filter_map(|line| {
+            let field = line.split(',').nth(column.unwrap_or(0))?.trim();
+            (!field.is_empty()).then(|| field.to_owned())
+        })
+        .collect();
+    anyhow::ensure!(!ids.is_empty(), "{} holds no game ids", path.display());
+    Ok(ids)
+}
+
+pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let games = games(&args, settings)?;
+    let load = match (args.rate, args.users) {
+        (Some(rate), _) if rate > 0.0 && rate.is_finite() => Load::Open {
+            rate,
+            connections: args.connections,
+        },
+        (None, Some(users)) if users > 0 => Load::Closed { users },
+        (None, None) => Load::Open {
+            rate: 100.0,
+            connections: args.connections,
+        },
+        _ => {
+            eprintln!("error: --rate must be a positive number and --users at least 1");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let test = LoadTest {
+        url: args.url,
+        load,
+        ramp_up: args.ramp_up,
+        duration: args.duration,
+        ramp_down: args.ramp_down,
+        requests: Arc::new(loadtest::render(&args.mix, &games, RENDERED)),
+        token: args.token,
+        timeout: args.timeout,
+        slo: Slo {
+            p95_ms: args.slo_p95_ms,
+            error_rate: args.slo_error_rate,
+            rps_tolerance: args.slo_rps_tolerance,
+        },
+        progress: !args.quiet,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    let report = match runtime.block_on(loadtest::run(test)) {
+        Ok(report) => report,
+        Err(error @ (loadtest::LoadTestError::Url(_) | loadtest::LoadTestError::NothingToSend)) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    print!("{}", report.markdown());
+    if let Some(path) = &args.json {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        serde_json::to_writer_pretty(file, &report)?;
+    }
+    Ok(if report.slo.held {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,153 @@
+//! `bullpen loadtest` against a real server: the report it writes, its exit status, errors
+//! counted by kind, and a bearer token.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::auth::{auth_app, configured};
+use crate::helpers::{TestApp, repo_path, spawn_app};
+
+/// Runs `bullpen loadtest` against `app` (off the runtime that serves it): its output and
+/// its JSON report.
+async fn loadtest(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> (Output, Option<Value>) {
+    let report = tempfile::NamedTempFile::new().expect("temp file");
+    let path = report.path().display().to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bullpen"));
+    command
+        .current_dir(repo_path(""))
+        .args([
+            "loadtest",
+            "--quiet",
+            "--url",
+            &app.address,
+            "--json",
+            &path,
+        ])
+        .args(args)
+        .env_remove("BULLPEN_LOADTEST_TOKEN");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().expect("bullpen runs"))
+        .await
+        .expect("joined");
+    let json = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    (output, json)
+}
+
+#[tokio::test]
+async fn an_open_loop_run_reports_every_request_by_phase_and_kind_and_holds_its_slo() {
+    let app = spawn_app().await;
+    let (output, report) = loadtest(
+        &app,
+        &[
+            "--rate",
+            "200",
+            "--duration",
+            "1s",
+            "--ramp-up",
+            "1s",
+            "--mix",
+            "stored=60,scheduled=30,batch=10,odds=20",
+        ],
+        &[],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("verdict: SLO held"), "{stdout}");
+    let report = report.expect("JSON report");
+    // 100 due in the ramp-up (half of 1 s at 200/s), 200 in the second held.
+    assert_eq!(report["requests"], 300, "{report}");
+    assert_eq!(
+        (report["succeeded"].as_u64(), report["failed"].as_u64()),
+        (Some(300), Some(0))
+    );
+    assert_eq!(report["phases"]["ramp-up"]["requests"], 100);
+    assert_eq!(report["phases"]["sustain"]["requests"], 200);
+    for kind in ["stored", "scheduled", "batch"] {
+        assert!(
+            report["kinds"][kind]["requests"].as_u64() > Some(0),
+            "{kind}"
+        );
+    }
+    for percentile in ["p50", "p95", "p99", "max"] {
+        assert!(
+            report["latency_ms"][percentile].as_f64() > Some(0.0),
+            "{percentile}"
+        );
+    }
+    assert!((report["achieved_rps"].as_f64().expect("rps") - 200.0).abs() < 10.0);
+    assert_eq!(report["slo"]["held"], true);
+    assert_eq!(report["slo"]["checks"].as_array().map(Vec::len), Some(3));
+    // One entry per second in which requests ended (the last may end just after 2 s).
+    let timeline = report["timeline"].as_array().expect("timeline");
+    assert!((2..=3).contains(&timeline.len()), "{timeline:?}");
+    let ended: u64 = timeline.iter().filter_map(|s| s["requests"].as_u64()).sum();
+    assert_eq!(ended, 300);
+
+    // The same load judged against an impossible p95: exit 1, the check named.
+    let (missed, report) = loadtest(
+        &app,
+        &["--rate", "50", "--duration", "1s", "--slo-p95-ms", "0.001"],
+        &[],
+    )
+    .await;
+    assert_eq!(missed.status.code(), Some(1));
+    let report = report.expect("JSON report");
+    assert_eq!(report["slo"]["held"], false);
+    assert_eq!(report["slo"]["checks"][0]["name"], "p95_latency");
+    assert_eq!(report["slo"]["checks"][0]["held"], false);
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let app = spawn_app().await;
+    for args in [
+        &["--mix", "flights=3"][..],
+        &["--url", "ftp://example"][..],
+        &["--duration", "soon"][..],
+        &["--rate", "0"][..],
+    ] {
+        let (output, _) = loadtest(&app, args, &[]).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_closed_loop_run_counts_refusals_by_kind_and_sends_a_token() {
+    let (key, entry) = configured("load", &["predict"], Some((10_000_000, 100_000)));
+    let app = auth_app(vec![entry], |_| {}).await;
+    let (refused, report) = loadtest(&app, &["--users", "4", "--duration", "1s"], &[]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    let report = report.expect("JSON report");
+    assert_eq!(report["mode"], "closed");
+    assert_eq!(report["errors"]["http_401"], report["requests"], "{report}");
+
+    let (accepted, report) = loadtest(
+        &app,
+        &["--users", "4", "--duration", "1s"],
+        &[("BULLPEN_LOADTEST_TOKEN", &key)],
+    )
+    .await;
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&accepted.stdout)
+    );
+    let report = report.expect("JSON report");
+    assert_eq!(report["failed"], 0);
+    assert!(report["requests"].as_u64() > Some(50), "{report}");
+    // The token never reaches the report.
+    assert!(!report.to_string().contains(&key));
+    assert!(!String::from_utf8_lossy(&accepted.stdout).contains(&key));
+}
