@@ -11,7 +11,7 @@ use clap::Args;
 use secrecy::SecretString;
 
 use crate::games::{self, Phase};
-use crate::loadtest::{self, Games, Load, LoadTest, Mix, Slo};
+use crate::loadtest::{self, Games, Kind, Load, LoadTest, Mix, Slo};
 use crate::settings::Settings;
 
 /// Requests rendered once and cycled through.
@@ -99,7 +99,15 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Stored game ids from `--games`, or from the last season in `data.dir`; scheduled games
 /// for the next season between the teams of that season.
 fn games(args: &LoadtestArgs, settings: &Settings) -> anyhow::Result<Games> {
-    let data = games::load_dir(&settings.data.dir).ok();
+    // The data folder is read only when it is needed: for ids, or for scheduled games.
+    let needs_data = args.games.is_none()
+        || args.mix.weights.contains_key(&Kind::Scheduled)
+        || args.mix.weights.contains_key(&Kind::Batch);
+    let data = if needs_data {
+        games::load_dir(&settings.data.dir).ok()
+    } else {
+        None
+    };
     let last_season = data
         .as_ref()
         .and_then(|games| games.iter().map(|g| g.date.year()).max());
