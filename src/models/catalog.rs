@@ -6,7 +6,7 @@
 //! leaves the catalog is dropped when the last request holding it ends: its sessions and
 //! inference threads go with it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -348,6 +348,8 @@ pub struct Catalog {
     /// Routing changes made here (not those received from other replicas), for whoever
     /// shares them.
     routing_changes: broadcast::Sender<(Arc<str>, RoutingState)>,
+    /// Versions an operator unloaded: a rescan leaves them out until one is loaded by name.
+    unloaded: std::sync::Mutex<BTreeSet<(String, String)>>,
 }
 
 impl Catalog {
@@ -403,6 +405,7 @@ impl Catalog {
             loader,
             changes: Mutex::new(()),
             routing_changes: broadcast::channel(64).0,
+            unloaded: std::sync::Mutex::default(),
         };
         catalog.publish_weights(&catalog.snapshot());
         Ok(catalog)
@@ -440,6 +443,19 @@ impl Catalog {
     /// the same files is left as it is; from other files, it is replaced (see [`Self::rescan`]).
     pub async fn load_version(&self, name: &str, version: &str) -> Result<Change, CatalogError> {
         let _change = self.changes.lock().await;
+        self.unloaded_versions()
+            .remove(&(name.to_owned(), version.to_owned()));
+        self.load_locked(name, version).await
+    }
+
+    fn unloaded_versions(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, String)>> {
+        self.unloaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`Self::load_version`], with the change lock held by the caller.
+    async fn load_locked(&self, name: &str, version: &str) -> Result<Change, CatalogError> {
         let current = self.snapshot();
         let loaded = current.version(name, version);
         if let Some(model) = loaded
@@ -543,13 +559,16 @@ impl Catalog {
             current.failures().clone(),
         ));
         self.loader.metrics.forget_version(name, version);
+        self.unloaded_versions()
+            .insert((name.to_owned(), version.to_owned()));
         tracing::info!(model = name, version, "model version unloaded");
         Ok(())
     }
 
     /// Rescans `models.dir`: loads versions that are new, reloads those whose model file
     /// changed (by fingerprint), keeps routing. A version that fails is reported and the
-    /// others go on; versions whose folder is gone stay loaded.
+    /// others go on; versions whose folder is gone stay loaded, and versions an operator
+    /// unloaded stay unloaded (reported as `unloaded`) until loaded by name.
     pub async fn rescan(&self) -> Result<Rescan, RegistryError> {
         let dirs = version_dirs(&self.loader.dir)?;
         let mut report = Rescan::default();
@@ -558,7 +577,16 @@ impl Catalog {
             let Some((name, version)) = label.split_once('/') else {
                 continue;
             };
-            match self.load_version(name, version).await {
+            let unloaded = self
+                .unloaded_versions()
+                .contains(&(name.to_owned(), version.to_owned()));
+            let loaded = if unloaded {
+                Ok(Change::Unloaded)
+            } else {
+                let _change = self.changes.lock().await;
+                self.load_locked(name, version).await
+            };
+            match loaded {
                 Ok(change) => report.changes.push(VersionChange {
                     name: name.to_owned(),
                     version: version.to_owned(),

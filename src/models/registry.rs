@@ -192,6 +192,7 @@ pub(super) fn version_dirs(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
             }
         }
     }
+    found.sort();
     Ok(found)
 }
 

@@ -156,6 +156,18 @@ async fn a_loaded_version_takes_traffic_only_when_routed_and_leaves_when_unroute
         .filter_map(|m| m["version"].as_str())
         .collect();
     assert_eq!(versions, ["2"]);
+    // A rescan leaves out what the operator unloaded.
+    let rescan = app.post_json(&format!("{ADMIN}/reload"), &json!({})).await;
+    assert_eq!(
+        rescan.body["changes"][0],
+        json!({ "name": "home_win", "version": "1", "change": "unloaded" })
+    );
+    assert_eq!(
+        app.get("/api/v1/models").await.body["models"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     // Now the only version: it stays.
     put_routing(&app, &json!({ "weights": { "2": 100 } })).await;
     let only = delete_version(&app, "2").await;
@@ -486,6 +498,18 @@ async fn load(
 
 const PHASES: [&str; 3] = ["before", "during", "after"];
 
+/// The versions `GET /api/v1/models` lists.
+async fn loaded_versions(client: &reqwest::Client, address: &str) -> Option<Vec<String>> {
+    let url = format!("{address}/api/v1/models");
+    let body: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+    let versions = body["models"].as_array()?.iter();
+    Some(
+        versions
+            .filter_map(|m| m["version"].as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
 /// Every stored 2024 game, and 56 scheduled games of the next season.
 fn every_game() -> Vec<Value> {
     let mut bodies: Vec<Value> = crate::helpers::game_ids(2024, 1, 3000)
@@ -578,18 +602,17 @@ async fn every_lifecycle_step_under_load_fails_no_request() {
     pause().await;
     replace_model_file(dir.path(), "2", LOGISTIC);
     let reloaded = call(Method::POST, "/reload", None).await;
-    assert_eq!(reloaded["changes"][0]["change"], "reloaded", "{reloaded}");
+    let changes = &reloaded["changes"];
+    assert_eq!(changes[0]["change"], "unloaded", "{reloaded}");
+    assert_eq!(changes[1]["change"], "reloaded", "{reloaded}");
     pause().await;
     add_version(dir.path(), "3");
     server.send_signal("HUP");
-    let models = format!("{address}/api/v1/models");
+    // Version 3 is new; version 1, unloaded by the operator, stays out.
     eventually(
         "version 3 loaded by SIGHUP",
         Duration::from_secs(20),
-        || async {
-            let body: Value = admin.get(&models).send().await.ok()?.json().await.ok()?;
-            (body["models"].as_array()?.len() == 2).then_some(())
-        },
+        || async { (loaded_versions(&admin, &address).await? == ["2", "3"]).then_some(()) },
     )
     .await;
     phase.store(2, Ordering::Release);
