@@ -86,6 +86,13 @@ during=$(load --rate "$RATE" --duration "${DURING}s")
 wait $ops
 after=$(load --rate "$RATE" --duration "${AFTER}s")
 rss_after=$(rss_mb)
+# What a version costs in memory, and whether it comes back: eight more copies of version 1
+# loaded (each with its sessions and inference thread), then unloaded, then load again.
+for v in $(seq 11 18); do add_version 1 "$v"; call POST "/home_win/versions/$v/load"; done
+rss_many=$(rss_mb)
+for v in $(seq 11 18); do call DELETE "/home_win/versions/$v"; done
+load --rate "$RATE" --duration 5s > /dev/null
+rss_back=$(rss_mb)
 rss_two=$(cat "$work/rss_two")
 rss_unloaded=$(cat "$work/rss_unloaded")
 versions=$(curl -sf "$url/api/v1/models" | python3 -c 'import json,sys; print(" ".join(m["version"] + ":" + str(m["routing_weight"]) for m in json.load(sys.stdin)["models"]))')
@@ -93,6 +100,7 @@ kill -TERM $server; wait $server || true
 
 printf '%-8s %s\n' phase "requests failed p50_ms p99_ms rps" before "$before" during "$during" after "$after"
 echo "RSS: ${rss_one} MB (version 1), ${rss_two} MB (1 and 2 loaded), ${rss_unloaded} MB (1 unloaded, 3 s of load on 2), ${rss_after} MB at the end; loaded at the end: $versions"
+echo "RSS with 8 more versions loaded: ${rss_many} MB; once they are unloaded and 5 s of load ran: ${rss_back} MB"
 
 # --- 2. shadow scoring -------------------------------------------------------------------
 rm -rf "$models"; add_version 1 1; add_version 2 2
@@ -146,7 +154,9 @@ if $write; then
     echo
     echo "RSS: ${rss_one} MB with version 1 loaded, ${rss_two} MB with 1 and 2, ${rss_unloaded} MB 3 s after 1"
     echo "was unloaded with the load on 2, ${rss_after} MB at the end (3 loaded by the SIGHUP, unrouted; versions"
-    echo "and weights: \`$versions\`)."
+    echo "and weights: \`$versions\`). The shipped versions are small (70 KB and 1 KB of ONNX), so to see what"
+    echo "a version costs and whether it comes back, eight more copies of version 1 were then loaded: ${rss_many} MB;"
+    echo "unloaded, and 5 s of load later: ${rss_back} MB."
     echo
     echo "Shadow scoring (version 2 shadowing every request of version 1), $ROUNDS alternating rounds of"
     echo "${ROUND} s at $RATE req/s, medians:"

@@ -22,6 +22,7 @@ use super::registry::{
     ModelRef, RegistryError, ResolveError, ServedModel, compare_versions, folder_label,
     version_dirs,
 };
+use super::release;
 use super::routing::{RoutingError, RoutingSpec, RoutingState, Trip, bucket_table};
 use super::runtime;
 use crate::features::FeatureVector;
@@ -489,6 +490,7 @@ impl Catalog {
         } else {
             Change::Loaded
         };
+        let replaced = loaded.map(Arc::downgrade);
         let mut versions: Vec<_> = current
             .versions()
             .iter()
@@ -502,6 +504,10 @@ impl Catalog {
             Arc::from(current.default_name()),
             failures,
         ));
+        drop(current);
+        if let Some(replaced) = replaced {
+            release::when_dropped(replaced);
+        }
         Ok(change)
     }
 
@@ -520,7 +526,7 @@ impl Catalog {
                 ResolveError::UnknownModel(name.to_owned())
             }
         };
-        current.version(name, version).ok_or_else(missing)?;
+        let unloaded = Arc::downgrade(current.version(name, version).ok_or_else(missing)?);
         let in_use = |reason| CatalogError::InUse {
             name: name.to_owned(),
             version: version.to_owned(),
@@ -558,6 +564,8 @@ impl Catalog {
             Arc::from(current.default_name()),
             current.failures().clone(),
         ));
+        drop(current);
+        release::when_dropped(unloaded);
         self.loader.metrics.forget_version(name, version);
         self.unloaded_versions()
             .insert((name.to_owned(), version.to_owned()));

@@ -6,6 +6,7 @@ mod manifest;
 mod onnx;
 mod pool;
 mod registry;
+mod release;
 mod routing;
 pub mod runtime;
 mod settings;
