@@ -284,14 +284,11 @@ pub struct Report {
     pub target_rps: Option<f64>,
     pub connections: usize,
     pub duration_s: f64,
-    pub requests: u64,
-    pub succeeded: u64,
-    pub failed: u64,
     /// Answers per second over the sustain phase.
     pub achieved_rps: f64,
-    pub latency_ms: Latency,
-    pub errors: BTreeMap<String, u64>,
-    pub status: BTreeMap<String, u64>,
+    /// The whole run: requests, succeeded, failed, latency, status, errors.
+    #[serde(flatten)]
+    pub total: Part,
     pub phases: BTreeMap<&'static str, Part>,
     pub kinds: BTreeMap<&'static str, Part>,
     pub timeline: Vec<Second>,
@@ -373,13 +370,8 @@ impl Report {
             target_rps: facts.target_rps,
             connections: facts.connections,
             duration_s: facts.elapsed.as_secs_f64(),
-            requests: all.requests,
-            succeeded: all.succeeded,
-            failed: all.failed,
             achieved_rps,
-            latency_ms: all.latency_ms,
-            errors: all.errors.clone(),
-            status: all.status.clone(),
+            total: all,
             phases,
             kinds,
             timeline,
@@ -402,7 +394,7 @@ impl Report {
         let _ = writeln!(
             out,
             "{} requests, {} succeeded, {} failed; {:.0} req/s achieved over the sustain phase\n",
-            self.requests, self.succeeded, self.failed, self.achieved_rps
+            self.total.requests, self.total.succeeded, self.total.failed, self.achieved_rps
         );
         let _ = writeln!(
             out,
@@ -423,8 +415,9 @@ impl Report {
         for (name, part) in &self.kinds {
             row(&mut out, &format!("kind: {name}"), part);
         }
-        if !self.errors.is_empty() {
+        if !self.total.errors.is_empty() {
             let errors: Vec<String> = self
+                .total
                 .errors
                 .iter()
                 .map(|(k, n)| format!("{k}: {n}"))

@@ -157,6 +157,15 @@ impl Snapshot {
         &self.versions
     }
 
+    /// The loaded versions of model `name`, oldest first.
+    pub fn versions_of(&self, name: &str) -> Vec<&str> {
+        self.versions
+            .iter()
+            .filter(|m| *m.name == *name)
+            .map(|m| &*m.version)
+            .collect()
+    }
+
     pub fn version(&self, name: &str, version: &str) -> Option<&Arc<ServedModel>> {
         self.versions
             .iter()
@@ -625,13 +634,7 @@ impl Catalog {
         let route = current
             .route(name)
             .ok_or_else(|| ResolveError::UnknownModel(name.to_owned()))?;
-        let loaded: Vec<&str> = current
-            .versions()
-            .iter()
-            .filter(|m| *m.name == *name)
-            .map(|m| &*m.version)
-            .collect();
-        spec.validate(&loaded)?;
+        spec.validate(&current.versions_of(name))?;
         let state = route.state.next(spec);
         self.apply(&current, &route.name, state.clone());
         let _ = self
@@ -668,13 +671,7 @@ impl Catalog {
         if state == route.state {
             return Ok(false);
         }
-        let loaded: Vec<&str> = current
-            .versions()
-            .iter()
-            .filter(|m| *m.name == *name)
-            .map(|m| &*m.version)
-            .collect();
-        state.spec.validate(&loaded)?;
+        state.spec.validate(&current.versions_of(name))?;
         self.apply(&current, &route.name, state);
         Ok(true)
     }
