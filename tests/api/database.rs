@@ -83,7 +83,7 @@ async fn migrations_apply_from_empty_and_a_rerun_applies_nothing() {
     let database = TestDatabase::new().await;
     assert_eq!(
         db::migrate(&database.pool).await.expect("migrate"),
-        vec![1, 2]
+        vec![1, 2, 3]
     );
     assert_eq!(
         db::migrate(&database.pool).await.expect("rerun"),
@@ -155,7 +155,10 @@ async fn upgrading_a_v1_database_with_data_refuses_what_v2_cannot_take_then_upgr
         .batch_execute("UPDATE api_keys SET revoked_at = now() WHERE id = 1")
         .await
         .expect("revoke");
-    assert_eq!(db::migrate(&database.pool).await.expect("upgrade"), vec![2]);
+    assert_eq!(
+        db::migrate(&database.pool).await.expect("upgrade"),
+        vec![2, 3]
+    );
     assert_eq!(database.count("api_keys").await, 3, "every row kept");
     drop(client);
     database.drop_now().await;
