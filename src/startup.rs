@@ -332,7 +332,7 @@ impl BackgroundWork<'_> {
         let (stop, tasks) = (self.stop, self.tasks);
         tasks.spawn(
             stop.clone()
-                .run_until_cancelled_owned(predict::run_shadow(service.clone(), shadow_jobs)),
+                .run_until_cancelled_owned(service.clone().run_shadow(shadow_jobs)),
         );
         tasks.spawn(predict::run_guard(
             service.clone(),

@@ -1,6 +1,7 @@
 //! The prediction service: requests, the betting maths, the service that answers them, and
 //! what is recorded of every answer (metrics, the prediction log, live quality).
 
+mod answer;
 mod log;
 mod odds;
 mod recorder;
@@ -9,11 +10,11 @@ mod rollout;
 mod service;
 mod shadow;
 
+pub use answer::Prediction;
 pub use log::{LogCounters, LogEntry, LogWriter, PredictionLog, PredictionLogSettings};
 pub use odds::{DecimalOdds, MarketOdds, MarketView, OddsError, OddsFormat, SideValue};
-pub use recorder::Paired;
-pub use recorder::{Caller, Recorder};
+pub use recorder::{Caller, Paired, Recorder};
 pub use request::{BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody};
 pub use rollout::{RolloutSettings, run_guard, share_routing};
-pub use service::{PredictError, PredictService, Prediction};
-pub use shadow::{ShadowJob, ShadowJobs, ShadowQueue, run_shadow};
+pub use service::{PredictError, PredictService};
+pub use shadow::{ShadowJob, ShadowJobs, ShadowQueue};

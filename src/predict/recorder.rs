@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::answer::Prediction;
 use super::log::{LogEntry, PredictionLog};
-use super::service::Prediction;
 use crate::cache::Source;
 use crate::db::Pool;
 use crate::features::{FeatureSource, StoreError};

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::odds::{MarketOdds, MarketView};
+use super::answer::{Prediction, Served, answer};
+use super::odds::MarketOdds;
 use super::recorder::{Caller, Recorder};
 use super::request::PredictRequest;
-use super::shadow::{ShadowJob, ShadowQueue, is_shadowed};
+use super::shadow::{ShadowJob, ShadowJobs, ShadowQueue, is_shadowed};
 use crate::cache::{Caches, FeatureKey, PredictionKey, Source, Transient};
 use crate::db::DbError;
 use crate::features::{
@@ -35,22 +36,6 @@ pub enum PredictError {
     Model(#[from] ResolveError),
     #[error(transparent)]
     Inference(#[from] InferenceError),
-}
-
-/// One answered prediction.
-#[derive(Debug, Clone)]
-pub struct Prediction {
-    pub game: GameInfo,
-    pub model: Arc<ServedModel>,
-    /// Identifies the exact features the probability came from (see `PredictionKey`).
-    pub feature_hash: u64,
-    pub home_win_probability: f32,
-    pub cached: bool,
-    /// Served from an expired cache entry because a dependency is down.
-    pub stale: bool,
-    /// Where the probability came from.
-    pub source: Source,
-    pub market: Option<MarketView>,
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +253,16 @@ impl PredictService {
         }
     }
 
+    /// Makes the shadow predictions offered until the queue closes or the caller stops
+    /// waiting: whatever is waiting is taken at once, up to 256 jobs, and scored in one
+    /// inference call per version.
+    pub async fn run_shadow(self, mut jobs: ShadowJobs) {
+        let mut batch = Vec::with_capacity(256);
+        while jobs.take(&mut batch, 256).await > 0 {
+            self.score_shadows(std::mem::take(&mut batch)).await;
+        }
+    }
+
     fn record_shadow(&self, job: ShadowJob, probability: f32, source: Source) {
         job.model.pool.metrics().shadow(ShadowOutcome::Scored);
         let served = Served {
@@ -371,33 +366,6 @@ impl PredictService {
                 answer
             })
             .collect()
-    }
-}
-
-/// How an answer was served.
-#[derive(Debug, Clone, Copy)]
-struct Served {
-    source: Source,
-    /// The features came from an expired cache entry.
-    stale_features: bool,
-}
-
-fn answer(
-    model: Arc<ServedModel>,
-    features: GameFeatures,
-    probability: f32,
-    served: Served,
-    odds: Option<MarketOdds>,
-) -> Prediction {
-    Prediction {
-        game: features.game,
-        model,
-        feature_hash: PredictionKey::feature_hash(&features.vector),
-        home_win_probability: probability,
-        cached: served.source != Source::Fresh,
-        stale: served.source == Source::Stale || served.stale_features,
-        source: served.source,
-        market: odds.map(|odds| odds.evaluate(f64::from(probability))),
     }
 }
 

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::recorder::Caller;
-use super::service::PredictService;
 use crate::features::GameFeatures;
 use crate::games::GameRef;
 use crate::models::{Route, ServedModel};
@@ -40,6 +39,14 @@ pub struct ShadowQueue {
 /// The worker's side, taken once by whoever runs the shadow work.
 #[derive(Debug)]
 pub struct ShadowJobs(mpsc::Receiver<ShadowJob>);
+
+impl ShadowJobs {
+    /// Waits for jobs, then moves what is waiting (up to `limit`) into `batch`; 0 once the
+    /// queue is closed.
+    pub async fn take(&mut self, batch: &mut Vec<ShadowJob>, limit: usize) -> usize {
+        self.0.recv_many(batch, limit).await
+    }
+}
 
 impl ShadowQueue {
     pub fn new(capacity: usize) -> (Self, ShadowJobs) {
@@ -86,14 +93,4 @@ pub fn is_shadowed(route: &Route, served: &Arc<ServedModel>) -> bool {
         || route
             .stable()
             .is_some_and(|stable| !Arc::ptr_eq(stable, served))
-}
-
-/// Makes the shadow predictions offered until the queue closes (the service is dropped) or
-/// the caller stops waiting: whatever is waiting is taken at once, up to 256 jobs, and scored
-/// in one inference call per version.
-pub async fn run_shadow(service: PredictService, mut jobs: ShadowJobs) {
-    let mut batch = Vec::with_capacity(256);
-    while jobs.0.recv_many(&mut batch, 256).await > 0 {
-        service.score_shadows(std::mem::take(&mut batch)).await;
-    }
 }
