@@ -58,6 +58,9 @@ pub struct LoadtestArgs {
     /// Bearer token (API key or JWT) sent with every request.
     #[arg(long, env = "BULLPEN_LOADTEST_TOKEN", hide_env_values = true)]
     token: Option<SecretString>,
+    /// Threads sending the load, each with its own event loop and a share of the connections.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
     /// A request not answered within this counts as a `timeout` failure.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
@@ -185,6 +188,7 @@ pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> 
         requests: Arc::new(loadtest::render(&args.mix, &games, RENDERED)),
         token: args.token,
         timeout: args.timeout,
+        threads: args.threads,
         slo: Slo {
             p95_ms: args.slo_p95_ms,
             error_rate: args.slo_error_rate,
@@ -192,7 +196,8 @@ pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> 
         },
         progress: !args.quiet,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The load runs on its own threads; this one only waits and draws progress.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the Tokio runtime")?;

@@ -52,6 +52,8 @@ pub struct LoadTest {
     pub requests: Arc<Vec<Planned>>,
     pub token: Option<SecretString>,
     pub timeout: Duration,
+    /// Threads, each with its own event loop and a share of the connections (as wrk's -t).
+    pub threads: usize,
     pub slo: Slo,
     /// Draw a live progress line on standard error.
     pub progress: bool,
@@ -67,6 +69,10 @@ pub enum LoadTestError {
     NothingToSend,
     #[error("no request was made")]
     NoRequests,
+    #[error("cannot start a load thread")]
+    Thread(#[source] std::io::Error),
+    #[error("a load thread stopped")]
+    Panicked,
 }
 
 /// `http://host:port` → (socket address, `Host` header value).
@@ -233,6 +239,56 @@ struct Live {
     failed: AtomicU64,
 }
 
+/// What every connection of a run shares.
+struct Run {
+    test: LoadTest,
+    address: SocketAddr,
+    host: HeaderValue,
+    authorization: Option<HeaderValue>,
+    /// Open loop: when each request is due, from `started`.
+    due: Option<Vec<Duration>>,
+    connections: usize,
+    started: Instant,
+    live: Live,
+}
+
+impl Run {
+    /// The connections `thread` of `threads` carries, on an event loop of its own.
+    fn thread(self: Arc<Self>, thread: usize, threads: usize) -> std::io::Result<Tally> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(runtime.block_on(async move {
+            let mut local = Vec::new();
+            for index in (thread..self.connections).step_by(threads) {
+                let run = Arc::clone(&self);
+                local.push(tokio::spawn(async move { run.connection(index).await }));
+            }
+            let mut tally = Tally::new();
+            for worker in local {
+                if let Ok(one) = worker.await {
+                    tally.merge(one);
+                }
+            }
+            tally
+        }))
+    }
+
+    /// Connection `index`: its share of the due requests (open loop), or one user.
+    async fn connection(&self, index: usize) -> Tally {
+        let connection = Connection {
+            address: self.address,
+            host: self.host.clone(),
+            authorization: self.authorization.clone(),
+            sender: None,
+        };
+        match &self.due {
+            Some(due) => open_loop(self, connection, due, index).await,
+            None => closed_loop(self, connection, index).await,
+        }
+    }
+}
+
 /// Runs the load test and reports what it saw.
 pub async fn run(test: LoadTest) -> Result<Report, LoadTestError> {
     if test.requests.is_empty() {
@@ -244,76 +300,84 @@ pub async fn run(test: LoadTest) -> Result<Report, LoadTestError> {
         .as_ref()
         .and_then(|token| HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).ok());
     let total = test.ramp_up + test.duration + test.ramp_down;
-    let live = Arc::new(Live::default());
-    let progress = test.progress.then(|| progress_line(total));
-    let started = Instant::now();
     let (connections, target_rps) = match test.load {
         Load::Open { rate, connections } => (connections.max(1), Some(rate)),
         Load::Closed { users } => (users.max(1), None),
     };
     let due = match test.load {
-        Load::Open { rate, .. } => Some(Arc::new(schedule(
-            rate,
-            test.ramp_up,
-            test.duration,
-            test.ramp_down,
-        ))),
+        Load::Open { rate, .. } => {
+            Some(schedule(rate, test.ramp_up, test.duration, test.ramp_down))
+        }
         Load::Closed { .. } => None,
     };
-    let test = Arc::new(test);
-    let mut workers = Vec::with_capacity(connections);
-    for index in 0..connections {
-        let connection = Connection {
-            address,
-            host: host.clone(),
-            authorization: authorization.clone(),
-            sender: None,
-        };
-        let (test, live, due) = (Arc::clone(&test), Arc::clone(&live), due.clone());
-        workers.push(tokio::spawn(async move {
-            match due {
-                Some(due) => {
-                    open_loop(&test, connection, &due, index, connections, started, &live).await
-                }
-                None => closed_loop(&test, connection, index, connections, started, &live).await,
-            }
-        }));
+    let threads = test.threads.clamp(1, connections);
+    let progress = test.progress.then(|| progress_line(total));
+    let run = Arc::new(Run {
+        test,
+        address,
+        host,
+        authorization,
+        due,
+        connections,
+        started: Instant::now(),
+        live: Live::default(),
+    });
+    // As wrk: a few threads, each with its own event loop and its share of the connections.
+    let mut workers = Vec::with_capacity(threads);
+    for thread in 0..threads {
+        let run = Arc::clone(&run);
+        let worker = std::thread::Builder::new()
+            .name(format!("loadtest-{thread}"))
+            .spawn(move || run.thread(thread, threads))
+            .map_err(LoadTestError::Thread)?;
+        workers.push(worker);
     }
     let ticker = progress.clone().map(|bar| {
-        let live = Arc::clone(&live);
+        let run = Arc::clone(&run);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(Duration::from_millis(250));
             loop {
                 ticks.tick().await;
-                bar.set_position(started.elapsed().as_secs().min(total.as_secs()));
+                bar.set_position(run.started.elapsed().as_secs().min(total.as_secs()));
                 bar.set_message(format!(
                     "{} sent, {} failed",
-                    live.sent.load(Ordering::Relaxed),
-                    live.failed.load(Ordering::Relaxed)
+                    run.live.sent.load(Ordering::Relaxed),
+                    run.live.failed.load(Ordering::Relaxed)
                 ));
             }
         })
     });
-    let mut tally = Tally::new();
-    for worker in workers {
-        if let Ok(one) = worker.await {
-            tally.merge(one);
-        }
-    }
+    let joined = tokio::task::spawn_blocking(move || {
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .map_err(|_| LoadTestError::Panicked)?
+                    .map_err(LoadTestError::Thread)
+            })
+            .collect::<Result<Vec<Tally>, LoadTestError>>()
+    })
+    .await
+    .map_err(|_| LoadTestError::Panicked);
     if let Some(ticker) = ticker {
         ticker.abort();
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    let mut tally = Tally::new();
+    for one in joined?? {
+        tally.merge(one);
+    }
     let facts = RunFacts {
-        url: test.url.clone(),
+        url: run.test.url.clone(),
         target_rps,
         connections,
-        sustain: test.duration,
-        elapsed: started.elapsed(),
+        sustain: run.test.duration,
+        elapsed: run.started.elapsed(),
     };
-    Report::new(&facts, &tally, &test.slo).ok_or(LoadTestError::NoRequests)
+    Report::new(&facts, &tally, &run.test.slo).ok_or(LoadTestError::NoRequests)
 }
 
 fn progress_line(total: Duration) -> ProgressBar {
@@ -323,24 +387,18 @@ fn progress_line(total: Duration) -> ProgressBar {
     )
 }
 
-/// Connection `index` of `connections` takes every `connections`-th due request.
-async fn open_loop(
-    test: &LoadTest,
-    mut connection: Connection,
-    due: &[Duration],
-    index: usize,
-    connections: usize,
-    started: Instant,
-    live: &Live,
-) -> Tally {
+/// Connection `index` takes every `connections`-th due request; latency counts from when
+/// each was due.
+async fn open_loop(run: &Run, mut connection: Connection, due: &[Duration], index: usize) -> Tally {
+    let (test, started) = (&run.test, run.started);
     let mut tally = Tally::new();
-    for (n, at) in due.iter().enumerate().skip(index).step_by(connections) {
+    for (n, at) in due.iter().enumerate().skip(index).step_by(run.connections) {
         let due_at = started + *at;
         tokio::time::sleep_until(due_at).await;
         let planned = &test.requests[n % test.requests.len()];
         let outcome = send_within(test, &mut connection, planned).await;
         let now = Instant::now();
-        count(live, outcome);
+        count(&run.live, outcome);
         tally.record(
             phase_at(test, *at),
             planned.kind,
@@ -352,18 +410,12 @@ async fn open_loop(
     tally
 }
 
-/// User `index` of `users` sends back to back; users join over the ramp-up and leave over
-/// the ramp-down, evenly spread.
-async fn closed_loop(
-    test: &LoadTest,
-    mut connection: Connection,
-    index: usize,
-    users: usize,
-    started: Instant,
-    live: &Live,
-) -> Tally {
+/// User `index` of `connections` sends back to back; users join over the ramp-up and leave
+/// over the ramp-down, evenly spread.
+async fn closed_loop(run: &Run, mut connection: Connection, index: usize) -> Tally {
+    let (test, started) = (&run.test, run.started);
     let mut tally = Tally::new();
-    let share = |span: Duration| span.mul_f64(index as f64 / users as f64);
+    let share = |span: Duration| span.mul_f64(index as f64 / run.connections as f64);
     let joins = share(test.ramp_up);
     let leaves =
         test.ramp_up + test.duration + test.ramp_down.saturating_sub(share(test.ramp_down));
@@ -371,11 +423,11 @@ async fn closed_loop(
     let mut n = index;
     while started.elapsed() < leaves {
         let planned = &test.requests[n % test.requests.len()];
-        n += users;
+        n += run.connections;
         let sent = Instant::now();
         let outcome = send_within(test, &mut connection, planned).await;
         let now = Instant::now();
-        count(live, outcome);
+        count(&run.live, outcome);
         tally.record(
             phase_at(test, sent - started),
             planned.kind,
