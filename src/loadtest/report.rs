@@ -409,8 +409,10 @@ impl Report {
                 part.requests, part.failed, l.p50, l.p90, l.p95, l.p99, l.p999, l.max
             );
         };
-        for (name, part) in &self.phases {
-            row(&mut out, name, part);
+        for phase in Phase::ALL {
+            if let Some(part) = self.phases.get(phase.label()) {
+                row(&mut out, phase.label(), part);
+            }
         }
         for (name, part) in &self.kinds {
             row(&mut out, &format!("kind: {name}"), part);
