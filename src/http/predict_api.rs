@@ -153,8 +153,14 @@ pub(super) async fn predict_batch(
     http: HttpRequest,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let pinned = pinned_version(&http)?;
-    let default = service.catalog().snapshot().default_name().to_owned();
+    // A pinned version applies to the items that name none, of the default model when they
+    // name no model either.
+    let pinned = pinned_version(&http)?.map(|version| {
+        (
+            version,
+            service.catalog().snapshot().default_name().to_owned(),
+        )
+    });
     let items = body.items;
     if items.is_empty() {
         return Err(ApiError::BatchEmpty);
@@ -178,8 +184,8 @@ pub(super) async fn predict_batch(
             let body: PredictBody =
                 serde_json::from_value(item).map_err(|e| errors::from_serde(&e))?;
             let mut request = PredictRequest::try_from(body)?;
-            if let Some(version) = pinned {
-                pin(&mut request, version, &default)?;
+            if let Some((version, default)) = &pinned {
+                pin(&mut request, version, default)?;
             }
             valid.push(request);
             Ok(())

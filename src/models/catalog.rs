@@ -166,6 +166,15 @@ impl Snapshot {
             .collect()
     }
 
+    /// Every loaded version but `name@version`.
+    fn versions_without(&self, name: &str, version: &str) -> Vec<Arc<ServedModel>> {
+        self.versions
+            .iter()
+            .filter(|m| !(*m.name == *name && *m.version == *version))
+            .cloned()
+            .collect()
+    }
+
     pub fn version(&self, name: &str, version: &str) -> Option<&Arc<ServedModel>> {
         self.versions
             .iter()
@@ -500,12 +509,7 @@ impl Catalog {
             Change::Loaded
         };
         let replaced = loaded.map(Arc::downgrade);
-        let mut versions: Vec<_> = current
-            .versions()
-            .iter()
-            .filter(|m| !(*m.name == *name && *m.version == *version))
-            .cloned()
-            .collect();
+        let mut versions = current.versions_without(name, version);
         versions.push(model);
         self.swap(Snapshot::new(
             versions,
@@ -552,23 +556,11 @@ impl Catalog {
                 "it runs in shadow; take it out of the shadow list first",
             ));
         }
-        if current
-            .versions()
-            .iter()
-            .filter(|m| *m.name == *name)
-            .count()
-            == 1
-        {
+        if current.versions_of(name).len() == 1 {
             return Err(in_use("it is the model's only version"));
         }
-        let versions = current
-            .versions()
-            .iter()
-            .filter(|m| !(*m.name == *name && *m.version == *version))
-            .cloned()
-            .collect();
         self.swap(Snapshot::new(
-            versions,
+            current.versions_without(name, version),
             current.states(),
             Arc::from(current.default_name()),
             current.failures().clone(),
@@ -636,10 +628,7 @@ impl Catalog {
             .ok_or_else(|| ResolveError::UnknownModel(name.to_owned()))?;
         spec.validate(&current.versions_of(name))?;
         let state = route.state.next(spec);
-        self.apply(&current, &route.name, state.clone());
-        let _ = self
-            .routing_changes
-            .send((Arc::clone(&route.name), state.clone()));
+        self.apply_and_share(&current, &route.name, &state);
         Ok(state)
     }
 
@@ -705,11 +694,14 @@ impl Catalog {
             reason,
             at: Utc::now(),
         });
-        self.apply(&current, &route.name, state.clone());
-        let _ = self
-            .routing_changes
-            .send((Arc::clone(&route.name), state.clone()));
+        self.apply_and_share(&current, &route.name, &state);
         Ok(Some(state))
+    }
+
+    /// Applies a routing decided here and hands it to whoever shares it with the replicas.
+    fn apply_and_share(&self, current: &Snapshot, name: &Arc<str>, state: &RoutingState) {
+        self.apply(current, name, state.clone());
+        let _ = self.routing_changes.send((Arc::clone(name), state.clone()));
     }
 
     fn apply(&self, current: &Snapshot, name: &Arc<str>, state: RoutingState) {

@@ -118,9 +118,7 @@ impl InferencePool {
 
     /// P(home win) for each row.
     pub async fn predict(&self, rows: Vec<FeatureVector>) -> Result<Vec<f32>, InferenceError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.rows_inferred
-            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.count(&rows);
         if rows.len() <= self.inline_max_rows {
             let start = self.next.fetch_add(1, Ordering::Relaxed);
             for offset in 0..self.inline.len() {
@@ -140,10 +138,14 @@ impl InferencePool {
         &self,
         rows: Vec<FeatureVector>,
     ) -> Result<Vec<f32>, InferenceError> {
+        self.count(&rows);
+        self.queued(rows).await
+    }
+
+    fn count(&self, rows: &[FeatureVector]) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.rows_inferred
             .fetch_add(rows.len() as u64, Ordering::Relaxed);
-        self.queued(rows).await
     }
 
     async fn queued(&self, rows: Vec<FeatureVector>) -> Result<Vec<f32>, InferenceError> {

@@ -51,6 +51,15 @@ pub struct PredictRequest {
     pub odds: Option<MarketOdds>,
 }
 
+impl PredictRequest {
+    /// Whether the model's routing picks the version (the request pins none).
+    pub fn is_routed(&self) -> bool {
+        self.model
+            .as_ref()
+            .is_none_or(|model| model.version.is_none())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     #[error("give either `game_id` or `game`, not both")]

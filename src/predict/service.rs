@@ -189,7 +189,7 @@ impl PredictService {
                 metrics.failures.inc();
             }
         })?;
-        if request.model.as_ref().is_none_or(|m| m.version.is_none()) {
+        if request.is_routed() {
             self.offer_shadow(&catalog, &model, request.game, &features, caller);
         }
         let served = Served {
@@ -230,12 +230,7 @@ impl PredictService {
                 None => missed.push((job, key)),
             }
         }
-        while let Some((first, _)) = missed.first() {
-            let model = Arc::clone(&first.model);
-            let (group, rest): (Vec<_>, Vec<_>) = missed
-                .into_iter()
-                .partition(|(job, _)| Arc::ptr_eq(&job.model, &model));
-            missed = rest;
+        for (model, group) in by_model(missed, |(job, _)| &job.model) {
             let rows = group.iter().map(|(job, _)| job.features.vector).collect();
             match model.pool.predict_off_path(rows).await {
                 Ok(probabilities) => {
@@ -296,7 +291,7 @@ impl PredictService {
                     continue;
                 }
             };
-            if request.model.as_ref().is_none_or(|m| m.version.is_none()) {
+            if request.is_routed() {
                 self.offer_shadow(&catalog, &model, request.game, &features, caller);
             }
             let item = Pending {
@@ -330,12 +325,7 @@ impl PredictService {
             pending = missed;
         }
 
-        while let Some(first) = pending.first() {
-            let model = Arc::clone(&first.model);
-            let (group, rest): (Vec<_>, Vec<_>) = pending
-                .into_iter()
-                .partition(|item| Arc::ptr_eq(&item.model, &model));
-            pending = rest;
+        for (model, group) in by_model(pending, |item| &item.model) {
             let rows = group.iter().map(|item| item.features.vector).collect();
             match model.pool.predict(rows).await {
                 Ok(probabilities) => {
@@ -367,6 +357,23 @@ impl PredictService {
             })
             .collect()
     }
+}
+
+/// `items` in groups that share a model version (by identity), in the order each version
+/// first appears: one inference call per group.
+fn by_model<T>(
+    items: Vec<T>,
+    model_of: impl Fn(&T) -> &Arc<ServedModel>,
+) -> Vec<(Arc<ServedModel>, Vec<T>)> {
+    let mut groups: Vec<(Arc<ServedModel>, Vec<T>)> = Vec::new();
+    for item in items {
+        let model = model_of(&item);
+        match groups.iter_mut().find(|(m, _)| Arc::ptr_eq(m, model)) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((Arc::clone(model), vec![item])),
+        }
+    }
+    groups
 }
 
 impl From<StoreError> for PredictError {
