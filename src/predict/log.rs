@@ -2,10 +2,12 @@
 //!
 //! Handlers hand entries to a bounded channel and never wait. One writer task takes them in
 //! batches (up to `batch_size` rows or `flush_interval_ms`, whichever comes first) and
-//! writes each batch with one binary `COPY`. A failed write is retried with back-off while
-//! new entries queue behind it; when the queue is full, entries are dropped and counted
+//! writes each batch with one binary `COPY`. A failed write is retried with back-off (up to
+//! [`MAX_BACKOFF`]) until PostgreSQL takes it, so a restart or a failover loses nothing
+//! while new entries queue behind it; when the queue is full, entries are dropped and counted
 //! rather than slowing requests. On shutdown the channel is closed and everything buffered
-//! is written before the process exits.
+//! is written before the process exits; a batch still refused after
+//! [`SHUTDOWN_ATTEMPTS`] more tries is then counted as failed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +74,7 @@ pub struct LogCounters {
     pub written: IntCounter,
     /// Entries refused because the queue was full.
     pub dropped: IntCounter,
-    /// Entries lost because PostgreSQL refused their batch after every retry.
+    /// Entries lost because PostgreSQL refused their batch until shutdown ended.
     pub failed: IntCounter,
 }
 
@@ -172,47 +174,77 @@ impl Writer {
                     () = &mut deadline => break,
                 }
             }
-            self.write(&mut batch).await;
+            self.write(&mut batch, &shutdown).await;
         }
         // Shutdown: nothing new gets in; everything already queued is written.
         self.receiver.close();
         while let Some(entry) = self.receiver.recv().await {
             batch.push(entry);
             if batch.len() >= self.batch_size {
-                self.write(&mut batch).await;
+                self.write(&mut batch, &shutdown).await;
             }
         }
-        self.write(&mut batch).await;
+        self.write(&mut batch, &shutdown).await;
     }
 
-    /// Writes and empties `batch`, retrying with back-off before giving up on it.
-    async fn write(&self, batch: &mut Vec<LogEntry>) {
+    /// Writes and empties `batch`: retried while serving until PostgreSQL takes it; once
+    /// shutting down, given [`SHUTDOWN_ATTEMPTS`] more tries before it is counted as lost.
+    async fn write(&self, batch: &mut Vec<LogEntry>, shutdown: &CancellationToken) {
         if batch.is_empty() {
             return;
         }
-        let mut delay = Duration::from_millis(50);
-        for attempt in 1..=5 {
-            match copy(&self.pool, batch).await {
+        let mut delay = FIRST_BACKOFF;
+        let mut attempt: u32 = 0;
+        let mut left_after_shutdown = SHUTDOWN_ATTEMPTS;
+        loop {
+            attempt += 1;
+            let error = match copy(&self.pool, batch).await {
                 Ok(()) => {
+                    if attempt > 1 {
+                        tracing::info!(
+                            attempt,
+                            rows = batch.len(),
+                            "prediction log written after retries"
+                        );
+                    }
                     self.counters.written.inc_by(batch.len() as u64);
                     batch.clear();
                     return;
                 }
-                Err(error) => {
-                    tracing::warn!(error = %Chain(&error), attempt, rows = batch.len(), "prediction log write failed");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+                Err(error) => error,
+            };
+            if shutdown.is_cancelled() {
+                left_after_shutdown -= 1;
+                if left_after_shutdown == 0 {
+                    break;
                 }
+                delay = delay.min(FIRST_BACKOFF * 4);
             }
+            // The first failure, then fewer as the outage lasts.
+            if attempt.is_power_of_two() {
+                tracing::warn!(error = %Chain(&error), attempt, rows = batch.len(), "prediction log write failed; retrying");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                // Shutting down: no long sleep before the last tries.
+                () = shutdown.cancelled(), if !shutdown.is_cancelled() => {}
+            }
+            delay = (delay * 2).min(MAX_BACKOFF);
         }
         self.counters.failed.inc_by(batch.len() as u64);
         tracing::error!(
             rows = batch.len(),
-            "prediction log batch lost after retries"
+            "prediction log batch lost: PostgreSQL refused it through shutdown"
         );
         batch.clear();
     }
 }
+
+/// The first wait after a failed write; it doubles with each failure, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Tries a batch still gets once shutdown has begun.
+const SHUTDOWN_ATTEMPTS: u32 = 5;
 
 const TYPES: [Type; 15] = [
     Type::TEXT,

@@ -386,6 +386,41 @@ async fn with_postgres_gone_cached_answers_still_flow_and_the_pool_recovers() {
     database.drop_now().await;
 }
 
+/// PostgreSQL refusing the prediction log for 4 s (a restart, a failover) loses no row: the
+/// writer keeps its batch and retries until it is taken, while answers go on.
+#[tokio::test]
+async fn a_prediction_log_outage_of_seconds_loses_no_row() {
+    let database = TestDatabase::new().await;
+    db::migrate(&database.pool).await.expect("migrate");
+    let url = database.url();
+    let app = crate::helpers::spawn_app_with(move |settings| {
+        settings.prediction_log.enabled = true;
+        settings.prediction_log.batch_size = 10;
+        settings.prediction_log.flush_interval_ms = 20;
+        settings.database.url = url.into();
+        settings.database.connect_timeout_ms = 300;
+    })
+    .await;
+    cut_off(&database).await;
+    let ids = crate::helpers::game_ids(2024, 40, 30);
+    for id in &ids {
+        let reply = app.predict(&serde_json::json!({ "game_id": id })).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        tokio::time::sleep(std::time::Duration::from_millis(130)).await;
+    }
+    reconnect(&database).await;
+    crate::helpers::eventually(
+        "every row written",
+        std::time::Duration::from_secs(10),
+        || async { (database.count("prediction_log").await == ids.len() as i64).then_some(()) },
+    )
+    .await;
+    app.handle.stop(true).await;
+    app.server.await.expect("server task").expect("clean stop");
+    assert_eq!(database.count("prediction_log").await, ids.len() as i64);
+    database.drop_now().await;
+}
+
 #[tokio::test]
 async fn every_served_prediction_is_logged_once_through_a_burst_and_a_graceful_stop() {
     let database = TestDatabase::new().await;
