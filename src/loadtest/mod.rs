@@ -388,11 +388,19 @@ fn progress_line(total: Duration) -> ProgressBar {
 }
 
 /// Connection `index` takes every `connections`-th due request; latency counts from when
-/// each was due.
+/// each was due. A request still unsent when the run's time is over is not sent but counted
+/// as unsent: the rate was more than the connections (or this machine) could send.
 async fn open_loop(run: &Run, mut connection: Connection, due: &[Duration], index: usize) -> Tally {
     let (test, started) = (&run.test, run.started);
+    let over = started + test.ramp_up + test.duration + test.ramp_down;
     let mut tally = Tally::new();
-    for (n, at) in due.iter().enumerate().skip(index).step_by(run.connections) {
+    let mine = due.iter().enumerate().skip(index).step_by(run.connections);
+    let total = mine.len();
+    for (sent, (n, at)) in mine.enumerate() {
+        if Instant::now() >= over {
+            tally.unsent((total - sent) as u64);
+            break;
+        }
         let due_at = started + *at;
         tokio::time::sleep_until(due_at).await;
         let planned = &test.requests[n % test.requests.len()];

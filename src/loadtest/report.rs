@@ -67,7 +67,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// One second of the run.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct Second {
     #[serde(rename = "second")]
     pub at: u64,
@@ -76,8 +76,62 @@ pub struct Second {
     /// Mean and largest latency of the requests that ended in this second, in ms.
     pub mean_ms: f64,
     pub max_ms: f64,
-    #[serde(skip)]
+    /// The 99th percentile of the requests that succeeded in this second, in ms (0 when
+    /// none did): what a fault costs the answers that still come.
+    pub ok_p99_ms: f64,
+}
+
+/// What is counted of one second while the run goes.
+#[derive(Debug)]
+struct SecondTally {
+    requests: u64,
+    failed: u64,
     total_us: u64,
+    max_us: u64,
+    /// Latency of the requests that succeeded, at 2 significant figures (1 % apart): one
+    /// of these per second of the run.
+    succeeded: Histogram<u32>,
+}
+
+impl SecondTally {
+    fn new() -> Self {
+        Self {
+            requests: 0,
+            failed: 0,
+            total_us: 0,
+            max_us: 0,
+            succeeded: Histogram::new_with_bounds(1, 60_000_000, 2)
+                .expect("valid bounds; this is a bug"),
+        }
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.failed += other.failed;
+        self.total_us += other.total_us;
+        self.max_us = self.max_us.max(other.max_us);
+        let _ = self.succeeded.add(&other.succeeded);
+    }
+
+    fn second(&self, at: u64) -> Second {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Second {
+            at,
+            requests: self.requests,
+            failed: self.failed,
+            mean_ms: if self.requests == 0 {
+                0.0
+            } else {
+                self.total_us as f64 / self.requests as f64 / 1000.0
+            },
+            max_ms: ms(self.max_us),
+            ok_p99_ms: if self.succeeded.is_empty() {
+                0.0
+            } else {
+                ms(self.succeeded.value_at_quantile(0.99))
+            },
+        }
+    }
 }
 
 /// What one connection saw; merged into the run's at the end.
@@ -85,7 +139,8 @@ pub struct Second {
 pub struct Tally {
     latency: BTreeMap<(Phase, Kind), Histogram<u64>>,
     outcomes: BTreeMap<(Phase, Kind), BTreeMap<String, u64>>,
-    timeline: Vec<Second>,
+    timeline: Vec<SecondTally>,
+    unsent: u64,
 }
 
 impl Default for Tally {
@@ -100,7 +155,13 @@ impl Tally {
             latency: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             timeline: Vec::new(),
+            unsent: 0,
         }
+    }
+
+    /// Counts requests that were due but never sent before the run's time was over.
+    pub fn unsent(&mut self, requests: u64) {
+        self.unsent += requests;
     }
 
     /// Counts one request that ended `at` after the start, `latency` after it was due.
@@ -131,16 +192,21 @@ impl Tally {
             .or_default() += 1;
         let second = usize::try_from(at.as_secs()).unwrap_or(usize::MAX);
         if self.timeline.len() <= second {
-            self.timeline.resize_with(second + 1, Second::default);
+            self.timeline.resize_with(second + 1, SecondTally::new);
         }
         let slot = &mut self.timeline[second];
         slot.requests += 1;
-        slot.failed += u64::from(!outcome.succeeded());
         slot.total_us += micros;
-        slot.max_ms = slot.max_ms.max(micros as f64 / 1000.0);
+        slot.max_us = slot.max_us.max(micros);
+        if outcome.succeeded() {
+            slot.succeeded.saturating_record(micros);
+        } else {
+            slot.failed += 1;
+        }
     }
 
     pub fn merge(&mut self, other: Self) {
+        self.unsent += other.unsent;
         for (key, histogram) in other.latency {
             match self.latency.get_mut(&key) {
                 Some(mine) => {
@@ -159,13 +225,10 @@ impl Tally {
         }
         if self.timeline.len() < other.timeline.len() {
             self.timeline
-                .resize_with(other.timeline.len(), Second::default);
+                .resize_with(other.timeline.len(), SecondTally::new);
         }
-        for (mine, theirs) in self.timeline.iter_mut().zip(other.timeline) {
-            mine.requests += theirs.requests;
-            mine.failed += theirs.failed;
-            mine.total_us += theirs.total_us;
-            mine.max_ms = mine.max_ms.max(theirs.max_ms);
+        for (mine, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
+            mine.merge(theirs);
         }
     }
 }
@@ -286,6 +349,10 @@ pub struct Report {
     pub duration_s: f64,
     /// Answers per second over the sustain phase.
     pub achieved_rps: f64,
+    /// Open loop: requests due that were never sent, because every connection was still
+    /// busy when the run's time was over (more than the connections or the machine could
+    /// send); not counted in `requests`.
+    pub unsent: u64,
     /// The whole run: requests, succeeded, failed, latency, status, errors.
     #[serde(flatten)]
     pub total: Part,
@@ -321,16 +388,8 @@ impl Report {
         let timeline = tally
             .timeline
             .iter()
-            .enumerate()
-            .map(|(second, s)| Second {
-                at: second as u64,
-                mean_ms: if s.requests == 0 {
-                    0.0
-                } else {
-                    s.total_us as f64 / s.requests as f64 / 1000.0
-                },
-                ..*s
-            })
+            .zip(0..)
+            .map(|(second, at)| second.second(at))
             .collect();
         let judged = phases.get("sustain").unwrap_or(&all);
         let mut checks = vec![
@@ -371,6 +430,7 @@ impl Report {
             connections: facts.connections,
             duration_s: facts.elapsed.as_secs_f64(),
             achieved_rps,
+            unsent: tally.unsent,
             total: all,
             phases,
             kinds,
@@ -396,6 +456,14 @@ impl Report {
             "{} requests, {} succeeded, {} failed; {:.0} req/s achieved over the sustain phase\n",
             self.total.requests, self.total.succeeded, self.total.failed, self.achieved_rps
         );
+        if self.unsent > 0 {
+            let _ = writeln!(
+                out,
+                "{} requests due were never sent: every connection was still busy when the \
+                 run's time was over (more --connections, or a lower --rate)\n",
+                self.unsent
+            );
+        }
         let _ = writeln!(
             out,
             "| part | requests | failed | p50 ms | p90 ms | p95 ms | p99 ms | p99.9 ms | max ms |"

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::auth::{auth_app, configured};
 use crate::helpers::{TestApp, repo_path, spawn_app};
@@ -88,6 +88,14 @@ async fn an_open_loop_run_reports_every_request_by_phase_and_kind_and_holds_its_
     assert!((2..=3).contains(&timeline.len()), "{timeline:?}");
     let ended: u64 = timeline.iter().filter_map(|s| s["requests"].as_u64()).sum();
     assert_eq!(ended, 300);
+    // Each second's p99 of the answers that succeeded (every one did).
+    assert!(
+        timeline
+            .iter()
+            .all(|s| s["ok_p99_ms"].as_f64() > Some(0.0) && s["failed"] == 0),
+        "{timeline:?}"
+    );
+    assert_eq!(report["unsent"], 0);
 
     // The same load judged against an impossible p95: exit 1, the check named.
     let (missed, report) = loadtest(
@@ -101,6 +109,47 @@ async fn an_open_loop_run_reports_every_request_by_phase_and_kind_and_holds_its_
     assert_eq!(report["slo"]["held"], false);
     assert_eq!(report["slo"]["checks"][0]["name"], "p95_latency");
     assert_eq!(report["slo"]["checks"][0]["held"], false);
+}
+
+/// A rate one connection cannot send in the run's time: what was due and never sent is
+/// counted apart (not as requests) and the throughput check fails; the run still ends on
+/// time instead of sending its backlog.
+#[tokio::test]
+async fn an_open_loop_rate_beyond_the_connections_counts_the_unsent_and_ends_on_time() {
+    let app = spawn_app().await;
+    let started = std::time::Instant::now();
+    let (output, report) = loadtest(
+        &app,
+        &[
+            "--rate",
+            "200000",
+            "--connections",
+            "1",
+            "--threads",
+            "1",
+            "--duration",
+            "1s",
+        ],
+        &[],
+    )
+    .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(output.status.code(), Some(1));
+    let report = report.expect("JSON report");
+    let (sent, unsent) = (
+        report["requests"].as_u64().expect("requests"),
+        report["unsent"].as_u64().expect("unsent"),
+    );
+    assert!(sent > 0 && unsent > 0, "{report}");
+    assert_eq!(sent + unsent, 200_000);
+    assert_eq!(report["failed"], 0);
+    let throughput = &report["slo"]["checks"][2];
+    assert_eq!(
+        (&throughput["name"], &throughput["held"]),
+        (&json!("throughput"), &json!(false))
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("were never sent"), "{text}");
 }
 
 #[tokio::test]
