@@ -291,15 +291,17 @@ def export_ids(binary, season, path):
 
 
 def warm(binary, cluster, games, work):
-    """Every game of `games` asked once through nginx (closed loop), so its answer is cached."""
+    """Every game of `games` asked through nginx (closed loop), so its answer is cached."""
     ids = sum(1 for _ in open(games)) - 1
     load = LoadRun(binary, cluster.url, work, "warm",
                    ["--users", 8, "--duration", "60s", "--games", games])
-    # The users cycle through the games from the first: stop once all were answered.
+    # User i asks games i, i + 8, ...: once twice as many answers as games were counted,
+    # every user has passed the end of the list (users run at the same pace; one would have
+    # to lag a whole cycle behind to leave a game unasked).
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and load.process.poll() is None:
         time.sleep(0.2)
-        if cluster.metric("bullpen_predictions_total") >= ids:
+        if cluster.metric("bullpen_predictions_total") >= 2 * ids:
             break
     load.process.send_signal(signal.SIGKILL)
     load.process.wait()
