@@ -39,7 +39,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_CLUSTER = ROOT / "scripts" / "local-cluster"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's PostgreSQL server programs (initdb, pg_ctl), the newest installed.
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"),
+             key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+             default=Path("/usr/lib/postgresql/15/bin"))
 REPLICAS = 3
 # Every replica of the suite admits this many requests at once; over it, 503 at once.
 MAX_IN_FLIGHT = 32
@@ -612,6 +615,9 @@ def markdown(suite, results, command):
 
 
 def main():
+    # Stopped from outside (a CI time limit): unwind, so every cluster, Redis and PostgreSQL
+    # started so far is stopped by the `finally` blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bench", action="store_true",
                         help="half the measured capacity, longer phases")
