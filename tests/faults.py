@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,7 +187,7 @@ class Cluster:
         state = json.loads((self.dir / "cluster.json").read_text())
         return [r["pid"] for r in state["replicas"] if r["pid"]]
 
-    def down(self):
+    def stop(self):
         if (self.dir / "cluster.json").exists():
             # The logs stay with the scenario's (kept when it fails).
             for log in self.dir.glob("*.log"):
@@ -248,6 +249,14 @@ class Result:
     @property
     def held(self):
         return all(held for _, held in self.checks)
+
+
+@dataclass
+class Scenario:
+    work: Path
+    redis: Redis
+    postgres: "Postgres | None"
+    cluster: Cluster
 
 
 class LoadRun:
@@ -335,30 +344,51 @@ class Suite:
         self.rate = self.profile.rate
         self.capacity = None
 
-    def scenario(self, name):
+    @contextmanager
+    def scenario(self, name, postgres=False, access_log=False):
+        """A folder, a Redis (and PostgreSQL) of the scenario's own and a cluster on them,
+        its cache warm over every 2024 game; all stopped on the way out."""
         work = self.root / name
         work.mkdir()
-        return work
+        redis = Redis(work)
+        started = [redis]
+        try:
+            database = Postgres(work) if postgres else None
+            if database:
+                started.append(database)
+            cluster = Cluster(work, self.binary, redis, postgres=database,
+                              access_log=access_log)
+            started.append(cluster)
+            warm(self.binary, cluster, self.ids, work)
+            yield Scenario(work, redis, database, cluster)
+        finally:
+            for server in reversed(started):
+                try:
+                    server.stop()
+                except (OSError, subprocess.SubprocessError) as error:
+                    print(f"{name}: could not stop {type(server).__name__}: {error}",
+                          file=sys.stderr)
 
-    def steady(self, cluster, work, seconds, name="steady", games=None):
-        return LoadRun(self.binary, cluster.url, work, name,
+    def steady(self, cluster, work, seconds):
+        return LoadRun(self.binary, cluster.url, work, "steady",
                        ["--rate", self.rate, "--duration", f"{seconds:.0f}s",
-                        "--games", games or self.ids])
-
-    def measure_capacity(self, cluster, work):
-        """Closed loop, 64 users through nginx: the answers per second this machine gives."""
-        load = LoadRun(self.binary, cluster.url, work, "capacity",
-                       ["--users", 64, "--duration", f"{self.profile.capacity_seconds}s",
                         "--games", self.ids])
-        self.capacity = load.report()["achieved_rps"]
+
+    def measure_capacity(self):
+        """Closed loop, 64 users through nginx: the answers per second this machine gives."""
+        with self.scenario("capacity") as on:
+            load = LoadRun(self.binary, on.cluster.url, on.work, "capacity",
+                           ["--users", 64, "--duration", f"{self.profile.capacity_seconds}s",
+                            "--games", self.ids])
+            self.capacity = load.report()["achieved_rps"]
         if self.rate is None:
             self.rate = round(self.capacity / 2)
 
-    def fault_run(self, name, cluster, work, budget, inject, description, games=None):
+    def fault_run(self, name, on, budget, inject, description):
         """Steady load for lead + budget + tail seconds, `inject` called after lead; returns
         the windows around what `inject` reported as its start and end."""
         p = self.profile
-        load = self.steady(cluster, work, p.lead + budget + p.tail, games=games)
+        load = self.steady(on.cluster, on.work, p.lead + budget + p.tail)
         time.sleep(p.lead)
         start = load.at()
         inject()
@@ -373,61 +403,38 @@ class Suite:
     # The scenarios ------------------------------------------------------------------------
 
     def run_kill(self):
-        work = self.scenario("kill")
-        redis = Redis(work)
-        cluster = Cluster(work, self.binary, redis)
-        try:
-            if self.capacity is None:
-                self.measure_capacity(cluster, work)
-            warm(self.binary, cluster, self.ids, work)
-
+        with self.scenario("kill") as on:
             def inject():
-                cluster.replica(0, "kill")
+                on.cluster.replica(0, "kill")
                 time.sleep(2)
-                cluster.replica(0, "start")
+                on.cluster.replica(0, "start")
 
-            result, _ = self.fault_run("kill", cluster, work, 6, inject,
+            result, _ = self.fault_run("kill", on, 6, inject,
                                        "one replica SIGKILLed, started again 2 s later")
             result.checks.append(("no failed request", result.total.failed == 0))
             return result
-        finally:
-            cluster.down()
-            redis.stop()
 
     def run_rolling(self):
-        work = self.scenario("rolling")
-        redis = Redis(work)
-        cluster = Cluster(work, self.binary, redis)
-        try:
-            warm(self.binary, cluster, self.ids, work)
-
+        with self.scenario("rolling") as on:
             def inject():
                 for index in range(REPLICAS):
-                    cluster.replica(index, "term")
-                    cluster.replica(index, "start")
+                    on.cluster.replica(index, "term")
+                    on.cluster.replica(index, "start")
 
             result, _ = self.fault_run(
-                "rolling", cluster, work, REPLICAS * (DRAIN_SECS + 3), inject,
+                "rolling", on, REPLICAS * (DRAIN_SECS + 3), inject,
                 f"each replica SIGTERMed (drain {DRAIN_SECS} s) and started again, in turn")
             result.checks.append(("no failed request", result.total.failed == 0))
             return result
-        finally:
-            cluster.down()
-            redis.stop()
 
     def run_freeze(self):
-        work = self.scenario("freeze")
-        redis = Redis(work)
-        cluster = Cluster(work, self.binary, redis)
-        try:
-            warm(self.binary, cluster, self.ids, work)
-
+        with self.scenario("freeze") as on:
             def inject():
-                cluster.replica(0, "stop")
+                on.cluster.replica(0, "stop")
                 time.sleep(5)
-                cluster.replica(0, "cont")
+                on.cluster.replica(0, "cont")
 
-            result, report = self.fault_run("freeze", cluster, work, 6, inject,
+            result, report = self.fault_run("freeze", on, 6, inject,
                                             "one replica frozen (SIGSTOP) 5 s, then resumed")
             result.checks.append(
                 ("availability >= 99.9 %", result.total.availability >= 0.999))
@@ -436,56 +443,39 @@ class Suite:
             result.notes.append(f"slowest answer {report['latency_ms']['max']:.0f} ms "
                                 "(nginx: 2.5 s read timeout, 5 s retry budget)")
             return result
-        finally:
-            cluster.down()
-            redis.stop()
 
     def run_redis(self):
-        work = self.scenario("redis")
-        redis = Redis(work)
-        cluster = Cluster(work, self.binary, redis)
-        try:
-            warm(self.binary, cluster, self.ids, work)
-
+        with self.scenario("redis") as on:
             def inject():
-                redis.kill()
+                on.redis.kill()
                 time.sleep(3)
-                redis.start()
+                on.redis.start()
 
-            result, _ = self.fault_run("redis", cluster, work, 5, inject,
+            result, _ = self.fault_run("redis", on, 5, inject,
                                        "Redis killed, started again 3 s later (empty)")
             result.checks.append(("no failed request", result.total.failed == 0))
             return result
-        finally:
-            cluster.down()
-            redis.stop()
 
     def run_postgres(self):
-        work = self.scenario("postgres")
-        redis = Redis(work)
-        postgres = Postgres(work)
-        cluster = Cluster(work, self.binary, redis, postgres=postgres)
-        uncached_ids = export_ids(self.binary, 2023, work / "2023.csv")
-        try:
-            warm(self.binary, cluster, self.ids, work)
+        with self.scenario("postgres", postgres=True) as on:
             p = self.profile
             budget = 6
-            # Games asked before (cached) and games never asked (each computed from
-            # PostgreSQL), side by side.
-            # A tenth of the steady rate, at most what asks each 2023 game once in the run.
+            # Games asked before (cached) beside games never asked (each computed from
+            # PostgreSQL): a tenth of the steady rate, at most what asks each 2023 game once.
+            uncached_ids = export_ids(self.binary, 2023, on.work / "2023.csv")
             seconds = p.lead + budget + p.tail
             games = sum(1 for _ in open(uncached_ids)) - 1
-            uncached = LoadRun(self.binary, cluster.url, work, "uncached",
+            uncached = LoadRun(self.binary, on.cluster.url, on.work, "uncached",
                                ["--rate", max(10, min(round(self.rate / 10), games // seconds)),
                                 "--duration", f"{seconds:.0f}s", "--games", uncached_ids])
 
             def inject():
-                postgres.stop()
+                on.postgres.stop()
                 time.sleep(2)
-                postgres.start()
+                on.postgres.start()
 
-            result, report = self.fault_run("postgres", cluster, work, budget, inject,
-                                       "PostgreSQL stopped (fast) and started 2 s later")
+            result, report = self.fault_run("postgres", on, budget, inject,
+                                            "PostgreSQL stopped (fast) and started 2 s later")
             uncached_report = uncached.report()
             u_parts, _ = windows(uncached_report, result.start, result.end)
             result.notes.append("uncached games: " + "; ".join(
@@ -495,27 +485,20 @@ class Suite:
                                   u_parts["after"].failed == 0))
             # Every prediction answered 200 is a row: count the answers, stop the replicas
             # (their logs flush), then count the rows.
-            answered = cluster.metric("bullpen_http_requests_total",
-                                      ['route="/api/v1/predict"', 'status="200"'])
+            answered = on.cluster.metric("bullpen_http_requests_total",
+                                         ['route="/api/v1/predict"', 'status="200"'])
             client = report["succeeded"] + uncached_report["succeeded"]
-            cluster.down()
-            rows = postgres.count("prediction_log")
+            on.cluster.stop()
+            rows = on.postgres.count("prediction_log")
             result.notes.append(f"prediction log: {rows} rows for {answered:.0f} answers "
                                 f"(200s seen by the load runs: {client}, the rest warm-up)")
             result.checks.append(("no prediction-log row lost", rows >= answered >= client))
             return result
-        finally:
-            cluster.down()
-            redis.stop()
-            postgres.stop("immediate")
 
     def run_burst(self):
-        work = self.scenario("burst")
-        redis = Redis(work)
-        cluster = Cluster(work, self.binary, redis, access_log=True)
-        rss = RssSampler(cluster)
-        try:
-            warm(self.binary, cluster, self.ids, work)
+        with self.scenario("burst", access_log=True) as on:
+            cluster, work = on.cluster, on.work
+            rss = RssSampler(cluster)
             rss.start()
             burst_rate = round(5 * self.capacity - self.rate)
             burst_seconds = 10
@@ -529,7 +512,7 @@ class Suite:
                 burst_report.update(burst.report())
 
             result, report = self.fault_run(
-                "burst", cluster, work, burst_seconds + 1, inject,
+                "burst", on, burst_seconds + 1, inject,
                 f"{burst_rate} req/s more (5x capacity in all) for {burst_seconds} s")
             rss.done.set()
             start, end = result.start, result.end
@@ -580,10 +563,6 @@ class Suite:
             result.checks.append(("throughput back within 5 s",
                                    recovered is not None and recovered <= 5))
             return result
-        finally:
-            rss.done.set()
-            cluster.down()
-            redis.stop()
 
 
 SCENARIOS = ["kill", "rolling", "freeze", "redis", "postgres", "burst"]
@@ -639,16 +618,8 @@ def main():
         for name in SCENARIOS:
             if name not in chosen:
                 continue
-            if suite.capacity is None and name != "kill":
-                work = suite.scenario("capacity")
-                redis = Redis(work)
-                cluster = Cluster(work, suite.binary, redis)
-                try:
-                    warm(suite.binary, cluster, suite.ids, work)
-                    suite.measure_capacity(cluster, work)
-                finally:
-                    cluster.down()
-                    redis.stop()
+            if suite.capacity is None:
+                suite.measure_capacity()
             began = time.monotonic()
             result = getattr(suite, f"run_{name}")()
             results.append(result)
