@@ -68,6 +68,9 @@ pub enum Command {
     /// Load a server that speaks bullpen's API (open or closed loop, ramps, a request mix)
     /// and judge it against SLOs: p50..max per phase and kind, errors, a per-second timeline.
     Loadtest(Box<loadtest::LoadtestArgs>),
+    /// Print the OpenAPI 3.1 document of the HTTP API (as served at /api/v1/openapi.json), to
+    /// generate a client without a server.
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +144,14 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<std::process::ExitCo
             export(settings, &seasons, output.as_deref())
         }
         Command::Keys(command) => runtime()?.block_on(keys::run(command, settings)),
+        Command::Openapi => {
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                crate::http::openapi::document()
+            )?;
+            Ok(())
+        }
     };
     done.map(|()| std::process::ExitCode::SUCCESS)
 }

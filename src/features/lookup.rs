@@ -7,13 +7,17 @@ use super::spec::FeatureVector;
 use crate::games::{Game, GameId, TeamCode};
 
 /// The game as answers describe it; `game_id` is absent for a scheduled game.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GameInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^[A-Z0-9]{3}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-2]$", example = "NYA202404050")]
     pub game_id: Option<GameId>,
+    #[schema(value_type = String, pattern = "^[A-Z0-9]{3}$", example = "NYA")]
     pub home: TeamCode,
+    #[schema(value_type = String, pattern = "^[A-Z0-9]{3}$", example = "NYA")]
     pub away: TeamCode,
     #[serde(serialize_with = "iso_date")]
+    #[schema(value_type = String, format = Date)]
     pub date: NaiveDate,
 }
 

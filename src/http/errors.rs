@@ -263,6 +263,56 @@ pub struct Problem {
     pub request_id: Option<String>,
 }
 
+/// The problem schema of the OpenAPI document: `code` is one of [`ErrorCode::ALL`], so a
+/// client can switch on it and the document lists every code there is.
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let string = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .description(Some(
+                "An error as RFC 9457 problem details (application/problem+json), with a stable code.",
+            ))
+            .property(
+                "type",
+                string("`urn:bullpen:error:` and the code").examples([serde_json::json!(
+                    "urn:bullpen:error:game_not_found"
+                )]),
+            )
+            .required("type")
+            .property("title", string("The code's title, the same for every occurrence"))
+            .required("title")
+            .property(
+                "status",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(400))
+                    .maximum(Some(599)),
+            )
+            .required("status")
+            .property("detail", string("What was wrong with this request"))
+            .required("detail")
+            .property(
+                "code",
+                string("The stable error code").enum_values(Some(
+                    ErrorCode::ALL.iter().map(|code| code.code()),
+                )),
+            )
+            .required("code")
+            .property(
+                "request_id",
+                string("The request's `X-Request-Id`, when it has one"),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Problem {}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.code().status()

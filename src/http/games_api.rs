@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use utoipa::ToSchema;
 
 use super::errors::ApiError;
 use crate::cache::Source;
@@ -24,16 +25,30 @@ impl Serialize for NamedFeatures {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct FeaturesBody {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FeaturesBody {
     game: GameInfo,
+    #[schema(example = "v1")]
     feature_version: &'static str,
+    /// Feature name → value, in the spec's order (`bullpen features spec`).
+    #[schema(value_type = std::collections::BTreeMap<String, f64>)]
     features: NamedFeatures,
     cached: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stale: bool,
 }
 
+/// The point-in-time features of a stored game: computed from games before it only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/games/{game_id}/features",
+    tag = "features",
+    operation_id = "game_features",
+    params(("game_id" = String, Path, description = "A Retrosheet game id",
+            pattern = "^[A-Z0-9]{3}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-2]$", example = "NYA202404050")),
+    responses((status = 200, description = "The game's features", body = FeaturesBody)),
+    security(("bearer" = ["features:read"])),
+)]
 pub(super) async fn features(
     service: web::Data<PredictService>,
     game_id: web::Path<String>,

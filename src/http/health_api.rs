@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::cache::{BreakerState, SharedTier};
 use crate::db;
@@ -13,12 +14,23 @@ use crate::predict::PredictService;
 
 use super::Drain;
 
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "probes",
+    operation_id = "health",
+    responses((status = 200, description = "Alive", body = Object,
+               example = json!({"status": "ok"}))),
+)]
 pub(super) async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-#[derive(Debug, Serialize)]
-struct ReadyBody<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ReadyBody<'a> {
+    /// `ready`; `degraded` (the database does not answer: cached answers still come);
+    /// `unready` (503: the database lacks the schema or games); `draining` (503).
     status: &'static str,
     models: Vec<ModelState<'a>>,
     features: StoreState,
@@ -27,8 +39,8 @@ struct ReadyBody<'a> {
 }
 
 /// The Redis tier: its breaker and what it has done since start.
-#[derive(Debug, Serialize)]
-struct SharedCacheState {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SharedCacheState {
     breaker: BreakerState,
     hits: u64,
     misses: u64,
@@ -49,18 +61,19 @@ impl SharedCacheState {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ModelState<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ModelState<'a> {
     name: &'a str,
     version: &'a str,
     warm: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "store", rename_all = "lowercase")]
-enum StoreState {
+pub(super) enum StoreState {
     Embedded {
         games: usize,
+        #[schema(value_type = Option<String>, format = Date)]
         last_game_date: Option<chrono::NaiveDate>,
     },
     Postgres {
@@ -73,9 +86,9 @@ enum StoreState {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum DependencyState {
+pub(super) enum DependencyState {
     Up,
     Down,
 }
@@ -113,6 +126,16 @@ fn missing(schema: db::SchemaState) -> Vec<String> {
 /// and a 503 would take every replica out of service at once) and whether it holds the
 /// schema at this build's version and games (`unready`, 503, naming what is missing). Once
 /// shutdown begins the status is `draining` and the answer 503, so balancers stop sending.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "probes",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready (or degraded: serving from the caches)", body = ReadyBody),
+        (status = 503, description = "Not ready, or draining: send traffic elsewhere", body = ReadyBody),
+    ),
+)]
 pub(super) async fn ready(
     service: web::Data<PredictService>,
     drain: web::Data<Drain>,

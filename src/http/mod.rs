@@ -14,6 +14,7 @@ mod limits;
 mod metrics;
 mod models_api;
 mod monitoring_api;
+pub mod openapi;
 mod predict_api;
 #[cfg(test)]
 mod properties;
@@ -22,8 +23,10 @@ mod settings;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, Resource, web};
+use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, Route, web};
 
 use crate::auth::Scope;
 
@@ -42,11 +45,15 @@ pub struct Limits {
     pub max_batch: usize,
 }
 
-async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed {
+/// 405 problem with the `Allow` header RFC 9110 asks for: the methods the resource takes.
+fn method_not_allowed(request: &HttpRequest, allow: &HeaderValue) -> HttpResponse {
+    let mut response = ApiError::MethodNotAllowed {
         method: request.method().to_string(),
         path: request.path().to_owned(),
-    })
+    }
+    .error_response();
+    response.headers_mut().insert(header::ALLOW, allow.clone());
+    response
 }
 
 pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -62,6 +69,7 @@ fn resource(
     scope: &str,
     path: &str,
     access: Access,
+    allow: HeaderValue,
 ) -> Resource<
     impl ServiceFactory<
         ServiceRequest,
@@ -73,7 +81,10 @@ fn resource(
 > {
     let route = metrics::Route::new(&format!("{scope}{path}"));
     web::resource(path)
-        .default_service(web::to(method_not_allowed))
+        .default_service(web::to(move |request: HttpRequest| {
+            let response = method_not_allowed(&request, &allow);
+            async move { response }
+        }))
         .wrap(from_fn(move |request, next| {
             route.label(&request);
             access::guard(access, request, next)
@@ -81,73 +92,198 @@ fn resource(
 }
 
 /// Where the API lives.
-const API: &str = "/api/v1";
+pub const API: &str = "/api/v1";
 
-/// Every route, with who may call it: health at the root, the API under `/api/v1` behind
-/// admission control.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    use Access::{Needs, NeedsPerItem, Probe, Status};
-    use Scope::{Admin, FeaturesRead, Predict};
+/// One route: where it lives, who may call it, and its handler for each method.
+struct RouteEntry {
+    scope: &'static str,
+    path: &'static str,
+    access: Access,
+    methods: Vec<(Method, Route)>,
+}
+
+fn entry(
+    scope: &'static str,
+    path: &'static str,
+    access: Access,
+    methods: Vec<(Method, Route)>,
+) -> RouteEntry {
+    RouteEntry {
+        scope,
+        path,
+        access,
+        methods,
+    }
+}
+
+/// Every route, with who may call it: the one table `configure` registers and
+/// [`route_table`] lists. Probes at the root; the API under `/api/v1`.
+fn routes() -> Vec<RouteEntry> {
+    let mut routes = root_routes();
+    routes.extend(api_routes());
+    routes
+}
+
+fn get(handler: Route) -> (Method, Route) {
+    (Method::GET, handler)
+}
+
+/// Probes, metrics and the status page.
+fn root_routes() -> Vec<RouteEntry> {
+    use Access::{Probe, Status};
     // Probes answer HEAD as GET; actix-web sends the head without the body.
-    cfg.service(
-        resource("", "/health", Probe)
-            .route(web::get().to(health_api::health))
-            .route(web::head().to(health_api::health)),
-    )
-    .service(
-        resource("", "/ready", Probe)
-            .route(web::get().to(health_api::ready))
-            .route(web::head().to(health_api::ready)),
-    )
-    .service(resource("", "/metrics", Probe).route(web::get().to(monitoring_api::metrics)))
-    .service(resource("", "/status", Probe).route(web::get().to(monitoring_api::status_page)))
-    .service(resource("", "/status/data", Status).route(web::get().to(monitoring_api::status_data)))
-    .service(
-        web::scope(API)
-            .wrap(from_fn(admission::middleware))
-            .service(
-                resource(API, "/predict", Needs(Predict))
-                    .route(web::post().to(predict_api::predict)),
-            )
-            .service(
-                resource(API, "/predict/batch", NeedsPerItem(Predict))
-                    .route(web::post().to(predict_api::predict_batch)),
-            )
-            .service(
-                resource(API, "/models", Needs(Predict)).route(web::get().to(models_api::list)),
-            )
-            .service(
-                resource(API, "/models/{name}/quality", Needs(Predict))
-                    .route(web::get().to(monitoring_api::quality)),
-            )
-            .service(
-                resource(API, "/games/{game_id}/features", Needs(FeaturesRead))
-                    .route(web::get().to(games_api::features)),
-            )
-            .service(
-                resource(API, "/admin/cache/invalidate", Needs(Admin))
-                    .route(web::post().to(admin_api::invalidate)),
-            )
-            .service(
-                resource(API, "/admin/models/reload", Needs(Admin))
-                    .route(web::post().to(admin_api::reload)),
-            )
-            .service(
-                resource(
-                    API,
-                    "/admin/models/{name}/versions/{version}/load",
-                    Needs(Admin),
-                )
-                .route(web::post().to(admin_api::load_version)),
-            )
-            .service(
-                resource(API, "/admin/models/{name}/versions/{version}", Needs(Admin))
-                    .route(web::delete().to(admin_api::unload_version)),
-            )
-            .service(
-                resource(API, "/admin/models/{name}/routing", Needs(Admin))
-                    .route(web::get().to(admin_api::routing))
-                    .route(web::put().to(admin_api::set_routing)),
-            ),
-    );
+    vec![
+        entry(
+            "",
+            "/health",
+            Probe,
+            vec![
+                get(web::get().to(health_api::health)),
+                (Method::HEAD, web::head().to(health_api::health)),
+            ],
+        ),
+        entry(
+            "",
+            "/ready",
+            Probe,
+            vec![
+                get(web::get().to(health_api::ready)),
+                (Method::HEAD, web::head().to(health_api::ready)),
+            ],
+        ),
+        entry(
+            "",
+            "/metrics",
+            Probe,
+            vec![get(web::get().to(monitoring_api::metrics))],
+        ),
+        entry(
+            "",
+            "/status",
+            Probe,
+            vec![get(web::get().to(monitoring_api::status_page))],
+        ),
+        entry(
+            "",
+            "/status/data",
+            Status,
+            vec![get(web::get().to(monitoring_api::status_data))],
+        ),
+    ]
+}
+
+/// The API, behind admission control.
+fn api_routes() -> Vec<RouteEntry> {
+    use Access::{Needs, NeedsPerItem, Probe};
+    use Scope::{Admin, FeaturesRead, Predict};
+    vec![
+        entry(
+            API,
+            "/predict",
+            Needs(Predict),
+            vec![(Method::POST, web::post().to(predict_api::predict))],
+        ),
+        entry(
+            API,
+            "/predict/batch",
+            NeedsPerItem(Predict),
+            vec![(Method::POST, web::post().to(predict_api::predict_batch))],
+        ),
+        entry(
+            API,
+            "/openapi.json",
+            Probe,
+            vec![get(web::get().to(openapi::openapi_json))],
+        ),
+        entry(
+            API,
+            "/models",
+            Needs(Predict),
+            vec![get(web::get().to(models_api::list))],
+        ),
+        entry(
+            API,
+            "/models/{name}/quality",
+            Needs(Predict),
+            vec![get(web::get().to(monitoring_api::quality))],
+        ),
+        entry(
+            API,
+            "/games/{game_id}/features",
+            Needs(FeaturesRead),
+            vec![get(web::get().to(games_api::features))],
+        ),
+        entry(
+            API,
+            "/admin/cache/invalidate",
+            Needs(Admin),
+            vec![(Method::POST, web::post().to(admin_api::invalidate))],
+        ),
+        entry(
+            API,
+            "/admin/models/reload",
+            Needs(Admin),
+            vec![(Method::POST, web::post().to(admin_api::reload))],
+        ),
+        entry(
+            API,
+            "/admin/models/{name}/versions/{version}/load",
+            Needs(Admin),
+            vec![(Method::POST, web::post().to(admin_api::load_version))],
+        ),
+        entry(
+            API,
+            "/admin/models/{name}/versions/{version}",
+            Needs(Admin),
+            vec![(Method::DELETE, web::delete().to(admin_api::unload_version))],
+        ),
+        entry(
+            API,
+            "/admin/models/{name}/routing",
+            Needs(Admin),
+            vec![
+                get(web::get().to(admin_api::routing)),
+                (Method::PUT, web::put().to(admin_api::set_routing)),
+            ],
+        ),
+    ]
+}
+
+/// The method and full path of every route `configure` registers, in its order.
+pub fn route_table() -> Vec<(Method, String)> {
+    routes()
+        .into_iter()
+        .flat_map(|route| {
+            let path = format!("{}{}", route.scope, route.path);
+            route
+                .methods
+                .into_iter()
+                .map(move |(method, _)| (method, path.clone()))
+        })
+        .collect()
+}
+
+/// Registers every route of [`routes`]; the API's behind admission control.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut api = web::scope(API).wrap(from_fn(admission::middleware));
+    for route in routes() {
+        let allow = route
+            .methods
+            .iter()
+            .map(|(method, _)| method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let allow =
+            HeaderValue::from_str(&allow).expect("method names are header-safe; this is a bug");
+        let mut registered = resource(route.scope, route.path, route.access, allow);
+        for (_, handler) in route.methods {
+            registered = registered.route(handler);
+        }
+        if route.scope.is_empty() {
+            cfg.service(registered);
+        } else {
+            api = api.service(registered);
+        }
+    }
+    cfg.service(api);
 }

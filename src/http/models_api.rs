@@ -2,12 +2,13 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::models::{ManifestSpec, ServedModel, Snapshot};
 use crate::predict::PredictService;
 
-#[derive(Debug, Serialize)]
-struct ModelsBody<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ModelsBody<'a> {
     /// The model a request that names none is answered by (routed among its versions).
     default: &'a str,
     models: Vec<VersionBody<'a>>,
@@ -16,7 +17,7 @@ struct ModelsBody<'a> {
 }
 
 /// One loaded version: what it is, and what share of its model's traffic it takes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct VersionBody<'a> {
     name: &'a str,
     version: &'a str,
@@ -27,10 +28,14 @@ pub(super) struct VersionBody<'a> {
     shadow: bool,
     fingerprint: &'a str,
     created_at: &'a str,
+    /// The feature spec the version was trained on (version, names, hash).
+    #[schema(value_type = Object)]
     feature_spec: &'a ManifestSpec,
     input: &'a str,
     output: &'a str,
+    #[schema(value_type = Object)]
     training: &'a serde_json::Value,
+    #[schema(value_type = Object)]
     metrics: &'a serde_json::Value,
     /// Inference calls and rows run since it was loaded.
     inference_calls: u64,
@@ -64,14 +69,23 @@ impl<'a> VersionBody<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct FailedBody<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FailedBody<'a> {
     name: &'a str,
     version: &'a str,
     state: &'static str,
     reason: &'a str,
 }
 
+/// The loaded model versions, their routing share, and versions that failed to load.
+#[utoipa::path(
+    get,
+    path = "/api/v1/models",
+    tag = "models",
+    operation_id = "list_models",
+    responses((status = 200, description = "Every loaded version", body = ModelsBody)),
+    security(("bearer" = ["predict"])),
+)]
 pub(super) async fn list(service: web::Data<PredictService>) -> HttpResponse {
     let snapshot = service.catalog().snapshot();
     HttpResponse::Ok().json(ModelsBody {

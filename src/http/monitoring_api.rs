@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::errors::ApiError;
 use crate::cache::BreakerState;
@@ -14,6 +15,14 @@ use crate::monitoring::{CacheTier, Live, Metrics, PoolName, Sampler};
 use crate::predict::{PredictError, PredictService};
 
 /// The state gauges, read now, then every metric in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "probes",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format",
+               content_type = "text/plain; version=0.0.4", body = String)),
+)]
 pub(super) async fn metrics(
     metrics: web::Data<Metrics>,
     service: web::Data<PredictService>,
@@ -54,10 +63,15 @@ pub(super) async fn metrics(
 }
 
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD`, both optional; nothing else.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct QualityQuery {
+    /// First game date counted, `YYYY-MM-DD`.
+    #[param(format = Date)]
     from: Option<String>,
+    /// Last game date counted, `YYYY-MM-DD`.
+    #[param(format = Date)]
     to: Option<String>,
 }
 
@@ -95,16 +109,16 @@ impl QualityQuery {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ModelQuality {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ModelQuality {
     model: String,
     source: &'static str,
     window: Window,
     versions: Vec<VersionQuality>,
 }
 
-#[derive(Debug, Serialize)]
-struct VersionQuality {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct VersionQuality {
     version: String,
     #[serde(flatten)]
     quality: Quality,
@@ -153,6 +167,17 @@ async fn every_model_quality(service: &PredictService) -> Vec<ModelQuality> {
 
 /// `GET /api/v1/models/{name}/quality?from=&to=`: per version, over served predictions of
 /// games (dated within the window) whose results are in.
+#[utoipa::path(
+    get,
+    path = "/api/v1/models/{name}/quality",
+    tag = "models",
+    operation_id = "model_quality",
+    params(("name" = String, Path, description = "A model name", example = "home_win"),
+           QualityQuery),
+    responses((status = 200, description = "Brier score, log loss, accuracy and calibration per version",
+               body = ModelQuality)),
+    security(("bearer" = ["predict"])),
+)]
 pub(super) async fn quality(
     service: web::Data<PredictService>,
     name: web::Path<String>,
@@ -164,6 +189,13 @@ pub(super) async fn quality(
 }
 
 /// `GET /status`: one self-contained page (no external assets) that polls `/status/data`.
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "monitoring",
+    operation_id = "status_page",
+    responses((status = 200, description = "The status page", content_type = "text/html", body = String)),
+)]
 pub(super) async fn status_page() -> HttpResponse {
     HttpResponse::build(StatusCode::OK)
         .content_type("text/html; charset=utf-8")
@@ -171,24 +203,26 @@ pub(super) async fn status_page() -> HttpResponse {
         .body(include_str!("status.html"))
 }
 
-#[derive(Debug, Serialize)]
-struct StatusData {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct StatusData {
+    /// Requests per second, latency percentiles, errors, in flight, over the last minute.
+    #[schema(value_type = Object)]
     live: Live,
     cache: Vec<TierState>,
     models: Vec<ModelRow>,
     quality: Vec<ModelQuality>,
 }
 
-#[derive(Debug, Serialize)]
-struct TierState {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TierState {
     tier: &'static str,
     hits: u64,
     misses: u64,
     hit_rate: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
-struct ModelRow {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ModelRow {
     name: String,
     version: String,
     /// Share (0-100) of the model's unpinned requests this version serves.
@@ -201,6 +235,14 @@ struct ModelRow {
 }
 
 /// `GET /status/data`: the numbers of the status page.
+#[utoipa::path(
+    get,
+    path = "/status/data",
+    tag = "monitoring",
+    operation_id = "status_data",
+    responses((status = 200, description = "The status page's numbers", body = StatusData)),
+    security(("bearer" = ["predict"]), ()),
+)]
 pub(super) async fn status_data(
     metrics: web::Data<Metrics>,
     sampler: web::Data<Sampler>,

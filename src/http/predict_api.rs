@@ -2,6 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Limits;
 use super::access::{Charge, KeyId, insert_rate_limit_headers};
@@ -15,18 +16,21 @@ use crate::predict::{
     RequestError,
 };
 
-#[derive(Debug, Serialize)]
-struct ModelName<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ModelName<'a> {
     name: &'a str,
     version: &'a str,
 }
 
-#[derive(Debug, Serialize)]
-struct PredictionBody<'a> {
+/// One prediction: the home side's win probability by the model version that answered,
+/// and, with odds, the market view.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PredictionBody<'a> {
     game: GameInfo,
     model: ModelName<'a>,
     home_win_probability: f32,
     away_win_probability: f32,
+    #[schema(example = "v1")]
     feature_version: &'static str,
     cached: bool,
     /// Present (and true) only when served from an expired cache entry during an outage.
@@ -105,6 +109,24 @@ fn pin(request: &mut PredictRequest, version: &str, default: &str) -> Result<(),
     }
 }
 
+/// Predicts one game: stored (`game_id`) or scheduled (teams and date).
+#[utoipa::path(
+    post,
+    path = "/api/v1/predict",
+    tag = "predict",
+    operation_id = "predict",
+    request_body = PredictBody,
+    params(
+        ("Bullpen-Model-Version" = Option<String>, Header,
+         pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+         description = "Pins a version of the model (the default model when the body names none)"),
+    ),
+    responses(
+        (status = 200, description = "The prediction", body = PredictionBody,
+         headers(("Bullpen-Model" = String, description = "The version that answered: `name@version`"))),
+    ),
+    security(("bearer" = ["predict"])),
+)]
 pub(super) async fn predict(
     service: web::Data<PredictService>,
     key: Option<web::ReqData<KeyId>>,
@@ -125,16 +147,17 @@ pub(super) async fn predict(
         .json(PredictionBody::from(&prediction)))
 }
 
-#[derive(Debug, Serialize)]
-struct BatchAnswer<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct BatchAnswer<'a> {
     succeeded: usize,
     failed: usize,
     results: Vec<BatchItem<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+/// One item's answer, at its place in the batch: a prediction or a problem.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-enum BatchItem<'a> {
+pub(super) enum BatchItem<'a> {
     Prediction {
         index: usize,
         prediction: PredictionBody<'a>,
@@ -145,6 +168,24 @@ enum BatchItem<'a> {
     },
 }
 
+/// Predicts up to `server.max_batch` games; each item fails alone, at its index.
+#[utoipa::path(
+    post,
+    path = "/api/v1/predict/batch",
+    tag = "predict",
+    operation_id = "predict_batch",
+    request_body = BatchBody,
+    params(
+        ("Bullpen-Model-Version" = Option<String>, Header,
+         pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+         description = "Pins a version for the items that name none"),
+    ),
+    responses(
+        (status = 200, description = "One answer per item, in order; costs one rate-limit token per item",
+         body = BatchAnswer),
+    ),
+    security(("bearer" = ["predict"])),
+)]
 pub(super) async fn predict_batch(
     service: web::Data<PredictService>,
     limits: web::Data<Limits>,

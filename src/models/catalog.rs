@@ -251,7 +251,7 @@ impl CatalogError {
 }
 
 /// What one change did to a version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     Loaded,
@@ -261,20 +261,20 @@ pub enum Change {
 }
 
 /// What a rescan of `models.dir` did, version by version.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Rescan {
     pub changes: Vec<VersionChange>,
     pub failures: Vec<VersionFailure>,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct VersionChange {
     pub name: String,
     pub version: String,
     pub change: Change,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct VersionFailure {
     pub name: String,
     pub version: String,

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::registry::compare_versions;
 use crate::games::BUCKETS;
 
-/// What an operator sets: `PUT /api/v1/admin/models/{name}/routing`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What an operator sets (`PUT /api/v1/admin/models/{name}/routing`, whose body the HTTP
+/// layer checks field by field), and what replicas share through Redis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoutingSpec {
     /// Version → share of the buckets, integers summing to 100.
     pub weights: BTreeMap<String, u8>,
@@ -33,20 +33,31 @@ pub struct RoutingSpec {
 
 /// The rollback guard of one model: the limits a canary (a version with weight, not the
 /// largest) must hold over the last `window_secs`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardSpec {
+    /// Seconds of history judged: at least 1, at most a day.
+    #[schema(minimum = 1, maximum = 86400)]
     pub window_secs: u64,
     /// Share of the canary's requests answered 5xx.
+    #[schema(minimum = 0, maximum = 1)]
     pub max_error_rate: f64,
     /// The canary's p95 latency.
+    #[schema(exclusive_minimum = 0)]
     pub max_p95_ms: f64,
     /// How much worse (higher) the canary's Brier score may be than the stable version's on
     /// the same games before it is rolled back...
+    #[schema(minimum = 0, maximum = 1)]
     pub brier_margin: f64,
     /// ...once at least this many of those games have results.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub min_games: usize,
 }
+
+/// The longest window the guard judges (a day): a larger one would never forget a bad spell.
+const MAX_WINDOW_SECS: u64 = 86_400;
+/// More games than any season has: a larger minimum would never trip.
+const MAX_MIN_GAMES: usize = 1_000_000;
 
 impl Default for GuardSpec {
     fn default() -> Self {
@@ -61,7 +72,7 @@ impl Default for GuardSpec {
 }
 
 /// A rollback the guard made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Trip {
     pub version: String,
     pub reason: String,
@@ -70,7 +81,7 @@ pub struct Trip {
 
 /// A model's routing as every replica holds it: the spec, what the guard did, and a
 /// revision that only grows, so a replica ignores a change older than the one it has.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoutingState {
     #[serde(flatten)]
     pub spec: RoutingSpec,
@@ -178,8 +189,8 @@ impl RoutingSpec {
 impl GuardSpec {
     fn validate(&self) -> Result<(), RoutingError> {
         let fail = |field, reason| Err(RoutingError::Guard { field, reason });
-        if self.window_secs == 0 {
-            return fail("window_secs", "must be at least 1");
+        if !(1..=MAX_WINDOW_SECS).contains(&self.window_secs) {
+            return fail("window_secs", "must be from 1 to 86400 (a day)");
         }
         if !(0.0..=1.0).contains(&self.max_error_rate) {
             return fail("max_error_rate", "must be between 0 and 1");
@@ -190,8 +201,8 @@ impl GuardSpec {
         if !(0.0..=1.0).contains(&self.brier_margin) {
             return fail("brier_margin", "must be between 0 and 1");
         }
-        if self.min_games == 0 {
-            return fail("min_games", "must be at least 1");
+        if !(1..=MAX_MIN_GAMES).contains(&self.min_games) {
+            return fail("min_games", "must be from 1 to 1000000");
         }
         Ok(())
     }

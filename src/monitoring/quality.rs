@@ -14,7 +14,7 @@ pub const CALIBRATION_EDGES: [f64; 9] = [0.0, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60
 /// Probabilities are clipped as in training before the log loss.
 const CLIP: f64 = 1e-7;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CalibrationBin {
     pub from: f64,
     pub to: f64,
@@ -23,7 +23,7 @@ pub struct CalibrationBin {
     pub observed: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Quality {
     pub games: usize,
     pub brier: f64,
@@ -81,7 +81,7 @@ pub fn score(pairs: &[(f64, bool)]) -> Option<Quality> {
 }
 
 /// Games between two dates, both included; either end open.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Window {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OddsFormat {
     /// `-150`, `+130`: |odds| from 100 to 100,000.
@@ -112,7 +112,7 @@ impl MarketOdds {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MarketView {
     /// How much the implied probabilities add up to beyond 1 (the bookmaker's margin).
     pub overround: f64,
@@ -120,7 +120,7 @@ pub struct MarketView {
     pub away: SideValue,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SideValue {
     pub decimal_odds: f64,
     pub implied_probability: f64,

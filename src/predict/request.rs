@@ -7,39 +7,60 @@ use crate::games::{GameId, GameIdError, GameRef, TeamCode, TeamCodeError, parse_
 use crate::models::{ModelRef, ModelRefError};
 
 /// `POST /api/v1/predict` as sent.
-#[derive(Debug, Deserialize)]
+/// One game, by `game_id` (a stored game) or by `game` (teams and date: scheduled or
+/// stored), not both.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictBody {
+    #[schema(
+        pattern = "^[A-Z0-9]{3}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-2]$",
+        example = "NYA202404050"
+    )]
     pub game_id: Option<String>,
     pub game: Option<ScheduledBody>,
     /// `name` or `name@version`; `model_name` is accepted for existing clients.
     #[serde(alias = "model_name")]
+    #[schema(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*(@[A-Za-z0-9][A-Za-z0-9_.-]*)?$",
+        example = "home_win@1"
+    )]
     pub model: Option<String>,
     pub odds: Option<OddsBody>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduledBody {
+    #[schema(pattern = "^[A-Za-z0-9]{3}$", example = "NYA")]
     pub home: String,
+    #[schema(pattern = "^[A-Za-z0-9]{3}$", example = "BOS")]
     pub away: String,
     /// `YYYY-MM-DD`.
+    #[schema(format = Date, example = "2025-04-05")]
     pub date: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// Market odds for both sides: American (`-150`, `+130`: |odds| from 100 to 100,000) or
+/// decimal (above 1, at most 1,001), told apart by `format` or by their values.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OddsBody {
+    #[schema(minimum = -100_000, maximum = 100_000, example = -135)]
     pub home: f64,
+    #[schema(minimum = -100_000, maximum = 100_000, example = 115)]
     pub away: f64,
     pub format: Option<OddsFormat>,
 }
 
 /// `POST /api/v1/predict/batch` as sent: items are parsed one by one, so one bad item
 /// fails alone.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
+    /// At most `server.max_batch` (256 by default). Each item is the body of `POST
+    /// /api/v1/predict` (schema `PredictBody`); an item that is not one fails alone, with its
+    /// problem at its index, so any JSON value is taken here.
+    #[schema(value_type = Vec<serde_json::Value>, min_items = 1, max_items = 256)]
     pub items: Vec<serde_json::Value>,
 }
 

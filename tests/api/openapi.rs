@@ -1,0 +1,66 @@
+//! The OpenAPI document: served open beside the probes even with auth on, the same as
+//! `bullpen openapi` prints, and every 405 says which methods a route takes.
+
+use std::process::Command;
+
+use crate::auth::{auth_app, configured};
+use crate::helpers::repo_path;
+
+#[tokio::test]
+async fn the_document_is_served_without_credentials_and_matches_bullpen_openapi() {
+    let (_, entry) = configured("reader", &["predict"], None);
+    let app = auth_app(vec![entry], |_| {}).await;
+    let served = app.get("/api/v1/openapi.json").await;
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert_eq!(served.body["openapi"], "3.1.0");
+    assert!(served.body["paths"]["/api/v1/predict"]["post"].is_object());
+    assert!(
+        served.body["components"]["securitySchemes"]["bearer"].is_object(),
+        "{}",
+        served.body["components"]
+    );
+
+    let printed = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_bullpen"))
+            .current_dir(repo_path(""))
+            .arg("openapi")
+            .output()
+            .expect("bullpen runs")
+    })
+    .await
+    .expect("joined");
+    assert!(printed.status.success());
+    let printed: serde_json::Value =
+        serde_json::from_slice(&printed.stdout).expect("bullpen openapi prints JSON");
+    assert_eq!(printed, served.body);
+
+    // The problem schema lists every error code the server has.
+    let codes = served.body["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+        .as_array()
+        .expect("code enum")
+        .len();
+    assert_eq!(codes, bullpen::http::errors::ErrorCode::ALL.len());
+}
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_is_405_with_allow() {
+    let app = crate::helpers::spawn_app().await;
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/api/v1/predict", "POST"),
+        (reqwest::Method::POST, "/health", "GET, HEAD"),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/admin/models/home_win/routing",
+            "GET, PUT",
+        ),
+    ] {
+        let reply = app.send(app.request(method.clone(), path)).await;
+        assert_eq!(reply.status, 405, "{method} {path}");
+        assert_eq!(reply.body["code"], "method_not_allowed");
+        assert_eq!(
+            reply.headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+    }
+}
