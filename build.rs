@@ -1,4 +1,5 @@
-//! Places the ONNX Runtime shared library next to the binaries this build produces.
+//! Places the ONNX Runtime shared library next to the binaries this build produces, and
+//! Redoc (the renderer of `/docs`, embedded in the binary) in `OUT_DIR`.
 //!
 //! bullpen loads ONNX Runtime at run time (`ort`'s `load-dynamic`), so nothing is linked here.
 //! The library comes from the Python package index wheel through `scripts/fetch-onnxruntime.py`; a build that
@@ -9,13 +10,16 @@ use std::path::PathBuf;
 use std::process::Command;
 
 const SCRIPT: &str = "scripts/fetch-onnxruntime.py";
+const REDOC_SCRIPT: &str = "scripts/fetch-redoc.py";
 
 fn main() {
     println!("cargo::rerun-if-changed={SCRIPT}");
+    println!("cargo::rerun-if-changed={REDOC_SCRIPT}");
     println!("cargo::rerun-if-env-changed=BULLPEN_SKIP_ORT_FETCH");
 
     // OUT_DIR is <target>/<profile>/build/<crate>-<hash>/out: the profile folder holds the binary.
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fetch_redoc(&out_dir);
     let Some(profile_dir) = out_dir.ancestors().nth(3) else {
         println!(
             "cargo::warning=unexpected OUT_DIR layout {}",
@@ -45,5 +49,31 @@ fn main() {
             "cargo::warning=could not run python3 to fetch ONNX Runtime ({error}); run `python3 {SCRIPT} {}`",
             profile_dir.display()
         ),
+    }
+}
+
+/// Redoc's bundle and licence into `out_dir`; when they cannot be fetched the build still
+/// succeeds, and `/docs` says how to fetch them (the document itself is always served).
+fn fetch_redoc(out_dir: &std::path::Path) {
+    let fetched = Command::new("python3")
+        .arg(REDOC_SCRIPT)
+        .arg(out_dir)
+        .status()
+        .is_ok_and(|status| status.success());
+    if fetched {
+        return;
+    }
+    println!(
+        "cargo::warning=fetching Redoc failed; /docs will say so. Run `python3 {REDOC_SCRIPT} {}` and build again",
+        out_dir.display()
+    );
+    let message = format!(
+        "document.body.textContent = 'This build has no Redoc: run python3 {REDOC_SCRIPT} and build again. The document is at /api/v1/openapi.json.';"
+    );
+    let written = std::fs::write(out_dir.join("redoc.standalone.js"), message)
+        .and_then(|()| std::fs::write(out_dir.join("redoc.LICENSE"), ""))
+        .and_then(|()| std::fs::write(out_dir.join("redoc.standalone.js.LICENSE.txt"), ""));
+    if let Err(error) = written {
+        println!("cargo::warning=could not write the Redoc placeholder: {error}");
     }
 }

@@ -5,6 +5,7 @@
 mod access;
 mod admin_api;
 mod admission;
+mod docs_api;
 mod drain;
 pub mod errors;
 mod games_api;
@@ -168,6 +169,13 @@ fn root_routes() -> Vec<RouteEntry> {
             "/status/data",
             Status,
             vec![get(web::get().to(monitoring_api::status_data))],
+        ),
+        entry("", "/docs", Probe, vec![get(web::get().to(docs_api::page))]),
+        entry(
+            "",
+            "/docs/redoc.standalone.js",
+            Probe,
+            vec![get(web::get().to(docs_api::renderer))],
         ),
     ]
 }

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
 
 use super::errors::Problem;
-use super::{admin_api, games_api, health_api, models_api, monitoring_api, predict_api};
+use super::{admin_api, docs_api, games_api, health_api, models_api, monitoring_api, predict_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,8 @@ use super::{admin_api, games_api, health_api, models_api, monitoring_api, predic
         monitoring_api::metrics,
         monitoring_api::status_page,
         monitoring_api::status_data,
+        docs_api::page,
+        docs_api::renderer,
         openapi_json,
         predict_api::predict,
         predict_api::predict_batch,

@@ -115,7 +115,8 @@ fn pin(request: &mut PredictRequest, version: &str, default: &str) -> Result<(),
     path = "/api/v1/predict",
     tag = "predict",
     operation_id = "predict",
-    request_body = PredictBody,
+    request_body(content = PredictBody,
+        example = json!({"game_id": "NYA202404050", "odds": {"home": -135, "away": 115}})),
     params(
         ("Bullpen-Model-Version" = Option<String>, Header,
          pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -123,7 +124,23 @@ fn pin(request: &mut PredictRequest, version: &str, default: &str) -> Result<(),
     ),
     responses(
         (status = 200, description = "The prediction", body = PredictionBody,
-         headers(("Bullpen-Model" = String, description = "The version that answered: `name@version`"))),
+         headers(("Bullpen-Model" = String, description = "The version that answered: `name@version`")),
+         example = json!({
+             "game": {"game_id": "NYA202404050", "home": "NYA", "away": "TOR", "date": "2024-04-05"},
+             "model": {"name": "home_win", "version": "1"},
+             "home_win_probability": 0.558_316_65, "away_win_probability": 0.441_683_35,
+             "feature_version": "v1", "cached": false,
+             "market": {
+                 "overround": 0.039_584_364_176_150_41,
+                 "home": {"decimal_odds": 1.740_740_740_740_740_7,
+                          "implied_probability": 0.574_468_085_106_383,
+                          "market_probability": 0.552_594_002_855_783,
+                          "edge": 0.005_722_645_150_656_236,
+                          "expected_value": -0.028_115_464_581_383_587, "kelly_fraction": 0.0},
+                 "away": {"decimal_odds": 2.15, "implied_probability": 0.465_116_279_069_767_44,
+                          "market_probability": 0.447_405_997_144_217,
+                          "edge": -0.005_722_645_150_656_236,
+                          "expected_value": -0.050_380_793_213_844_366, "kelly_fraction": 0.0}}})),
     ),
     security(("bearer" = ["predict"])),
 )]
@@ -174,7 +191,9 @@ pub(super) enum BatchItem<'a> {
     path = "/api/v1/predict/batch",
     tag = "predict",
     operation_id = "predict_batch",
-    request_body = BatchBody,
+    request_body(content = BatchBody, example = json!({"items": [
+        {"game": {"home": "NYA", "away": "BOS", "date": "2025-04-05"}},
+        {"game_id": "NYA20240405"}]})),
     params(
         ("Bullpen-Model-Version" = Option<String>, Header,
          pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -182,7 +201,19 @@ pub(super) enum BatchItem<'a> {
     ),
     responses(
         (status = 200, description = "One answer per item, in order; costs one rate-limit token per item",
-         body = BatchAnswer),
+         body = BatchAnswer,
+         example = json!({"succeeded": 1, "failed": 1, "results": [
+             {"index": 0, "prediction": {
+                 "game": {"home": "NYA", "away": "BOS", "date": "2025-04-05"},
+                 "model": {"name": "home_win", "version": "1"},
+                 "home_win_probability": 0.552_746_1, "away_win_probability": 0.447_253_88,
+                 "feature_version": "v1", "cached": false}},
+             {"index": 1, "error": {
+                 "type": "urn:bullpen:error:invalid_game_id", "title": "Not a game id",
+                 "status": 400,
+                 "detail": "`NYA20240405` is not a game id (home team, YYYYMMDD and game number, e.g. NYA202404050)",
+                 "code": "invalid_game_id",
+                 "request_id": "be6f3496-8454-49ec-a7d7-059f88d15e10"}}]})),
     ),
     security(("bearer" = ["predict"])),
 )]

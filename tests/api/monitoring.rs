@@ -475,7 +475,7 @@ async fn live_quality_on_the_2024_season_agrees_with_the_evaluation_report() {
 
 /// Headless Chromium on `url`: with `--dump-dom`, the page after `budget_ms` of (virtual)
 /// time; with a screenshot path, writes it.
-async fn chromium(url: String, budget_ms: u32, screenshot: Option<String>) -> String {
+pub async fn chromium(url: String, budget_ms: u32, screenshot: Option<String>) -> String {
     tokio::task::spawn_blocking(move || {
         let mut command = Command::new("chromium");
         command.args([

@@ -64,3 +64,60 @@ async fn a_method_a_route_does_not_take_is_405_with_allow() {
         );
     }
 }
+
+/// `/docs` in headless Chromium with no network but the server: Redoc (embedded) renders a
+/// section for every operation of the document.
+#[tokio::test]
+async fn the_docs_page_renders_every_operation_offline_in_headless_chromium() {
+    let app = crate::helpers::spawn_app().await;
+    let document = app.get("/api/v1/openapi.json").await.body;
+    let page = crate::monitoring::chromium(format!("{}/docs", app.address), 15_000, None).await;
+    let mut operations = 0;
+    for item in document["paths"].as_object().expect("paths").values() {
+        for operation in item.as_object().expect("path item").values() {
+            let id = operation["operationId"].as_str().expect("operationId");
+            assert!(
+                page.contains(&format!("operation/{id}")),
+                "{id} not rendered: {}",
+                &page[..page.len().min(2000)]
+            );
+            operations += 1;
+        }
+    }
+    assert!(operations >= 19, "{operations} operations");
+}
+
+/// The examples of the predict operations are real answers: asking the server for the
+/// example request gives the example response (less what varies: `cached`, request ids).
+#[tokio::test]
+async fn the_predict_examples_are_what_the_server_answers() {
+    let app = crate::helpers::spawn_app().await;
+    let document = app.get("/api/v1/openapi.json").await.body;
+    for path in ["/api/v1/predict", "/api/v1/predict/batch"] {
+        let operation = &document["paths"][path]["post"];
+        let request = &operation["requestBody"]["content"]["application/json"]["example"];
+        let mut expected =
+            operation["responses"]["200"]["content"]["application/json"]["example"].clone();
+        assert!(
+            request.is_object() && expected.is_object(),
+            "{path} has examples"
+        );
+        let mut answer = app.post_json(path, request).await.body;
+        for value in [&mut expected, &mut answer] {
+            forget_what_varies(value);
+        }
+        assert_eq!(answer, expected, "{path}");
+    }
+}
+
+fn forget_what_varies(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.remove("cached");
+            map.remove("request_id");
+            map.values_mut().for_each(forget_what_varies);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(forget_what_varies),
+        _ => {}
+    }
+}
