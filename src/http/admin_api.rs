@@ -48,8 +48,9 @@ pub(super) struct SharedInvalidation {
     path = "/api/v1/admin/cache/invalidate",
     tag = "admin",
     operation_id = "invalidate_cache",
-    request_body = InvalidateBody,
-    responses((status = 200, description = "What was dropped", body = InvalidateAnswer)),
+    request_body(content = InvalidateBody, example = json!({"pattern": "prediction:home_win:*"})),
+    responses((status = 200, description = "What was dropped (`shared`: in Redis, when there is a shared tier)",
+               body = InvalidateAnswer, example = json!({"pattern": "prediction:home_win:*"}))),
     security(("bearer" = ["admin"])),
 )]
 pub(super) async fn invalidate(
@@ -226,7 +227,9 @@ pub(super) struct ModelPath {
     tag = "admin",
     operation_id = "get_routing",
     params(ModelPath),
-    responses((status = 200, description = "The model's routing", body = RoutingAnswer)),
+    responses((status = 200, description = "The model's routing", body = RoutingAnswer,
+        example = json!({"model": "home_win", "weights": {"1": 100}, "shadow": [], "guard": null,
+                         "trips": [], "revision": 0, "updated_at": "2026-11-28T08:57:08.202430148Z"}))),
     security(("bearer" = ["admin"])),
 )]
 pub(super) async fn routing(

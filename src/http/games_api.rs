@@ -46,7 +46,24 @@ pub(super) struct FeaturesBody {
     operation_id = "game_features",
     params(("game_id" = String, Path, description = "A Retrosheet game id",
             pattern = "^[A-Z0-9]{3}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-2]$", example = "NYA202404050")),
-    responses((status = 200, description = "The game's features", body = FeaturesBody)),
+    responses((status = 200, description = "The game's features", body = FeaturesBody,
+        example = json!({
+            "game": {"game_id": "NYA202404050", "home": "NYA", "away": "TOR", "date": "2024-04-05"},
+            "feature_version": "v1",
+            "features": {
+                "home_elo": 1520.3611, "away_elo": 1518.1263, "elo_diff": 2.234_681_8,
+                "elo_home_win_prob": 0.537_683_1, "home_win_pct": 0.578_125,
+                "away_win_pct": 0.484_375, "home_runs_scored_pg": 4.608_073,
+                "home_runs_allowed_pg": 4.348_814, "away_runs_scored_pg": 4.237_703,
+                "away_runs_allowed_pg": 4.756_222, "home_pythag": 0.526_467_5,
+                "away_pythag": 0.447_385_28, "pythag_diff": 0.079_082_24,
+                "home_last10_win_pct": 0.75, "away_last10_win_pct": 0.45,
+                "home_home_win_pct": 0.578_125, "away_road_win_pct": 0.469_907_4,
+                "home_rest_days": 2.0, "away_rest_days": 2.0, "home_games_last7": 6.0,
+                "away_games_last7": 6.0, "home_pitches_last3": 319.0, "away_pitches_last3": 292.0,
+                "home_prev_win_pct": 0.506_172_84, "away_prev_win_pct": 0.549_382_7,
+                "home_games_played": 7.0, "away_games_played": 7.0},
+            "cached": false}))),
     security(("bearer" = ["features:read"])),
 )]
 pub(super) async fn features(

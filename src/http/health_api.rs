@@ -132,7 +132,11 @@ fn missing(schema: db::SchemaState) -> Vec<String> {
     tag = "probes",
     operation_id = "ready",
     responses(
-        (status = 200, description = "Ready (or degraded: serving from the caches)", body = ReadyBody),
+        (status = 200, description = "Ready (or degraded: serving from the caches)", body = ReadyBody,
+         example = json!({"status": "ready",
+             "models": [{"name": "home_win", "version": "1", "warm": true},
+                        {"name": "home_win", "version": "2", "warm": true}],
+             "features": {"store": "embedded", "games": 35479, "last_game_date": "2024-10-30"}})),
         (status = 503, description = "Not ready, or draining: send traffic elsewhere", body = ReadyBody),
     ),
 )]
