@@ -111,7 +111,7 @@ pub(super) struct VersionAnswer<'a> {
     operation_id = "load_model_version",
     params(VersionPath),
     responses((status = 200, description = "Loaded, checked and warm; routing unchanged",
-               body = VersionAnswer)),
+               body = VersionAnswer, example = super::openapi::example_loaded_version)),
     security(("bearer" = ["admin"])),
 )]
 pub(super) async fn load_version(
@@ -149,7 +149,8 @@ pub(super) struct UnloadAnswer<'a> {
     tag = "admin",
     operation_id = "unload_model_version",
     params(VersionPath),
-    responses((status = 200, description = "Unloaded", body = UnloadAnswer)),
+    responses((status = 200, description = "Unloaded", body = UnloadAnswer,
+               example = json!({"change": "unloaded", "name": "home_win", "version": "2"}))),
     security(("bearer" = ["admin"])),
 )]
 pub(super) async fn unload_version(
@@ -172,7 +173,10 @@ pub(super) async fn unload_version(
     path = "/api/v1/admin/models/reload",
     tag = "admin",
     operation_id = "reload_models",
-    responses((status = 200, description = "What the rescan changed", body = Rescan)),
+    responses((status = 200, description = "What the rescan changed", body = Rescan,
+        example = json!({"changes": [
+            {"name": "home_win", "version": "1", "change": "unchanged"},
+            {"name": "home_win", "version": "2", "change": "unchanged"}], "failures": []}))),
     security(("bearer" = ["admin"])),
 )]
 pub(super) async fn reload(service: web::Data<PredictService>) -> Result<HttpResponse, ApiError> {
@@ -254,9 +258,12 @@ pub(super) async fn routing(
     tag = "admin",
     operation_id = "set_routing",
     params(ModelPath),
-    request_body = RoutingBody,
+    request_body(content = RoutingBody, example = json!({"weights": {"1": 100}, "shadow": []})),
     responses((status = 200, description = "The routing now in force, on every replica",
-               body = RoutingAnswer)),
+               body = RoutingAnswer,
+               example = json!({"model": "home_win", "weights": {"1": 100}, "shadow": [],
+                                "guard": null, "trips": [], "revision": 1,
+                                "updated_at": "2026-11-28T08:58:21.639339368Z"}))),
     security(("bearer" = ["admin"])),
 )]
 pub(super) async fn set_routing(

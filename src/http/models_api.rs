@@ -83,7 +83,8 @@ pub(super) struct FailedBody<'a> {
     path = "/api/v1/models",
     tag = "models",
     operation_id = "list_models",
-    responses((status = 200, description = "Every loaded version", body = ModelsBody)),
+    responses((status = 200, description = "Every loaded version", body = ModelsBody,
+               example = super::openapi::example_models)),
     security(("bearer" = ["predict"])),
 )]
 pub(super) async fn list(service: web::Data<PredictService>) -> HttpResponse {

@@ -175,7 +175,9 @@ async fn every_model_quality(service: &PredictService) -> Vec<ModelQuality> {
     params(("name" = String, Path, description = "A model name", example = "home_win"),
            QualityQuery),
     responses((status = 200, description = "Brier score, log loss, accuracy and calibration per version",
-               body = ModelQuality)),
+               body = ModelQuality,
+               example = json!({"model": "home_win", "source": "served_here",
+                                "window": {"from": null, "to": null}, "versions": []}))),
     security(("bearer" = ["predict"])),
 )]
 pub(super) async fn quality(

@@ -78,6 +78,19 @@ pub(super) async fn openapi_json() -> HttpResponse {
         .body(document())
 }
 
+/// Example answers too long to write inline: real answers kept in `docs/examples/`.
+fn example(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+pub(super) fn example_models() -> serde_json::Value {
+    example(include_str!("../../docs/examples/models.json"))
+}
+
+pub(super) fn example_loaded_version() -> serde_json::Value {
+    example(include_str!("../../docs/examples/load_model_version.json"))
+}
+
 /// The problem statuses each operation can answer besides the shared ones, and why.
 fn own_errors(operation_id: &str) -> &'static [(u16, &'static str)] {
     const BODY: [(u16, &str); 3] = [

@@ -296,5 +296,29 @@ mod tests {
                 ..
             })
         ));
+        // Found by schemathesis: a window of 2^63 s, or a minimum no season reaches, is
+        // refused rather than kept.
+        for (guard, field) in [
+            (
+                GuardSpec {
+                    window_secs: 1 << 63,
+                    ..GuardSpec::default()
+                },
+                "window_secs",
+            ),
+            (
+                GuardSpec {
+                    min_games: 1 << 40,
+                    ..GuardSpec::default()
+                },
+                "min_games",
+            ),
+        ] {
+            guarded.guard = Some(guard);
+            assert!(
+                matches!(guarded.validate(&loaded), Err(RoutingError::Guard { field: f, .. }) if f == field),
+                "{field}"
+            );
+        }
     }
 }

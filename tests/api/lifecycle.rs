@@ -243,6 +243,18 @@ async fn lifecycle_requests_that_cannot_work_get_a_problem() {
     }
     let bad_body = put_routing(&app, &json!({ "weights": { "1": 1000 } })).await;
     assert_eq!(bad_body.status, 400, "{}", bad_body.body);
+    // The body is checked field by field, nested guard included.
+    for body in [
+        json!({ "weights": { "1": 100 }, "revision": 7 }),
+        json!({ "weights": { "1": 100 }, "guard": { "window": 60 } }),
+    ] {
+        let unknown = put_routing(&app, &body).await;
+        assert_eq!(
+            (unknown.status, code(&unknown)),
+            (400, Some("unknown_field".into())),
+            "{body}"
+        );
+    }
 
     let traversal = app
         .post_json(&format!("{ADMIN}/home_win/versions/../load"), &json!({}))
