@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# HTTP benchmark of a release build, driven by wrk on this machine.
+# HTTP benchmark of a release build against the HTTP ceiling, driven by wrk on this machine.
 #
 #   benches/http.sh [--write]      (--write appends the results to BENCHMARKS.md)
 #
-# Starts `bullpen serve` twice on loopback (cache on, cache off) and runs, each for
-# DURATION seconds at CONNECTIONS connections: GET /health (the same-run baseline), predict
-# over every 2024 game with the cache warm, predict with the cache disabled, and batches of
-# 100 games with the cache disabled. Prints requests/s, p50/p99 latency, the time from start
-# to /ready, and each server's peak RSS.
+# The ceiling (../shared/bench/ceiling, built outside this project's target/ in
+# $CEILING_TARGET) answers the predict route from a table of bullpen's own cached answers,
+# byte for byte, doing the least that route can do on this stack. ROUNDS alternating rounds
+# of DURATION s at CONNECTIONS connections, the same wrk script (POST every 2024 game, with
+# `Authorization: Bearer peer-token`, which the ceiling checks and bullpen with auth off
+# ignores): the ceiling, bullpen with the cache warm, bullpen with the cache disabled. Each
+# round's ratio to the ceiling, then their medians. Also, once: GET /health, batches of 100
+# with the cache disabled, the time from start to /ready and each server's peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-15}"
+ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-64}"
+CEILING_DIR="${CEILING_DIR:-../shared/bench/ceiling}"
+CEILING_TARGET="${CEILING_TARGET:-/tmp/ceiling-target}"
+CEILING_PORT="${CEILING_PORT:-18182}"
 THREADS="${THREADS:-2}"
 PORT="${PORT:-18181}"
 write=false
@@ -34,8 +41,11 @@ predict_bodies > "$work/bodies.lua"
   }' "$work/ids"
   echo '}'
 } > "$work/batches.lua"
-cycling_post_lua "$work/bodies.lua" "$work/predict.lua"
+cycling_post_lua "$work/bodies.lua" "$work/predict.lua" "Bearer peer-token"
 cycling_post_lua "$work/batches.lua" "$work/batch.lua"
+
+[ -f "$CEILING_DIR/Cargo.toml" ] || { echo "no ceiling in $CEILING_DIR (set CEILING_DIR)" >&2; exit 1; }
+cargo build --release --quiet --manifest-path "$CEILING_DIR/Cargo.toml" --target-dir "$CEILING_TARGET"
 
 start_server() { # $1: cache enabled (true|false)
   local started
@@ -57,10 +67,10 @@ stop_server() {
 }
 
 # Runs wrk and prints "rps p50 p99" (latencies in ms).
-run_wrk() { # $1: path, $2: lua script or empty
+run_wrk() { # $1: path, $2: lua script or empty, $3: port (bullpen's by default)
   local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency)
   [ -n "$2" ] && args+=(-s "$2")
-  wrk "${args[@]}" "http://127.0.0.1:$PORT$1" > "$work/wrk.txt"
+  wrk "${args[@]}" "http://127.0.0.1:${3:-$PORT}$1" > "$work/wrk.txt"
   grep -q "Non-2xx" "$work/wrk.txt" && { echo "non-2xx answers:" >&2; cat "$work/wrk.txt" >&2; exit 1; }
   wrk_summary "$work/wrk.txt"
 }
@@ -72,40 +82,93 @@ record() { # $1: label, $2: "rps p50 p99"
 }
 
 echo "scenario                           req/s p50ms p99ms"
+# bullpen's cached answers, byte for byte, for the ceiling's table: served once to warm the
+# cache, then asked again (now a hit) and kept.
 start_server true
 ready_cached=$ready_ms
+python3 - "$work/ids" "http://127.0.0.1:$PORT/api/v1/predict" "$work/table.tsv" <<'PY'
+import json, sys, urllib.request
+ids, url, out = open(sys.argv[1]).read().split(), sys.argv[2], open(sys.argv[3], "w")
+def ask(game_id):
+    request = urllib.request.Request(url, json.dumps({"game_id": game_id}).encode(),
+                                     {"Content-Type": "application/json"})
+    return urllib.request.urlopen(request).read().decode()
+for game_id in ids:
+    ask(game_id)
+    answer = ask(game_id)
+    assert '"cached":true' in answer, answer
+    out.write(f"{game_id}\t{answer}\n")
+PY
 record "GET /health" "$(run_wrk /health '')"
-run_wrk /api/v1/predict "$work/predict.lua" > /dev/null   # warm every 2024 game into the cache
-record "predict, cache warm" "$(run_wrk /api/v1/predict "$work/predict.lua")"
 stop_server
 rss_cached=$peak_rss_mb
+IDS="$work/table.tsv" PORT=$CEILING_PORT "$CEILING_TARGET/release/ceiling" > "$work/ceiling.log" 2>&1 &
+ceiling=$!
+until curl -s -o /dev/null "http://127.0.0.1:$CEILING_PORT/"; do
+  kill -0 $ceiling 2>/dev/null || { cat "$work/ceiling.log"; exit 1; }
+  sleep 0.05
+done
 
-start_server false
-ready_uncached=$ready_ms
-record "predict, cache disabled" "$(run_wrk /api/v1/predict "$work/predict.lua")"
-record "batch of 100, cache disabled" "$(run_wrk /api/v1/predict/batch "$work/batch.lua")"
-stop_server
-rss_uncached=$peak_rss_mb
+ceiling_rounds=(); cached_rounds=(); uncached_rounds=(); cached_ratios=(); uncached_ratios=()
+for round in $(seq "$ROUNDS"); do
+  run_wrk /api/v1/predict "$work/predict.lua" "$CEILING_PORT" > /dev/null   # warm
+  ceiling_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua" "$CEILING_PORT")")
+  start_server true
+  run_wrk /api/v1/predict "$work/predict.lua" > /dev/null   # every 2024 game into the cache
+  cached_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
+  stop_server
+  start_server false
+  uncached_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
+  if [ "$round" = 1 ]; then
+    ready_uncached=$ready_ms
+    record "batch of 100, cache disabled" "$(run_wrk /api/v1/predict/batch "$work/batch.lua")"
+  fi
+  stop_server
+  rss_uncached=$peak_rss_mb
+  c=${ceiling_rounds[-1]%% *}
+  cached_ratios+=("$(awk -v a="${cached_rounds[-1]%% *}" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
+  uncached_ratios+=("$(awk -v a="${uncached_rounds[-1]%% *}" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
+  echo "round $round: ceiling ${ceiling_rounds[-1]} | cached ${cached_rounds[-1]} (${cached_ratios[-1]}) | uncached ${uncached_rounds[-1]} (${uncached_ratios[-1]})"
+done
+kill -TERM $ceiling; wait $ceiling 2>/dev/null || true
 
+col() { median "$1" "$(printf '%s\n' "${@:2}")"; }
+medians() { echo "$(col 1 "$@") $(col 2 "$@") $(col 3 "$@")"; }
+record "ceiling (same answer bytes)" "$(medians "${ceiling_rounds[@]}")"
+record "predict, cache warm" "$(medians "${cached_rounds[@]}")"
+record "predict, cache disabled" "$(medians "${uncached_rounds[@]}")"
+cached_ratio=$(col 1 "${cached_ratios[@]}")
+uncached_ratio=$(col 1 "${uncached_ratios[@]}")
+echo "vs the ceiling, median of per-round ratios: cached $cached_ratio (${cached_ratios[*]}), uncached $uncached_ratio (${uncached_ratios[*]})"
 echo "start to /ready: ${ready_cached} ms and ${ready_uncached} ms; peak RSS: ${rss_cached} MB (cache on), ${rss_uncached} MB (cache off)"
 
 if $write; then
+  ceiling_rps=$(col 1 "${ceiling_rounds[@]}")
   health_rps=$(echo "${results[0]}" | cut -d'|' -f2 | cut -d' ' -f1)
   {
     echo
-    echo "## HTTP, $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD))"
+    echo "## HTTP vs the ceiling, $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD))"
     echo
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/ {print $2}') GiB;"
-    echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s on the same machine; release build; \`benches/http.sh --write\`."
+    echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s on the same machine; release builds; the ceiling is"
+    echo "\`../shared/bench/ceiling\` serving bullpen's own cached answer bytes; $ROUNDS alternating rounds"
+    echo "(ceiling, cached, uncached), medians, and the median of each round's ratio; \`benches/http.sh --write\`."
     echo
-    echo "| scenario | req/s | vs /health | p50 ms | p99 ms |"
-    echo "|---|---|---|---|---|"
+    echo "| scenario | req/s | vs ceiling | vs /health | p50 ms | p99 ms |"
+    echo "|---|---|---|---|---|---|"
     for row in "${results[@]}"; do
       label=${row%%|*}; read -r rps p50 p99 <<< "${row#*|}"
+      case "$label" in
+        "predict, cache warm") vs_ceiling=$cached_ratio ;;
+        "predict, cache disabled") vs_ceiling=$uncached_ratio ;;
+        "ceiling"*) vs_ceiling=1.00 ;;
+        *) vs_ceiling=$(awk -v a="$rps" -v b="$ceiling_rps" 'BEGIN { printf "%.2f", a / b }') ;;
+      esac
       ratio=$(awk -v a="$rps" -v b="$health_rps" 'BEGIN { printf "%.2f", a / b }')
-      echo "| $label | $rps | $ratio | $p50 | $p99 |"
+      echo "| $label | $rps | $vs_ceiling | $ratio | $p50 | $p99 |"
     done
     echo
+    echo "Per-round ratios to the ceiling: cached ${cached_ratios[*]}; uncached ${uncached_ratios[*]}."
     echo "Start to \`/ready\`: ${ready_cached} ms (cache on), ${ready_uncached} ms (cache off). Peak RSS: ${rss_cached} MB (cache on, every 2024 game cached), ${rss_uncached} MB (cache off)."
   } >> BENCHMARKS.md
 fi
