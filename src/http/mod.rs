@@ -27,7 +27,9 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, Route, web};
+use actix_web::{
+    FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, ResponseError, Route, web,
+};
 
 use crate::auth::Scope;
 
@@ -125,8 +127,14 @@ fn routes() -> Vec<RouteEntry> {
     routes
 }
 
-fn get(handler: Route) -> (Method, Route) {
-    (Method::GET, handler)
+/// `handler` for `method`, with the method kept beside it for [`route_table`] and `Allow`.
+fn on<F, Args>(method: Method, handler: F) -> (Method, Route)
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    (method.clone(), web::method(method).to(handler))
 }
 
 /// Probes, metrics and the status page.
@@ -139,8 +147,8 @@ fn root_routes() -> Vec<RouteEntry> {
             "/health",
             Probe,
             vec![
-                get(web::get().to(health_api::health)),
-                (Method::HEAD, web::head().to(health_api::health)),
+                on(Method::GET, health_api::health),
+                on(Method::HEAD, health_api::health),
             ],
         ),
         entry(
@@ -148,34 +156,34 @@ fn root_routes() -> Vec<RouteEntry> {
             "/ready",
             Probe,
             vec![
-                get(web::get().to(health_api::ready)),
-                (Method::HEAD, web::head().to(health_api::ready)),
+                on(Method::GET, health_api::ready),
+                on(Method::HEAD, health_api::ready),
             ],
         ),
         entry(
             "",
             "/metrics",
             Probe,
-            vec![get(web::get().to(monitoring_api::metrics))],
+            vec![on(Method::GET, monitoring_api::metrics)],
         ),
         entry(
             "",
             "/status",
             Probe,
-            vec![get(web::get().to(monitoring_api::status_page))],
+            vec![on(Method::GET, monitoring_api::status_page)],
         ),
         entry(
             "",
             "/status/data",
             Status,
-            vec![get(web::get().to(monitoring_api::status_data))],
+            vec![on(Method::GET, monitoring_api::status_data)],
         ),
-        entry("", "/docs", Probe, vec![get(web::get().to(docs_api::page))]),
+        entry("", "/docs", Probe, vec![on(Method::GET, docs_api::page)]),
         entry(
             "",
             "/docs/redoc.standalone.js",
             Probe,
-            vec![get(web::get().to(docs_api::renderer))],
+            vec![on(Method::GET, docs_api::renderer)],
         ),
     ]
 }
@@ -189,69 +197,69 @@ fn api_routes() -> Vec<RouteEntry> {
             API,
             "/predict",
             Needs(Predict),
-            vec![(Method::POST, web::post().to(predict_api::predict))],
+            vec![on(Method::POST, predict_api::predict)],
         ),
         entry(
             API,
             "/predict/batch",
             NeedsPerItem(Predict),
-            vec![(Method::POST, web::post().to(predict_api::predict_batch))],
+            vec![on(Method::POST, predict_api::predict_batch)],
         ),
         entry(
             API,
             "/openapi.json",
             Probe,
-            vec![get(web::get().to(openapi::openapi_json))],
+            vec![on(Method::GET, openapi::openapi_json)],
         ),
         entry(
             API,
             "/models",
             Needs(Predict),
-            vec![get(web::get().to(models_api::list))],
+            vec![on(Method::GET, models_api::list)],
         ),
         entry(
             API,
             "/models/{name}/quality",
             Needs(Predict),
-            vec![get(web::get().to(monitoring_api::quality))],
+            vec![on(Method::GET, monitoring_api::quality)],
         ),
         entry(
             API,
             "/games/{game_id}/features",
             Needs(FeaturesRead),
-            vec![get(web::get().to(games_api::features))],
+            vec![on(Method::GET, games_api::features)],
         ),
         entry(
             API,
             "/admin/cache/invalidate",
             Needs(Admin),
-            vec![(Method::POST, web::post().to(admin_api::invalidate))],
+            vec![on(Method::POST, admin_api::invalidate)],
         ),
         entry(
             API,
             "/admin/models/reload",
             Needs(Admin),
-            vec![(Method::POST, web::post().to(admin_api::reload))],
+            vec![on(Method::POST, admin_api::reload)],
         ),
         entry(
             API,
             "/admin/models/{name}/versions/{version}/load",
             Needs(Admin),
-            vec![(Method::POST, web::post().to(admin_api::load_version))],
+            vec![on(Method::POST, admin_api::load_version)],
         ),
         entry(
             API,
             "/admin/models/{name}/versions/{version}",
             Needs(Admin),
-            vec![(Method::DELETE, web::delete().to(admin_api::unload_version))],
+            vec![on(Method::DELETE, admin_api::unload_version)],
         ),
         entry(
             API,
             "/admin/models/{name}/routing",
             Needs(Admin),
             vec![
-                get(web::get().to(admin_api::routing)),
-                (Method::PUT, web::put().to(admin_api::set_routing)),
+                on(Method::GET, admin_api::routing),
+                on(Method::PUT, admin_api::set_routing),
             ],
         ),
     ]
