@@ -4,6 +4,8 @@
 //! by cause, `X-Request-Id`, the `RateLimit-*` headers) is added here once, from one table.
 //! Served at `GET /api/v1/openapi.json`, printed by `bullpen openapi`.
 
+use std::collections::BTreeMap;
+
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
@@ -91,25 +93,21 @@ pub(super) fn example_loaded_version() -> serde_json::Value {
     example(include_str!("../../docs/examples/load_model_version.json"))
 }
 
+/// What an operation with a body can answer about the body.
+const BODY_ERRORS: [(u16, &str); 3] = [
+    (
+        400,
+        "The body is not JSON, has an unknown field, or a value is not valid",
+    ),
+    (413, "The body is larger than `server.max_body_bytes`"),
+    (415, "The body is not `application/json`"),
+];
+
 /// The problem statuses each operation can answer besides the shared ones, and why.
 fn own_errors(operation_id: &str) -> &'static [(u16, &'static str)] {
-    const BODY: [(u16, &str); 3] = [
-        (
-            400,
-            "The body is not JSON, has an unknown field, or a value is not valid",
-        ),
-        (413, "The body is larger than `server.max_body_bytes`"),
-        (415, "The body is not `application/json`"),
-    ];
     match operation_id {
         "predict" | "predict_batch" => &[
-            (
-                400,
-                "The body is not JSON, has an unknown field, or a value is not valid",
-            ),
             (404, "No such game, team or model (version)"),
-            (413, "The body is larger than `server.max_body_bytes`"),
-            (415, "The body is not `application/json`"),
             (
                 422,
                 "Odds that are not odds, teams that cannot meet, a date outside the data, or a batch that is empty or too large",
@@ -121,7 +119,6 @@ fn own_errors(operation_id: &str) -> &'static [(u16, &'static str)] {
             (400, "The query string is not a window of dates"),
             (404, "No such model"),
         ],
-        "invalidate_cache" => &BODY,
         "load_model_version" => &[
             (400, "Not a model reference"),
             (404, "No model files for this version in `models.dir`"),
@@ -137,13 +134,7 @@ fn own_errors(operation_id: &str) -> &'static [(u16, &'static str)] {
         ],
         "get_routing" => &[(404, "No such model")],
         "set_routing" => &[
-            (
-                400,
-                "The body is not JSON, has an unknown field, or a value is not valid",
-            ),
             (404, "No such model"),
-            (413, "The body is larger than `server.max_body_bytes`"),
-            (415, "The body is not `application/json`"),
             (
                 422,
                 "Weights that do not sum to 100, or name versions not loaded",
@@ -225,22 +216,23 @@ fn complete(operation: &mut Operation, api: bool) {
             "Overloaded, too slow, shutting down, or a dependency is unavailable; retry shortly",
         ));
     }
+    if operation.request_body.is_some() {
+        errors.extend(BODY_ERRORS);
+    }
     errors.extend_from_slice(own_errors(operation.operation_id.as_deref().unwrap_or("")));
-    let responses = &mut operation.responses.responses;
+    // One answer per status, naming every cause that leads to it.
+    let mut causes: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
     for (status, why) in errors {
+        causes.entry(status).or_default().push(why);
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, why) in causes {
         let key = status.to_string();
         if responses.contains_key(&key) {
             continue;
         }
-        let mut response = ResponseBuilder::new()
-            .description(why)
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .header("X-Request-Id", request_id_header());
+        let mut response =
+            problem_response(&why.join("; or: ")).header("X-Request-Id", request_id_header());
         if matches!(status, 429 | 503) {
             response = response.header(
                 "Retry-After",
@@ -251,14 +243,7 @@ fn complete(operation: &mut Operation, api: bool) {
     }
     responses.insert(
         "default".to_owned(),
-        ResponseBuilder::new()
-            .description("Any other error, as problem details")
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
+        problem_response("Any other error, as problem details")
             .build()
             .into(),
     );
@@ -286,6 +271,16 @@ fn complete(operation: &mut Operation, api: bool) {
             }
         }
     }
+}
+
+/// An answer of problem details (`application/problem+json`, the `Problem` schema).
+fn problem_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/problem+json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    )
 }
 
 fn request_id_header() -> utoipa::openapi::Header {
