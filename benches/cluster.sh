@@ -29,9 +29,7 @@ trap 'scripts/local-cluster --dir "$cluster" down > /dev/null 2>&1 || true; rm -
 # Prints "req/s p50_ms p99_ms" of wrk against $1 (a base URL), after a 3 s warm-up.
 wrk_at() {
   wrk -t2 -c64 -d3s -s "$work/predict.lua" "$1/api/v1/predict" > /dev/null
-  wrk -t2 -c64 -d"${DURATION}s" --latency -s "$work/predict.lua" "$1/api/v1/predict" > "$work/wrk.txt"
-  if grep -q "Non-2xx" "$work/wrk.txt"; then cat "$work/wrk.txt" >&2; return 1; fi
-  wrk_summary "$work/wrk.txt"
+  wrk_run "$1/api/v1/predict" "$work/predict.lua"
 }
 
 declare -A rows

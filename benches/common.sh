@@ -57,6 +57,17 @@ wrk_summary() {
     END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$1"
 }
 
+# wrk at URL $1 with the script $2 (none when empty) for DURATION s, THREADS (2) threads
+# and CONNECTIONS (64) connections; prints "req/s p50_ms p99_ms". Fails on any non-2xx
+# answer, printing wrk's report.
+wrk_run() {
+  local args=(-t"${THREADS:-2}" -c"${CONNECTIONS:-64}" -d"${DURATION}s" --latency)
+  [ -n "${2:-}" ] && args+=(-s "$2")
+  wrk "${args[@]}" "$1" > "$work/wrk.txt"
+  if grep -q "Non-2xx" "$work/wrk.txt"; then cat "$work/wrk.txt" >&2; return 1; fi
+  wrk_summary "$work/wrk.txt"
+}
+
 # Starts the server with the VAR=value settings given after $1 (a wrk script POSTed to
 # /api/v1/predict) and with --config-dir "$CONFIG_DIR" when set; warms it for 3 s, measures
 # $DURATION s, stops it; prints "req/s p50_ms p99_ms". Fails on any non-2xx answer.

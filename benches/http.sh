@@ -68,11 +68,7 @@ stop_server() {
 
 # Runs wrk and prints "rps p50 p99" (latencies in ms).
 run_wrk() { # $1: path, $2: lua script or empty, $3: port (bullpen's by default)
-  local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency)
-  [ -n "$2" ] && args+=(-s "$2")
-  wrk "${args[@]}" "http://127.0.0.1:${3:-$PORT}$1" > "$work/wrk.txt"
-  grep -q "Non-2xx" "$work/wrk.txt" && { echo "non-2xx answers:" >&2; cat "$work/wrk.txt" >&2; exit 1; }
-  wrk_summary "$work/wrk.txt"
+  wrk_run "http://127.0.0.1:${3:-$PORT}$1" "$2"
 }
 
 results=()

@@ -28,10 +28,7 @@ wrk -t2 -c64 -d3s -s "$work/predict.lua" "http://127.0.0.1:$PORT/api/v1/predict"
 
 wrk_rounds=(); loadtest_rounds=()
 for _ in $(seq "$ROUNDS"); do
-  wrk -t2 -c64 -d"${DURATION}s" --latency -s "$work/predict.lua" \
-    "http://127.0.0.1:$PORT/api/v1/predict" > "$work/wrk.txt"
-  grep -q "Non-2xx" "$work/wrk.txt" && { cat "$work/wrk.txt" >&2; exit 1; }
-  wrk_rounds+=("$(wrk_summary "$work/wrk.txt")")
+  wrk_rounds+=("$(wrk_run "http://127.0.0.1:$PORT/api/v1/predict" "$work/predict.lua")")
   $bin loadtest --quiet --url "http://127.0.0.1:$PORT" --users 64 --duration "${DURATION}s" \
     --games "$work/ids" --json "$work/report.json" > /dev/null
   loadtest_rounds+=("$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['latency_ms']; assert r['failed'] == 0, r['errors']; print(round(r['achieved_rps']), l['p50'], l['p99'])" "$work/report.json")")
