@@ -593,10 +593,10 @@ async fn a_corrupt_row_is_a_logged_data_error_not_a_stale_answer_or_an_outage() 
             "the cause stays in the log: {body}"
         );
         let logged = server
-            .log()
-            .lines()
-            .find(|line| line.contains(request_id) && line.contains(cause))
-            .map(str::to_owned);
+            .logged(std::time::Duration::from_secs(5), |line| {
+                line.contains(request_id) && line.contains(cause)
+            })
+            .await;
         assert!(
             logged.is_some(),
             "the cause is logged with the request id: {}",

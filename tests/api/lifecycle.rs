@@ -363,7 +363,11 @@ async fn sighup_loads_what_is_new_in_the_models_folder() {
     )
     .await;
     assert!(
-        server.log().contains("SIGHUP: models.dir rescanned"),
+        server
+            .logged(Duration::from_secs(5), |line| line
+                .contains("SIGHUP: models.dir rescanned"))
+            .await
+            .is_some(),
         "{}",
         server.log()
     );

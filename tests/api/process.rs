@@ -12,6 +12,8 @@ pub struct ServerProcess {
     pub address: String,
     child: Child,
     log: Arc<Mutex<String>>,
+    /// Reads the log until the process closes its stderr.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ServerProcess {
@@ -37,7 +39,7 @@ impl ServerProcess {
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(String::new()));
         let (port_sender, port) = std::sync::mpsc::channel();
-        {
+        let reader = {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -51,8 +53,8 @@ impl ServerProcess {
                     log.push_str(&line);
                     log.push('\n');
                 }
-            });
-        }
+            })
+        };
         let Ok(port) = port.recv_timeout(Duration::from_secs(45)) else {
             let _ = child.kill();
             let _ = child.wait();
@@ -62,12 +64,28 @@ impl ServerProcess {
             address: format!("http://127.0.0.1:{port}"),
             child,
             log,
+            reader: Some(reader),
         }
     }
 
     /// Everything logged so far.
     pub fn log(&self) -> String {
         self.log.lock().expect("log lock").clone()
+    }
+
+    /// The first log line `matches` accepts, waiting up to `within` for it: the server writes
+    /// its log off the request path, so a line can arrive after the answer it explains.
+    pub async fn logged(&self, within: Duration, matches: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.log().lines().find(|line| matches(line)) {
+                return Some(line.to_owned());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Sends SIGTERM and waits (up to `limit`) for the process to exit: its status and how
@@ -98,8 +116,10 @@ impl ServerProcess {
     pub fn wait_exit(&mut self, sent: Instant, limit: Duration) -> Option<(ExitStatus, Duration)> {
         while sent.elapsed() < limit {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                // The last lines are in the log once the reader has seen the pipe close.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
                 return Some((status, sent.elapsed()));
             }
             std::thread::sleep(Duration::from_millis(10));
