@@ -1,5 +1,6 @@
-//! Places the ONNX Runtime shared library next to the binaries this build produces, and
-//! Redoc (the renderer of `/docs`, embedded in the binary) in `OUT_DIR`.
+//! Places the ONNX Runtime shared library next to the binaries this build produces, Redoc
+//! (the renderer of `/docs`, embedded in the binary) in `OUT_DIR`, and the Open Inference
+//! Protocol's gRPC service compiled from `proto/` (server for the binary, client for tests).
 //!
 //! bullpen loads ONNX Runtime at run time (`ort`'s `load-dynamic`), so nothing is linked here.
 //! The library comes from the Python package index wheel through `scripts/fetch-onnxruntime.py`; a build that
@@ -11,6 +12,7 @@ use std::process::Command;
 
 const SCRIPT: &str = "scripts/fetch-onnxruntime.py";
 const REDOC_SCRIPT: &str = "scripts/fetch-redoc.py";
+const PROTO: &str = "proto/grpc_predict_v2.proto";
 
 fn main() {
     println!("cargo::rerun-if-changed={SCRIPT}");
@@ -19,6 +21,7 @@ fn main() {
 
     // OUT_DIR is <target>/<profile>/build/<crate>-<hash>/out: the profile folder holds the binary.
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    compile_proto(&out_dir);
     fetch_redoc(&out_dir);
     let Some(profile_dir) = out_dir.ancestors().nth(3) else {
         println!(
@@ -49,6 +52,25 @@ fn main() {
             "cargo::warning=could not run python3 to fetch ONNX Runtime ({error}); run `python3 {SCRIPT} {}`",
             profile_dir.display()
         ),
+    }
+}
+
+/// The gRPC service with `protox` (pure Rust, no `protoc`): the server into `OUT_DIR/server`,
+/// the client the tests drive it with into `OUT_DIR/client`. A proto that does not compile
+/// fails the build.
+fn compile_proto(out_dir: &std::path::Path) {
+    println!("cargo::rerun-if-changed={PROTO}");
+    let descriptors = protox::compile([PROTO], ["proto"]).expect("proto/ compiles");
+    for (side, server) in [("server", true), ("client", false)] {
+        let dir = out_dir.join(side);
+        std::fs::create_dir_all(&dir).expect("OUT_DIR is writable");
+        tonic_prost_build::configure()
+            .build_server(server)
+            .build_client(!server)
+            .build_transport(false)
+            .out_dir(&dir)
+            .compile_fds(descriptors.clone())
+            .expect("the gRPC service generates");
     }
 }
 

@@ -15,7 +15,8 @@ LAYERS = [
     ["cli"],                       # the command line
     ["startup"],                   # the composition root: builds and runs the application
     ["settings"],                  # layers the sources, composes every module's section
-    ["http"],                      # protocol adapters (v1 REST; later OIP, gRPC)
+    ["http", "grpc"],              # protocol adapters: REST (/api/v1, /v2), gRPC
+    ["oip"],                       # the Open Inference Protocol without its transports
     ["predict", "auth"],           # services
     ["cache"],                     # the two-tier cache (and every Redis key)
     ["models", "features"],        # model versions and inference; feature stores

@@ -17,6 +17,7 @@ use crate::auth::Gatekeeper;
 use crate::cache::{Caches, SharedTier};
 use crate::db;
 use crate::features::{EmbeddedStore, FeatureSource, PostgresStore, StoreKind, warmup_vector};
+use crate::grpc::Inference;
 use crate::http::{self, Admission, BodyLimit, Drain, HeadLimits, Limits};
 use crate::models::{Catalog, CatalogOptions};
 use crate::monitoring::{Metrics, Sampler};
@@ -29,6 +30,8 @@ use crate::settings::Settings;
 /// A bound, loaded, running server.
 pub struct Application {
     port: u16,
+    /// The gRPC service's port; `None` when `server.grpc_port` is 0.
+    grpc_port: Option<u16>,
     server: Server,
     background: Background,
     shutdown: Shutdown,
@@ -73,27 +76,15 @@ impl Application {
     /// Binds the listener first (port 0 picks a free one), loads the data and every model
     /// (warm), then starts serving. Must be called inside a Tokio runtime.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let address = (settings.server.host.as_str(), settings.server.port);
-        let listener = TcpListener::bind(address)
-            .with_context(|| format!("binding {}:{}", address.0, address.1))?;
-        let port = listener
-            .local_addr()
-            .context("reading the bound address")?
-            .port();
-
+        let listeners = Listeners::bind(&settings.server)?;
+        let (port, grpc_port) = (listeners.port, listeners.grpc_port);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let metrics = Metrics::new(&settings.monitoring)?;
-        let (log, log_writer) = if settings.prediction_log.enabled {
-            let pool = db::pool(&settings.database, &settings.database.url)?;
-            let (log, writer) =
-                PredictionLog::start(pool.clone(), &settings.prediction_log, &metrics);
-            (Some((log, pool)), Some(writer))
-        } else {
-            (None, None)
-        };
+        let (log, log_writer) = start_prediction_log(settings, &metrics)?.unzip();
         let (service, shadow_jobs) =
             load_service(settings, &metrics, Recorder::new(log), &tasks).await?;
+        let drain = Drain::default();
         let background = BackgroundWork {
             metrics: &metrics,
             rollout: &settings.rollout,
@@ -122,10 +113,20 @@ impl Application {
             &settings.database,
             service.caches().shared(),
         )?);
+        if let Some(listener) = listeners.grpc {
+            let inference = Inference::new(
+                service.clone(),
+                gatekeeper.clone().into_inner(),
+                admission.get_ref().clone(),
+                drain.clone(),
+                metrics.clone().into_inner(),
+                server_settings.max_batch,
+            );
+            tasks.spawn(inference.serve(listener, stop.clone()));
+        }
         let service = web::Data::new(service);
         let body_limit = web::Data::new(BodyLimit(server_settings.max_body_bytes));
         let head_limits = HeadLimits::new(server_settings);
-        let drain = Drain::default();
         let draining = web::Data::new(drain.clone());
         let shutdown_drain = drain.clone();
         let server = HttpServer::new(move || {
@@ -150,10 +151,10 @@ impl Application {
         .shutdown_timeout(server_settings.shutdown_timeout_secs)
         // Signals are handled once, by `shutdown_signal`, which stops through the handle.
         .disable_signals()
-        .listen(listener)
+        .listen(listeners.http)
         .context("starting the HTTP server")?
         .run();
-        tracing::info!(port, workers, "serving");
+        tracing::info!(port, grpc_port, workers, "serving");
         let shutdown = Shutdown {
             drain: shutdown_drain,
             drain_for: Duration::from_secs(server_settings.drain_secs),
@@ -161,6 +162,7 @@ impl Application {
         };
         Ok(Self {
             port,
+            grpc_port,
             server,
             shutdown,
             background: Background {
@@ -174,6 +176,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The gRPC service's port, when it is on.
+    pub fn grpc_port(&self) -> Option<u16> {
+        self.grpc_port
     }
 
     /// Stops the server: `handle.stop(true)` stops accepting, lets requests in flight finish
@@ -243,6 +250,66 @@ impl Background {
             tracing::error!("the prediction log was not flushed by the shutdown deadline");
         }
         tracing::info!("background tasks stopped");
+    }
+}
+
+/// The prediction log and its writer, when `prediction_log.enabled`.
+fn start_prediction_log(
+    settings: &Settings,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<((PredictionLog, db::Pool), LogWriter)>> {
+    if !settings.prediction_log.enabled {
+        return Ok(None);
+    }
+    let pool = db::pool(&settings.database, &settings.database.url)?;
+    let (log, writer) = PredictionLog::start(pool.clone(), &settings.prediction_log, metrics);
+    Ok(Some(((log, pool), writer)))
+}
+
+/// The bound listeners: HTTP (port 0 picks a free one), and gRPC unless its port is 0.
+struct Listeners {
+    http: TcpListener,
+    port: u16,
+    grpc: Option<TcpListener>,
+    grpc_port: Option<u16>,
+}
+
+impl Listeners {
+    fn bind(server: &http::ServerSettings) -> anyhow::Result<Self> {
+        let address = (server.host.as_str(), server.port);
+        let http = TcpListener::bind(address)
+            .with_context(|| format!("binding {}:{}", address.0, address.1))?;
+        let port = http
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
+        if server.grpc_port == 0 {
+            return Ok(Self {
+                http,
+                port,
+                grpc: None,
+                grpc_port: None,
+            });
+        }
+        let address = (server.host.as_str(), server.grpc_port);
+        let grpc = TcpListener::bind(address).with_context(|| {
+            format!(
+                "binding gRPC to {}:{} (server.grpc_port; 0 turns gRPC off)",
+                address.0, address.1
+            )
+        })?;
+        grpc.set_nonblocking(true)
+            .context("making the gRPC listener non-blocking")?;
+        let grpc_port = grpc
+            .local_addr()
+            .context("reading the gRPC address")?
+            .port();
+        Ok(Self {
+            http,
+            port,
+            grpc: Some(grpc),
+            grpc_port: Some(grpc_port),
+        })
     }
 }
 

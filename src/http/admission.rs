@@ -10,7 +10,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::errors::ApiError;
 
@@ -27,6 +27,17 @@ impl Admission {
             timeout,
         }
     }
+
+    /// A place among the requests in flight, held until dropped; `None` when all are taken.
+    /// Shared by every protocol: gRPC calls and HTTP requests count against one cap.
+    pub fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).try_acquire_owned().ok()
+    }
+
+    /// How long an admitted request may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
 }
 
 pub async fn middleware(
@@ -37,7 +48,7 @@ pub async fn middleware(
         .app_data::<web::Data<Admission>>()
         .expect("Admission is registered with the API routes; this is a bug")
         .clone();
-    let Ok(_permit) = Arc::clone(&admission.permits).try_acquire_owned() else {
+    let Some(_permit) = admission.try_admit() else {
         return Ok(request
             .error_response(ApiError::Overloaded)
             .map_into_right_body());

@@ -146,7 +146,10 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => ErrorCode::MalformedJson,
             Self::UnknownField(_) => ErrorCode::UnknownField,
-            Self::InvalidBody(_) => ErrorCode::InvalidBody,
+            // Only the Open Inference Protocol sends feature rows.
+            Self::InvalidBody(_) | Self::Predict(PredictError::Shape { .. }) => {
+                ErrorCode::InvalidBody
+            }
             Self::InvalidQuery(_) => ErrorCode::InvalidQuery,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UriTooLong { .. } => ErrorCode::UriTooLong,

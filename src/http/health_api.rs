@@ -120,6 +120,42 @@ fn missing(schema: db::SchemaState) -> Vec<String> {
     missing
 }
 
+/// The feature store's state, and the status it gives the server: `ready`, `unready` (the
+/// database lacks what serving needs) or `degraded` (the database does not answer).
+async fn store_state(service: &PredictService) -> (StoreState, &'static str) {
+    match service.source() {
+        FeatureSource::Embedded(store) => (
+            StoreState::Embedded {
+                games: store.games().len(),
+                last_game_date: store.games().last().map(|game| game.date),
+            },
+            "ready",
+        ),
+        FeatureSource::Postgres(store) => {
+            let (database, missing) = database_state(store.pool()).await;
+            let state = store.pool().state();
+            let status = match database {
+                DependencyState::Up if missing.is_empty() => "ready",
+                DependencyState::Up => "unready",
+                DependencyState::Down => "degraded",
+            };
+            let features = StoreState::Postgres {
+                database,
+                connections: state.connections,
+                idle_connections: state.idle_connections,
+                missing,
+            };
+            (features, status)
+        }
+    }
+}
+
+/// Whether this replica should take traffic: what `/ready` answers 200 for, and the Open
+/// Inference Protocol's server readiness (REST and gRPC).
+pub async fn is_ready(service: &PredictService, drain: &Drain) -> bool {
+    !drain.is_draining() && store_state(service).await.1 != "unready"
+}
+
 /// Models are loaded and warmed before the server accepts connections, so a server that
 /// answers has its models ready. With the PostgreSQL store the body also says whether the
 /// database answers (`degraded` when it does not: predictions still come from the caches,
@@ -144,31 +180,7 @@ pub(super) async fn ready(
     service: web::Data<PredictService>,
     drain: web::Data<Drain>,
 ) -> HttpResponse {
-    let (features, status) = match service.source() {
-        FeatureSource::Embedded(store) => (
-            StoreState::Embedded {
-                games: store.games().len(),
-                last_game_date: store.games().last().map(|game| game.date),
-            },
-            "ready",
-        ),
-        FeatureSource::Postgres(store) => {
-            let (database, missing) = database_state(store.pool()).await;
-            let state = store.pool().state();
-            let status = match database {
-                DependencyState::Up if missing.is_empty() => "ready",
-                DependencyState::Up => "unready",
-                DependencyState::Down => "degraded",
-            };
-            let features = StoreState::Postgres {
-                database,
-                connections: state.connections,
-                idle_connections: state.idle_connections,
-                missing,
-            };
-            (features, status)
-        }
-    };
+    let (features, status) = store_state(&service).await;
     let draining = drain.is_draining();
     let snapshot = service.catalog().snapshot();
     // Draining, or a database that lacks what serving needs: take this replica out of

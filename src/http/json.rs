@@ -33,39 +33,66 @@ fn is_json(request: &HttpRequest) -> bool {
         })
 }
 
+/// A request body read whole, up to `server.max_body_bytes` (413 beyond), whatever its
+/// content type: the Open Inference Protocol's binary framing is not JSON.
+#[derive(Debug)]
+pub struct RawBody(pub web::Bytes);
+
+/// Reads the body of `request` up to its limit.
+fn read_body(
+    request: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> + use<> {
+    let limit = request
+        .app_data::<web::Data<BodyLimit>>()
+        .map_or(256 * 1024, |limit| limit.0);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let mut payload = payload.take();
+    async move {
+        if declared.is_some_and(|length| length > limit) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|error| ApiError::InvalidBody(error.to_string()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = request
-            .app_data::<web::Data<BodyLimit>>()
-            .map_or(256 * 1024, |limit| limit.0);
         let json = is_json(request);
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let body = read_body(request, payload);
         Box::pin(async move {
             if !json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            if declared.is_some_and(|length| length > limit) {
-                return Err(ApiError::PayloadTooLarge { limit });
-            }
-            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|error| ApiError::InvalidBody(error.to_string()))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = body.await?;
             serde_json::from_slice(&body)
                 .map(ApiJson)
                 .map_err(|error| errors::from_serde(&error))
         })
+    }
+}
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(request, payload);
+        Box::pin(async move { body.await.map(RawBody) })
     }
 }

@@ -12,6 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
 use super::errors::{ApiError, ErrorCode};
+use super::v2::V2Error;
 use crate::monitoring::{Metrics, Rejection, RouteMetrics};
 
 /// The route pattern of the resource that took a request (`/api/v1/predict`): the label of
@@ -54,20 +55,16 @@ pub async fn observe(
     let method = request.method().clone();
     let response = next.call(request).await;
     metrics.in_flight.dec();
-    let (status, route, code) = match &response {
+    let (status, route, refused) = match &response {
         Ok(response) => (
             response.status(),
             response.request().extensions().get::<Route>().cloned(),
-            response
-                .response()
-                .error()
-                .and_then(|error| error.as_error::<ApiError>())
-                .map(ApiError::code),
+            response.response().error().and_then(refusal),
         ),
         Err(error) => (
             error.as_response_error().status_code(),
             None,
-            error.as_error::<ApiError>().map(ApiError::code),
+            refusal(error),
         ),
     };
     let elapsed = started.elapsed().as_secs_f64();
@@ -76,10 +73,22 @@ pub async fn observe(
         None => metrics.unmatched(),
     };
     handles.observe(method.as_str(), status.as_u16(), elapsed);
-    if let Some(reason) = code.and_then(rejection) {
+    if let Some(reason) = refused {
         metrics.rejected(reason);
     }
     response
+}
+
+/// Why a request was refused, from the error it was answered with (either protocol's).
+fn refusal(error: &actix_web::Error) -> Option<Rejection> {
+    if let Some(error) = error.as_error::<ApiError>() {
+        return rejection(error.code());
+    }
+    match error.as_error::<V2Error>()? {
+        V2Error::Shared(error) => rejection(error.code()),
+        error if error.is_validation() => Some(Rejection::Validation),
+        V2Error::Protocol(_) => None,
+    }
 }
 
 fn rejection(code: ErrorCode) -> Option<Rejection> {

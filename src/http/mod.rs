@@ -21,15 +21,14 @@ mod predict_api;
 mod properties;
 pub mod request_id;
 mod settings;
+mod v2;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
-use actix_web::{
-    FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, ResponseError, Route, web,
-};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, Route, web};
 
 use crate::auth::Scope;
 
@@ -37,6 +36,7 @@ use access::Access;
 pub use admission::Admission;
 pub use drain::Drain;
 use errors::ApiError;
+pub use health_api::is_ready;
 pub use json::BodyLimit;
 pub use limits::HeadLimits;
 pub use metrics::observe;
@@ -49,12 +49,12 @@ pub struct Limits {
 }
 
 /// 405 problem with the `Allow` header RFC 9110 asks for: the methods the resource takes.
+/// The error stays attached to the answer, so `/v2` renders it as its protocol says.
 fn method_not_allowed(request: &HttpRequest, allow: &HeaderValue) -> HttpResponse {
-    let mut response = ApiError::MethodNotAllowed {
+    let mut response = HttpResponse::from_error(ApiError::MethodNotAllowed {
         method: request.method().to_string(),
         path: request.path().to_owned(),
-    }
-    .error_response();
+    });
     response.headers_mut().insert(header::ALLOW, allow.clone());
     response
 }
@@ -66,13 +66,10 @@ pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     })
 }
 
-/// A resource at `path` under `scope` with its access rule and its metrics label; other
-/// methods get a 405 problem, not an empty body.
+/// The resource of `route`: its access rule, its metrics label and its handlers; other
+/// methods get a 405 naming the ones it takes.
 fn resource(
-    scope: &str,
-    path: &str,
-    access: Access,
-    allow: HeaderValue,
+    route: RouteEntry,
 ) -> Resource<
     impl ServiceFactory<
         ServiceRequest,
@@ -82,16 +79,28 @@ fn resource(
         InitError = (),
     >,
 > {
-    let route = metrics::Route::new(&format!("{scope}{path}"));
-    web::resource(path)
+    let allow = route
+        .methods
+        .iter()
+        .map(|(method, _)| method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allow = HeaderValue::from_str(&allow).expect("method names are header-safe; this is a bug");
+    let label = metrics::Route::new(&format!("{}{}", route.scope, route.path));
+    let access = route.access;
+    let mut registered = web::resource(route.path)
         .default_service(web::to(move |request: HttpRequest| {
             let response = method_not_allowed(&request, &allow);
             async move { response }
         }))
         .wrap(from_fn(move |request, next| {
-            route.label(&request);
+            label.label(&request);
             access::guard(access, request, next)
-        }))
+        }));
+    for (_, handler) in route.methods {
+        registered = registered.route(handler);
+    }
+    registered
 }
 
 /// Where the API lives.
@@ -119,11 +128,13 @@ fn entry(
     }
 }
 
-/// Every route, with who may call it: the one table `configure` registers and
-/// [`route_table`] lists. Probes at the root; the API under `/api/v1`.
+/// Every route, with who may call it: the tables `configure` registers and [`route_table`]
+/// lists. Probes at the root; the API under `/api/v1`; the Open Inference Protocol under
+/// `/v2`.
 fn routes() -> Vec<RouteEntry> {
     let mut routes = root_routes();
     routes.extend(api_routes());
+    routes.extend(v2::routes().into_iter().map(|(route, _)| route));
     routes
 }
 
@@ -279,27 +290,16 @@ pub fn route_table() -> Vec<(Method, String)> {
         .collect()
 }
 
-/// Registers every route of [`routes`]; the API's behind admission control.
+/// Registers every route: the probes, `/api/v1` behind admission control with problem+json
+/// errors, and `/v2` with the Open Inference Protocol's.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    for route in root_routes() {
+        cfg.service(resource(route));
+    }
     let mut api = web::scope(API).wrap(from_fn(admission::middleware));
-    for route in routes() {
-        let allow = route
-            .methods
-            .iter()
-            .map(|(method, _)| method.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let allow =
-            HeaderValue::from_str(&allow).expect("method names are header-safe; this is a bug");
-        let mut registered = resource(route.scope, route.path, route.access, allow);
-        for (_, handler) in route.methods {
-            registered = registered.route(handler);
-        }
-        if route.scope.is_empty() {
-            cfg.service(registered);
-        } else {
-            api = api.service(registered);
-        }
+    for route in api_routes() {
+        api = api.service(resource(route));
     }
     cfg.service(api);
+    v2::configure(cfg);
 }

@@ -14,7 +14,21 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
 
 use super::errors::Problem;
-use super::{admin_api, docs_api, games_api, health_api, models_api, monitoring_api, predict_api};
+use super::{
+    admin_api, docs_api, games_api, health_api, models_api, monitoring_api, predict_api, v2,
+};
+
+/// An Open Inference Protocol error, as `/v2` answers it.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = OipError)]
+#[expect(
+    dead_code,
+    reason = "only its schema is used: `/v2` errors are rendered by http::v2"
+)]
+struct OipErrorBody {
+    /// What went wrong.
+    error: String,
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,8 +58,17 @@ use super::{admin_api, docs_api, games_api, health_api, models_api, monitoring_a
         admin_api::unload_version,
         admin_api::routing,
         admin_api::set_routing,
+        v2::server_metadata,
+        v2::live,
+        v2::ready,
+        v2::model_metadata,
+        v2::version_metadata,
+        v2::model_ready,
+        v2::version_ready,
+        v2::infer,
+        v2::infer_version,
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, OipErrorBody)),
     modifiers(&Shared),
     tags(
         (name = "predict", description = "Win probabilities, one game or a batch"),
@@ -54,6 +77,9 @@ use super::{admin_api, docs_api, games_api, health_api, models_api, monitoring_a
         (name = "admin", description = "Cache invalidation and the model lifecycle (scope `admin`)"),
         (name = "probes", description = "Liveness, readiness and metrics"),
         (name = "monitoring", description = "The status page and its numbers"),
+        (name = "open inference protocol", description = "The Open Inference Protocol (KServe v2) over REST, as Triton and KServe serve it, \
+            with Triton's binary tensor data extension and bullpen's game inputs (`game_id`; `home`, `away`, `date`). \
+            Errors are `{\"error\": \"<message>\"}`, as the protocol says."),
     ),
 )]
 #[derive(Debug)]
@@ -132,7 +158,22 @@ fn own_errors(operation_id: &str) -> &'static [(u16, &'static str)] {
                 "The version has weight or runs in shadow, or is the model's only one",
             ),
         ],
-        "get_routing" => &[(404, "No such model")],
+        "get_routing" | "v2_model_metadata" | "v2_model_ready" => &[(404, "No such model")],
+        "v2_model_version_metadata" | "v2_model_version_ready" => {
+            &[(404, "No such model or version")]
+        }
+        "v2_infer" | "v2_infer_version" => &[
+            (
+                400,
+                "Tensors that do not fit (shape, datatype, data, binary framing), unknown inputs or outputs, games that cannot be scored",
+            ),
+            (404, "No such model or version"),
+            (500, "The model could not be run"),
+            (
+                503,
+                "Overloaded, too slow, shutting down, or a dependency is unavailable; retry shortly",
+            ),
+        ],
         "set_routing" => &[
             (404, "No such model"),
             (
@@ -165,7 +206,13 @@ impl utoipa::Modify for Shared {
             ),
         );
         for (path, item) in &mut openapi.paths.paths {
-            let api = path.starts_with(super::API);
+            let family = if path.starts_with(super::API) {
+                Family::Api
+            } else if path.starts_with(v2::V2) {
+                Family::V2
+            } else {
+                Family::Root
+            };
             for operation in [
                 item.get.as_mut(),
                 item.put.as_mut(),
@@ -176,15 +223,26 @@ impl utoipa::Modify for Shared {
             .into_iter()
             .flatten()
             {
-                complete(operation, api);
+                complete(operation, family);
             }
         }
     }
 }
 
+/// Where an operation lives, which decides its shared errors and how they are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// Probes, metrics, the status page and `/docs`.
+    Root,
+    /// `/api/v1`: behind admission control; problem+json errors.
+    Api,
+    /// `/v2`: the Open Inference Protocol's `{"error": ...}`.
+    V2,
+}
+
 /// Adds the shared errors, the request id and, where a credential is needed, the
 /// rate-limit headers to one operation.
-fn complete(operation: &mut Operation, api: bool) {
+fn complete(operation: &mut Operation, family: Family) {
     let secured = operation
         .security
         .as_ref()
@@ -210,14 +268,19 @@ fn complete(operation: &mut Operation, api: bool) {
             ),
         ]);
     }
-    if api {
+    if family == Family::Api {
         errors.push((
             503,
             "Overloaded, too slow, shutting down, or a dependency is unavailable; retry shortly",
         ));
     }
     if operation.request_body.is_some() {
-        errors.extend(BODY_ERRORS);
+        // `/v2` reads any content type: the binary framing is not JSON.
+        errors.extend(
+            BODY_ERRORS
+                .into_iter()
+                .filter(|(status, _)| family != Family::V2 || *status != 415),
+        );
     }
     errors.extend_from_slice(own_errors(operation.operation_id.as_deref().unwrap_or("")));
     // One answer per status, naming every cause that leads to it.
@@ -232,7 +295,7 @@ fn complete(operation: &mut Operation, api: bool) {
             continue;
         }
         let mut response =
-            problem_response(&why.join("; or: ")).header("X-Request-Id", request_id_header());
+            error_response(family, &why.join("; or: ")).header("X-Request-Id", request_id_header());
         if matches!(status, 429 | 503) {
             response = response.header(
                 "Retry-After",
@@ -243,9 +306,7 @@ fn complete(operation: &mut Operation, api: bool) {
     }
     responses.insert(
         "default".to_owned(),
-        problem_response("Any other error, as problem details")
-            .build()
-            .into(),
+        error_response(family, "Any other error").build().into(),
     );
     for (status, response) in responses.iter_mut() {
         let utoipa::openapi::RefOr::T(response) = response else {
@@ -273,12 +334,17 @@ fn complete(operation: &mut Operation, api: bool) {
     }
 }
 
-/// An answer of problem details (`application/problem+json`, the `Problem` schema).
-fn problem_response(description: &str) -> ResponseBuilder {
+/// An error answer: problem details (`application/problem+json`, the `Problem` schema), or
+/// under `/v2` the protocol's `{"error": ...}` (`application/json`, the `OipError` schema).
+fn error_response(family: Family, description: &str) -> ResponseBuilder {
+    let (content_type, schema) = match family {
+        Family::V2 => ("application/json", "OipError"),
+        Family::Root | Family::Api => ("application/problem+json", "Problem"),
+    };
     ResponseBuilder::new().description(description).content(
-        "application/problem+json",
+        content_type,
         ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Problem")))
+            .schema(Some(Ref::from_schema_name(schema)))
             .build(),
     )
 }

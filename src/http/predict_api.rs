@@ -11,6 +11,7 @@ use super::json::ApiJson;
 use super::request_id;
 use crate::features::{FEATURE_SPEC, GameInfo};
 use crate::models::{ModelRef, ModelRefError};
+use crate::monitoring::Protocol;
 use crate::predict::{
     BatchBody, Caller, MarketView, PredictBody, PredictRequest, PredictService, Prediction,
     RequestError,
@@ -58,11 +59,13 @@ impl<'a> From<&'a Prediction> for PredictionBody<'a> {
     }
 }
 
-/// Who asked: the request id and the API key, for the prediction log.
-fn caller(key: Option<web::ReqData<KeyId>>) -> Caller {
+/// Who asked: the request id and the API key, for the prediction log; the protocol, for
+/// the metrics.
+pub(super) fn caller(key: Option<web::ReqData<KeyId>>, protocol: Protocol) -> Caller {
     Caller {
         request_id: request_id::current().unwrap_or_default(),
         key_id: key.map(|key| key.0),
+        protocol,
     }
 }
 
@@ -158,7 +161,7 @@ pub(super) async fn predict(
             service.catalog().snapshot().default_name(),
         )?;
     }
-    let prediction = service.predict(request, &caller(key)).await?;
+    let prediction = service.predict(request, &caller(key, Protocol::V1)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((MODEL_HEADER, prediction.model.label()))
         .json(PredictionBody::from(&prediction)))
@@ -263,7 +266,10 @@ pub(super) async fn predict_batch(
             Ok(())
         })
         .collect();
-    let mut answers = service.predict_batch(valid, &caller(key)).await.into_iter();
+    let mut answers = service
+        .predict_batch(valid, &caller(key, Protocol::V1))
+        .await
+        .into_iter();
     let predictions: Vec<Result<Prediction, ApiError>> = slots
         .into_iter()
         .map(|slot| {

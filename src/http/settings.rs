@@ -9,6 +9,8 @@ use crate::validation::{InvalidSetting, at_least_one};
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    /// The Open Inference Protocol's gRPC service, on `host`; 0 turns it off.
+    pub grpc_port: u16,
     /// 0 means one per core.
     pub workers: usize,
     pub max_body_bytes: usize,
@@ -45,6 +47,12 @@ impl ServerSettings {
             ("server.max_in_flight", self.max_in_flight as u64),
             ("server.request_timeout_ms", self.request_timeout_ms),
         ])?;
+        if self.grpc_port != 0 && self.grpc_port == self.port {
+            return Err(InvalidSetting::new(
+                "server.grpc_port",
+                "must differ from server.port (or be 0 to turn gRPC off)",
+            ));
+        }
         if self.host.parse::<std::net::IpAddr>().is_err() && self.host != "localhost" {
             return Err(InvalidSetting::new(
                 "server.host",

@@ -153,6 +153,26 @@ impl Snapshot {
         }
     }
 
+    /// The version of model `name` that scores what carries no game to route by: `version`
+    /// when named, else the route's stable version (the one with the most weight).
+    pub fn unrouted(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<ServedModel>, ResolveError> {
+        let route = self
+            .route(name)
+            .ok_or_else(|| ResolveError::UnknownModel(name.to_owned()))?;
+        let found = match version {
+            Some(version) => self.version(name, version),
+            None => route.stable(),
+        };
+        found.cloned().ok_or_else(|| ResolveError::UnknownVersion {
+            name: name.to_owned(),
+            version: version.unwrap_or_default().to_owned(),
+        })
+    }
+
     pub fn versions(&self) -> &[Arc<ServedModel>] {
         &self.versions
     }

@@ -18,6 +18,8 @@ pub use catalog::{
 pub use manifest::{Manifest, ManifestError, ManifestSpec};
 pub use onnx::{ModelError, OnnxModel};
 pub use pool::{InferenceError, InferencePool, PoolOptions};
-pub use registry::{ModelRef, ModelRefError, RegistryError, ResolveError, ServedModel};
+pub use registry::{
+    ModelRef, ModelRefError, RegistryError, ResolveError, ServedModel, compare_versions,
+};
 pub use routing::{GuardSpec, RoutingError, RoutingSpec, RoutingState, Trip};
 pub use settings::{InferenceSettings, ModelSettings};

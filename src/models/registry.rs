@@ -143,7 +143,7 @@ pub enum RegistryError {
 
 /// Versions compare part by part on `.`, numerically where both parts are numbers, so
 /// `2` < `10` and `1.9` < `1.10`.
-pub(super) fn compare_versions(a: &str, b: &str) -> Ordering {
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
     let mut left = a.split('.');
     let mut right = b.split('.');
     loop {

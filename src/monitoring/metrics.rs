@@ -106,6 +106,30 @@ impl Answered {
     }
 }
 
+/// The protocol a prediction was asked over, as `predictions_total` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// `/api/v1`.
+    #[default]
+    V1,
+    /// The Open Inference Protocol over REST (`/v2`).
+    V2,
+    /// The Open Inference Protocol over gRPC.
+    Grpc,
+}
+
+impl Protocol {
+    const ALL: [Self; 3] = [Self::V1, Self::V2, Self::Grpc];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V2 => "v2",
+            Self::Grpc => "grpc",
+        }
+    }
+}
+
 /// A connection pool, as `pool_connections` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolName {
@@ -128,8 +152,8 @@ impl PoolName {
 /// queue depth. Kept by the loaded version itself, so they go when it goes.
 #[derive(Debug, Clone)]
 pub struct ModelMetrics {
-    /// `None` when requests are not counted.
-    predictions: Option<[IntCounter; 4]>,
+    /// By protocol, then tier; `None` when requests are not counted.
+    predictions: Option<[[IntCounter; 4]; 3]>,
     pub queue: Histogram,
     pub run: Histogram,
     queue_depth: IntGauge,
@@ -163,10 +187,10 @@ impl ShadowOutcome {
 }
 
 impl ModelMetrics {
-    /// Counts one prediction served.
-    pub fn served(&self, answered: Answered) {
+    /// Counts `count` predictions served over `protocol`.
+    pub fn served(&self, protocol: Protocol, answered: Answered, count: u64) {
         if let Some(counters) = &self.predictions {
-            counters[answered as usize].inc();
+            counters[protocol as usize][answered as usize].inc_by(count);
         }
     }
 
@@ -266,6 +290,8 @@ pub struct Metrics {
     model_answer: HistogramVec,
     model_failures: IntCounterVec,
     shadow_predictions: IntCounterVec,
+    grpc_requests: IntCounterVec,
+    grpc_duration: HistogramVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -354,8 +380,8 @@ impl Metrics {
             in_flight,
             predictions: counters(
                 "predictions_total",
-                "Predictions served, by model, version and where the answer came from (memory, redis, computed, stale).",
-                &["model", "version", "tier"],
+                "Predictions served, by model, version, where the answer came from (memory, redis, computed, stale) and the protocol asked over (v1, v2, grpc).",
+                &["model", "version", "tier", "protocol"],
             )?,
             cache_lookups: counters(
                 "cache_lookups_total",
@@ -404,6 +430,17 @@ impl Metrics {
                 "shadow_predictions_total",
                 "Predictions made off the response path by shadow versions, by outcome (scored, dropped: queue full, failed).",
                 &["model", "version", "outcome"],
+            )?,
+            grpc_requests: counters(
+                "grpc_requests_total",
+                "gRPC calls answered, by method (ModelInfer, ...) and status code (OK, INVALID_ARGUMENT, ...).",
+                &["rpc", "code"],
+            )?,
+            grpc_duration: histograms(
+                "grpc_request_duration_seconds",
+                "Time to answer a gRPC call, by method.",
+                LATENCY_BUCKETS,
+                &["rpc"],
             )?,
             rejections: counters(
                 "rejections_total",
@@ -457,9 +494,15 @@ impl Metrics {
         let labels = [name, version];
         ModelMetrics {
             predictions: self.count_requests.then(|| {
-                Answered::ALL.map(|answered| {
-                    self.predictions
-                        .with_label_values(&[name, version, answered.label()])
+                Protocol::ALL.map(|protocol| {
+                    Answered::ALL.map(|answered| {
+                        self.predictions.with_label_values(&[
+                            name,
+                            version,
+                            answered.label(),
+                            protocol.label(),
+                        ])
+                    })
                 })
             }),
             queue: self.inference_queue.with_label_values(&labels),
@@ -526,6 +569,17 @@ impl Metrics {
         self.guard_trips
             .with_label_values(&[name, version, reason])
             .inc();
+    }
+
+    /// Counts one gRPC call of method `rpc` answered with status `code`, and its time.
+    pub fn grpc_answered(&self, rpc: &str, code: &str, seconds: f64) {
+        if !self.count_requests {
+            return;
+        }
+        self.grpc_requests.with_label_values(&[rpc, code]).inc();
+        self.grpc_duration
+            .with_label_values(&[rpc])
+            .observe(seconds);
     }
 
     pub fn rejected(&self, reason: Rejection) {

@@ -11,6 +11,6 @@ mod sampler;
 
 pub use metrics::{
     Answered, CacheTier, Metrics, MetricsError, ModelMetrics, MonitoringSettings, PoolName,
-    Rejection, RouteMetrics, ShadowOutcome,
+    Protocol, Rejection, RouteMetrics, ShadowOutcome,
 };
 pub use sampler::{Live, Point, Sampler};

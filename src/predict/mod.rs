@@ -16,5 +16,5 @@ pub use odds::{DecimalOdds, MarketOdds, MarketView, OddsError, OddsFormat, SideV
 pub use recorder::{Caller, Paired, Recorder};
 pub use request::{BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody};
 pub use rollout::{RolloutSettings, run_guard, share_routing};
-pub use service::{PredictError, PredictService};
+pub use service::{InferInput, Inferred, PredictError, PredictService};
 pub use shadow::{ShadowJob, ShadowJobs, ShadowQueue};

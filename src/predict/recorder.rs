@@ -16,8 +16,9 @@ use crate::cache::Source;
 use crate::db::Pool;
 use crate::features::{FeatureSource, StoreError};
 use crate::games::GameId;
-use crate::monitoring::Answered;
+use crate::models::ServedModel;
 use crate::monitoring::quality::{self, Quality, Window};
+use crate::monitoring::{Answered, Protocol};
 
 /// Stored games whose served predictions this process keeps per model version.
 const SERVED_CAPACITY: usize = 100_000;
@@ -28,6 +29,8 @@ pub struct Caller {
     pub request_id: String,
     /// The API key (`api_keys.id`) that asked, for keys kept in PostgreSQL.
     pub key_id: Option<i64>,
+    /// The protocol it asked over, for the metrics.
+    pub protocol: Protocol,
 }
 
 #[derive(Debug)]
@@ -55,17 +58,28 @@ impl Recorder {
 
     /// Never waits: the log queue refuses rather than blocks.
     pub fn record(&self, prediction: &Prediction, caller: &Caller) {
+        let answered = match prediction.source {
+            Source::Cache => Answered::Memory,
+            Source::Shared => Answered::Redis,
+            Source::Fresh => Answered::Computed,
+            Source::Stale => Answered::Stale,
+        };
         prediction
             .model
             .pool
             .metrics()
-            .served(match prediction.source {
-                Source::Cache => Answered::Memory,
-                Source::Shared => Answered::Redis,
-                Source::Fresh => Answered::Computed,
-                Source::Stale => Answered::Stale,
-            });
+            .served(caller.protocol, answered, 1);
         self.keep(prediction, caller, false);
+    }
+
+    /// `rows` feature rows `model` scored for an Open Inference Protocol client: counted as
+    /// computed. They name no game, so neither the prediction log nor live quality can
+    /// join them with a result: they are not written there.
+    pub fn record_rows(&self, model: &ServedModel, rows: usize, caller: &Caller) {
+        model
+            .pool
+            .metrics()
+            .served(caller.protocol, Answered::Computed, rows as u64);
     }
 
     /// A prediction a shadow version made off the response path: into the log (marked) and

@@ -12,10 +12,11 @@ use super::shadow::{ShadowJob, ShadowJobs, ShadowQueue, is_shadowed};
 use crate::cache::{Caches, FeatureKey, PredictionKey, Source, Transient};
 use crate::db::DbError;
 use crate::features::{
-    FEATURE_SPEC, FeatureSource, FeatureStore, GameFeatures, GameInfo, ScheduleError, StoreError,
+    FEATURE_COUNT, FEATURE_SPEC, FeatureSource, FeatureStore, FeatureVector, GameFeatures,
+    GameInfo, ScheduleError, StoreError,
 };
 use crate::games::{GameId, GameRef};
-use crate::models::{Catalog, InferenceError, ResolveError, ServedModel, Snapshot};
+use crate::models::{Catalog, InferenceError, ModelRef, ResolveError, ServedModel, Snapshot};
 use crate::monitoring::ShadowOutcome;
 
 /// Why a prediction could not be answered. Cheap to clone: caches hand one error to every
@@ -36,6 +37,31 @@ pub enum PredictError {
     Model(#[from] ResolveError),
     #[error(transparent)]
     Inference(#[from] InferenceError),
+    /// Feature rows of another width than the model's manifest names.
+    #[error("model `{model}` takes {expected} features per row ({names}), not {got}")]
+    Shape {
+        model: String,
+        expected: usize,
+        got: usize,
+        names: String,
+    },
+}
+
+/// What an Open Inference Protocol request gives a model to score.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InferInput {
+    /// Feature rows, row-major, `width` values each: checked against the model's manifest.
+    Features { width: usize, values: Vec<f32> },
+    /// Games whose features bullpen computes, as `/api/v1/predict` does for each.
+    Games(Vec<GameRef>),
+}
+
+/// The answer to an [`InferInput`]: per row, the home side's win probability and the
+/// version that made it.
+#[derive(Debug)]
+pub struct Inferred {
+    pub home_win: Vec<f32>,
+    pub models: Vec<Arc<ServedModel>>,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +225,85 @@ impl PredictService {
         let prediction = answer(model, features, probability, served, request.odds);
         self.inner.recorder.record(&prediction, caller);
         Ok(prediction)
+    }
+
+    /// Scores an Open Inference Protocol request with model `name` (at `version`, else
+    /// routed): feature rows with one version (named, else the route's stable one: rows carry
+    /// no game to route by), never cached; games each as `/api/v1/predict` answers them
+    /// (cache, routing, shadows, the prediction log). The first failing row fails the call.
+    pub async fn infer(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        input: InferInput,
+        caller: &Caller,
+    ) -> Result<Inferred, PredictError> {
+        match input {
+            InferInput::Features { width, values } => {
+                self.infer_rows(name, version, width, values, caller).await
+            }
+            InferInput::Games(games) => {
+                let model = ModelRef {
+                    name: name.to_owned(),
+                    version: version.map(str::to_owned),
+                };
+                let requests = games
+                    .into_iter()
+                    .map(|game| PredictRequest {
+                        game,
+                        model: Some(model.clone()),
+                        odds: None,
+                    })
+                    .collect();
+                let mut home_win = Vec::new();
+                let mut models = Vec::new();
+                for answer in self.predict_batch(requests, caller).await {
+                    let prediction = answer?;
+                    home_win.push(prediction.home_win_probability);
+                    models.push(prediction.model);
+                }
+                Ok(Inferred { home_win, models })
+            }
+        }
+    }
+
+    async fn infer_rows(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        width: usize,
+        values: Vec<f32>,
+        caller: &Caller,
+    ) -> Result<Inferred, PredictError> {
+        let started = Instant::now();
+        let model = self.inner.catalog.snapshot().unrouted(name, version)?;
+        let names = &model.manifest.feature_spec.names;
+        if width != names.len() || width != FEATURE_COUNT {
+            return Err(PredictError::Shape {
+                model: model.label(),
+                expected: names.len(),
+                got: width,
+                names: names.join(", "),
+            });
+        }
+        let rows: Vec<FeatureVector> = values
+            .chunks_exact(FEATURE_COUNT)
+            .map(|row| {
+                let mut vector = [0.0; FEATURE_COUNT];
+                vector.copy_from_slice(row);
+                FeatureVector(vector)
+            })
+            .collect();
+        let count = rows.len();
+        let metrics = model.pool.metrics();
+        let computed = model.pool.predict(rows).await;
+        metrics.answer.observe(started.elapsed().as_secs_f64());
+        let home_win = computed.inspect_err(|_| metrics.failures.inc())?;
+        self.inner.recorder.record_rows(&model, count, caller);
+        Ok(Inferred {
+            home_win,
+            models: vec![model; count],
+        })
     }
 
     /// Hands a routed request to the versions that shadow the one that served it.
@@ -394,7 +499,8 @@ impl Transient for PredictError {
             | Self::Schedule(_)
             | Self::CorruptData(_)
             | Self::Model(_)
-            | Self::Inference(_) => false,
+            | Self::Inference(_)
+            | Self::Shape { .. } => false,
         }
     }
 }

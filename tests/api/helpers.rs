@@ -57,19 +57,31 @@ pub fn parity() -> Parity {
     serde_json::from_str(&text).expect("parity JSON")
 }
 
-/// The defaults, with a free port and the repository's data and models.
+/// The defaults, with a free port, gRPC off (tests that speak it turn it on with
+/// [`free_port`]) and the repository's data and models.
 pub fn test_settings() -> Settings {
     let mut settings = Settings::load(&repo_path("config")).expect("default settings load");
     settings.server.port = 0;
+    settings.server.grpc_port = 0;
     settings.data.dir = repo_path("data/retrosheet");
     settings.models.dir = repo_path("models");
     settings
+}
+
+/// A loopback port free now: the kernel's pick, released for the caller to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 /// A running app on its own port, built by the same builder as `main`.
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// The gRPC service's address, when `server.grpc_port` turned it on.
+    pub grpc: Option<String>,
     pub client: reqwest::Client,
     pub handle: ServerHandle,
     pub server: JoinHandle<std::io::Result<()>>,
@@ -86,11 +98,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("the application builds");
     let port = app.port();
+    let grpc = app
+        .grpc_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        grpc,
         // A stuck server fails the test that waits on it instead of hanging the suite.
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

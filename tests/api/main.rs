@@ -19,6 +19,7 @@ mod loadtest;
 mod model;
 mod models_api;
 mod monitoring;
+mod oip;
 mod openapi;
 mod predict;
 mod process;

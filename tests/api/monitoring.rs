@@ -118,7 +118,12 @@ async fn counters_move_by_exactly_what_a_known_sequence_of_requests_does() {
         count(
             &text,
             "bullpen_predictions_total",
-            &[("model", "home_win"), ("version", "1"), ("tier", tier)],
+            &[
+                ("model", "home_win"),
+                ("version", "1"),
+                ("tier", tier),
+                ("protocol", "v1"),
+            ],
         )
     };
     // Single: 1 computed, 2 from memory; batch: KCA from memory, NYA computed.

@@ -26,6 +26,7 @@ impl ServerProcess {
             .arg("serve")
             .env_remove("RUST_LOG")
             .env("BULLPEN__SERVER__PORT", "0")
+            .env("BULLPEN__SERVER__GRPC_PORT", "0")
             .env("BULLPEN__TELEMETRY__FORMAT", "json")
             .env("BULLPEN__SERVER__WORKERS", "2")
             // Tests that drain say so; the others stop at once.
