@@ -30,7 +30,7 @@ COPY data/retrosheet /app/data/retrosheet
 ENV BULLPEN__TELEMETRY__FORMAT=json \
     BULLPEN__SERVER__HOST=0.0.0.0 \
     BULLPEN__SERVER__PORT=8080
-EXPOSE 8080
+EXPOSE 8080 8081
 USER bullpen
 # `bullpen probe` GETs /ready on server.port (the image has no curl). On SIGTERM the server
 # drains for server.drain_secs (5 s), then finishes requests in flight: `docker stop`'s 10 s
