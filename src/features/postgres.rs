@@ -1,17 +1,24 @@
 //! The PostgreSQL feature store: the games and features `bullpen import` wrote. Feature
 //! reads go to the read pool (a replica when `database.read_url` is set).
+//!
+//! A scheduled game needs the history of every game before its date. Replaying the games
+//! table for each one cost 110–150 ms, so the store keeps the games in memory as the
+//! embedded store does (checkpoints of the history every few game days), built once from
+//! the table and rebuilt only when `games_revision` (moved by a trigger on every change to
+//! `games`) says the table changed: a cold scheduled game is one indexed read of that
+//! counter and a replay of at most a few days, and an unknown team or a date outside the
+//! data is refused from memory.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use tokio_postgres::types::Type;
 
-use super::history::History;
+use std::sync::Arc;
+
 use super::lookup::GameFeatures;
 use super::spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureVector};
-use super::store::{
-    DEFAULT_SCHEDULE_HORIZON_DAYS, DataSpan, FeatureStore, StoreError, check_schedule,
-};
+use super::store::{DEFAULT_SCHEDULE_HORIZON_DAYS, EmbeddedStore, FeatureStore, StoreError};
 use crate::db::{self, DbError, Pool, RowError};
 use crate::games::{Game, GameId, TeamCode};
 
@@ -19,6 +26,17 @@ use crate::games::{Game, GameId, TeamCode};
 pub struct PostgresStore {
     pool: Pool,
     schedule_horizon_days: u32,
+    /// The games as of a `games_revision`, replayed in memory; built on the first scheduled
+    /// game and after every change. The lock makes concurrent cold requests wait for one
+    /// build instead of each loading the table.
+    replay: Arc<tokio::sync::Mutex<Option<Replay>>>,
+}
+
+/// The games table at one revision, held as the embedded store holds its data.
+#[derive(Debug)]
+struct Replay {
+    revision: i64,
+    store: Arc<EmbeddedStore>,
 }
 
 /// A failure to reach or query PostgreSQL: it passes.
@@ -36,6 +54,7 @@ impl PostgresStore {
         Self {
             pool,
             schedule_horizon_days: DEFAULT_SCHEDULE_HORIZON_DAYS,
+            replay: Arc::default(),
         }
     }
 
@@ -48,6 +67,41 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The games in memory as of the table's revision now: one read of `games_revision`,
+    /// and a load of the table when it moved since the last build.
+    async fn replay(&self) -> Result<Arc<EmbeddedStore>, StoreError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let row = client
+            .query_one("SELECT revision FROM games_revision", &[])
+            .await
+            .map_err(unavailable)?;
+        let revision: i64 = db::read_column(&row, "revision")
+            .map_err(|source| corrupt("games_revision", source))?;
+        let mut replay = self.replay.lock().await;
+        if let Some(current) = replay.as_ref()
+            && current.revision == revision
+        {
+            return Ok(Arc::clone(&current.store));
+        }
+        let started = std::time::Instant::now();
+        let games = db::load_games(&client, None).await?;
+        let store = Arc::new(
+            EmbeddedStore::from_games(games, |_| {})
+                .with_schedule_horizon(self.schedule_horizon_days),
+        );
+        tracing::info!(
+            revision,
+            games = store.games().len(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "games replayed in memory for scheduled games"
+        );
+        *replay = Some(Replay {
+            revision,
+            store: Arc::clone(&store),
+        });
+        Ok(store)
     }
 
     /// Whether the home team won each of `ids` that has a decided result.
@@ -116,43 +170,14 @@ impl FeatureStore for PostgresStore {
         Ok(Some(GameFeatures::stored(&game, FeatureVector(values))))
     }
 
-    /// Replays the stored games before `date`. The result is cached by the caller's tier,
-    /// so each scheduled game costs one read of the games table until it expires.
+    /// From the games in memory at the table's current revision (rebuilt when it moved).
     async fn scheduled(
         &self,
         home: TeamCode,
         away: TeamCode,
         date: NaiveDate,
     ) -> Result<FeatureVector, StoreError> {
-        let client = self.pool.get().await.map_err(unavailable)?;
-        let teams: Vec<String> = client
-            .query("SELECT DISTINCT home_team FROM games", &[])
-            .await
-            .map_err(unavailable)?
-            .iter()
-            .filter_map(|row| row.try_get(0).ok())
-            .collect();
-        let bounds = client
-            .query_one("SELECT min(date), max(date) FROM games", &[])
-            .await
-            .map_err(unavailable)?;
-        let span = DataSpan {
-            first: bounds.try_get(0).map_err(unavailable)?,
-            last: bounds.try_get(1).map_err(unavailable)?,
-            horizon_days: self.schedule_horizon_days,
-        };
-        let knows = |team: TeamCode| {
-            teams
-                .iter()
-                .filter_map(|code| code.parse::<TeamCode>().ok())
-                .any(|known| known.franchise() == team.franchise())
-        };
-        check_schedule(knows, span, home, away, date)?;
-        let games = db::load_games(&client, Some(date)).await?;
-        let mut history = History::new();
-        for game in &games {
-            history.record(game);
-        }
-        Ok(history.features(home, away, date))
+        let replay = self.replay().await?;
+        Ok(replay.scheduled_features(home, away, date)?)
     }
 }

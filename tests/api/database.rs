@@ -83,7 +83,7 @@ async fn migrations_apply_from_empty_and_a_rerun_applies_nothing() {
     let database = TestDatabase::new().await;
     assert_eq!(
         db::migrate(&database.pool).await.expect("migrate"),
-        vec![1, 2, 3]
+        vec![1, 2, 3, 4]
     );
     assert_eq!(
         db::migrate(&database.pool).await.expect("rerun"),
@@ -157,7 +157,7 @@ async fn upgrading_a_v1_database_with_data_refuses_what_v2_cannot_take_then_upgr
         .expect("revoke");
     assert_eq!(
         db::migrate(&database.pool).await.expect("upgrade"),
-        vec![2, 3]
+        vec![2, 3, 4]
     );
     assert_eq!(database.count("api_keys").await, 3, "every row kept");
     drop(client);
@@ -289,6 +289,64 @@ async fn both_stores_give_identical_vectors_for_every_2024_game() {
     }
     let unknown = FeatureStore::game(&postgres, "KCA202401010".parse().expect("id")).await;
     assert!(matches!(unknown, Ok(None)), "{unknown:?}");
+    database.drop_now().await;
+}
+
+/// Scheduled games come from the games held in memory: once built, a cold one (and a refusal
+/// of an unknown team or a date outside the data) reads no game row, which a renamed
+/// `games` table proves; a change to the games moves `games_revision` and is in the next
+/// answer.
+#[tokio::test]
+async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games() {
+    let database = TestDatabase::imported().await;
+    let postgres = PostgresStore::new(database.pool.clone());
+    let team = |code: &str| code.parse::<bullpen::games::TeamCode>().expect("team");
+    let date = |text: &str| text.parse::<chrono::NaiveDate>().expect("date");
+    let after = FeatureStore::scheduled(&postgres, team("KCA"), team("HOU"), date("2025-04-01"))
+        .await
+        .expect("computed");
+
+    let client = database.pool.get().await.expect("connection");
+    client
+        .batch_execute("ALTER TABLE games RENAME TO games_elsewhere")
+        .await
+        .expect("rename");
+    for (home, away, day) in [
+        ("NYA", "BOS", "2024-05-17"),
+        ("SDN", "LAN", "2019-08-02"),
+        ("KCA", "HOU", "2025-04-01"),
+    ] {
+        let vector = FeatureStore::scheduled(&postgres, team(home), team(away), date(day)).await;
+        let expected = FeatureStore::scheduled(store(), team(home), team(away), date(day)).await;
+        assert_eq!(
+            vector.ok(),
+            expected.ok(),
+            "{home}-{away} {day}, without the table"
+        );
+    }
+    for (home, away, day, refusal) in [
+        ("XXX", "BOS", "2024-05-17", "has no games"),
+        ("NYA", "BOS", "2001-05-17", "not after the first day"),
+        ("NYA", "BOS", "2031-05-17", "days after the last game"),
+    ] {
+        let error = FeatureStore::scheduled(&postgres, team(home), team(away), date(day))
+            .await
+            .expect_err("refused");
+        assert!(error.to_string().contains(refusal), "{error}");
+    }
+    client
+        .batch_execute(
+            "ALTER TABLE games_elsewhere RENAME TO games; \
+             UPDATE games SET home_runs = home_runs + 10 \
+             WHERE game_id = (SELECT game_id FROM games WHERE home_team = 'KCA' ORDER BY date DESC LIMIT 1)",
+        )
+        .await
+        .expect("change a result");
+    let changed = FeatureStore::scheduled(&postgres, team("KCA"), team("HOU"), date("2025-04-01"))
+        .await
+        .expect("computed");
+    assert_ne!(changed, after, "the changed result is in the next answer");
+    drop(client);
     database.drop_now().await;
 }
 
