@@ -4,12 +4,13 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::time::Duration;
 
 use bullpen::cache::Caches;
 use bullpen::features::{EmbeddedStore, FeatureSource, FeatureVector};
 use bullpen::games::GameRef;
 use bullpen::games::{GameId, TeamCode};
-use bullpen::models::{Catalog, CatalogOptions, InferencePool, PoolOptions, runtime};
+use bullpen::models::{Batching, Catalog, CatalogOptions, InferencePool, PoolOptions, runtime};
 use bullpen::monitoring::{Metrics, MonitoringSettings};
 use bullpen::predict::{Caller, PredictRequest, PredictService, Recorder, ShadowQueue};
 use bullpen::settings::Settings;
@@ -52,6 +53,9 @@ fn pool(store: &EmbeddedStore, inline_max_rows: usize) -> InferencePool {
         threads: 1,
         queue_capacity: 64,
         intra_threads: 1,
+        batching: Batching::Off,
+        batch_wait: Duration::ZERO,
+        batch_max_rows: 16,
     };
     let warmup = *store.vectors().last().expect("games");
     let metrics = Metrics::new(&MonitoringSettings {
@@ -103,6 +107,9 @@ fn cached_prediction(c: &mut Criterion) {
                 threads: 1,
                 queue_capacity: 64,
                 intra_threads: 1,
+                batching: Batching::Off,
+                batch_wait: Duration::ZERO,
+                batch_max_rows: 16,
             },
             metrics: &metrics,
         },

@@ -8,8 +8,9 @@
 # byte for byte, doing the least that route can do on this stack. ROUNDS alternating rounds
 # of DURATION s at CONNECTIONS connections, the same wrk script (POST every 2024 game, with
 # `Authorization: Bearer peer-token`, which the ceiling checks and bullpen with auth off
-# ignores): the ceiling, bullpen with the cache warm, bullpen with the cache disabled. Each
-# round's ratio to the ceiling, then their medians. Also, once: GET /health, batches of 100
+# ignores): the ceiling, bullpen with the cache warm, bullpen with the cache disabled (dynamic
+# batching off, then per worker and shared with BATCH_WAIT_US µs). Each round's ratio to the
+# ceiling, then their medians. Also, once: GET /health, batches of 100
 # with the cache disabled, the time from start to /ready and each server's peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ CEILING_DIR="${CEILING_DIR:-../shared/bench/ceiling}"
 CEILING_TARGET="${CEILING_TARGET:-/tmp/ceiling-target}"
 CEILING_PORT="${CEILING_PORT:-18182}"
 THREADS="${THREADS:-2}"
+BATCH_WAIT_US="${BATCH_WAIT_US:-100}"
 PORT="${PORT:-18181}"
 write=false
 [ "${1:-}" = "--write" ] && write=true
@@ -47,10 +49,10 @@ cycling_post_lua "$work/batches.lua" "$work/batch.lua"
 [ -f "$CEILING_DIR/Cargo.toml" ] || { echo "no ceiling in $CEILING_DIR (set CEILING_DIR)" >&2; exit 1; }
 cargo build --release --quiet --manifest-path "$CEILING_DIR/Cargo.toml" --target-dir "$CEILING_TARGET"
 
-start_server() { # $1: cache enabled (true|false)
+start_server() { # $1: cache enabled (true|false); then VAR=value settings
   local started
   started=$(date +%s%N)
-  BULLPEN__SERVER__PORT=$PORT BULLPEN__CACHE__ENABLED=$1 BULLPEN__TELEMETRY__LEVEL=warn \
+  env BULLPEN__SERVER__PORT=$PORT BULLPEN__CACHE__ENABLED=$1 BULLPEN__TELEMETRY__LEVEL=warn "${@:2}" \
     $bin serve > "$work/server.log" 2>&1 &
   server=$!
   until curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null; do
@@ -106,6 +108,10 @@ until curl -s -o /dev/null "http://127.0.0.1:$CEILING_PORT/"; do
 done
 
 ceiling_rounds=(); cached_rounds=(); uncached_rounds=(); cached_ratios=(); uncached_ratios=()
+worker_rounds=(); shared_rounds=()
+batching() { # $1: worker | shared
+  echo BULLPEN__INFERENCE__BATCHING="$1" BULLPEN__INFERENCE__BATCH_WAIT_US="$BATCH_WAIT_US"
+}
 for round in $(seq "$ROUNDS"); do
   run_wrk /api/v1/predict "$work/predict.lua" "$CEILING_PORT" > /dev/null   # warm
   ceiling_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua" "$CEILING_PORT")")
@@ -113,7 +119,7 @@ for round in $(seq "$ROUNDS"); do
   run_wrk /api/v1/predict "$work/predict.lua" > /dev/null   # every 2024 game into the cache
   cached_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
   stop_server
-  start_server false
+  start_server false BULLPEN__INFERENCE__BATCH_WAIT_US=0
   uncached_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
   if [ "$round" = 1 ]; then
     ready_uncached=$ready_ms
@@ -121,10 +127,18 @@ for round in $(seq "$ROUNDS"); do
   fi
   stop_server
   rss_uncached=$peak_rss_mb
+  # shellcheck disable=SC2046 # the settings are words
+  start_server false $(batching worker)
+  worker_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
+  stop_server
+  # shellcheck disable=SC2046
+  start_server false $(batching shared)
+  shared_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
+  stop_server
   c=${ceiling_rounds[-1]%% *}
   cached_ratios+=("$(awk -v a="${cached_rounds[-1]%% *}" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
   uncached_ratios+=("$(awk -v a="${uncached_rounds[-1]%% *}" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
-  echo "round $round: ceiling ${ceiling_rounds[-1]} | cached ${cached_rounds[-1]} (${cached_ratios[-1]}) | uncached ${uncached_rounds[-1]} (${uncached_ratios[-1]})"
+  echo "round $round: ceiling ${ceiling_rounds[-1]} | cached ${cached_rounds[-1]} (${cached_ratios[-1]}) | uncached ${uncached_rounds[-1]} (${uncached_ratios[-1]}) | batched per worker ${worker_rounds[-1]} | shared ${shared_rounds[-1]}"
 done
 kill -TERM $ceiling; wait $ceiling 2>/dev/null || true
 
@@ -132,7 +146,9 @@ col() { median "$1" "$(printf '%s\n' "${@:2}")"; }
 medians() { echo "$(col 1 "$@") $(col 2 "$@") $(col 3 "$@")"; }
 record "ceiling (same answer bytes)" "$(medians "${ceiling_rounds[@]}")"
 record "predict, cache warm" "$(medians "${cached_rounds[@]}")"
-record "predict, cache disabled" "$(medians "${uncached_rounds[@]}")"
+record "predict, cache disabled, batching off" "$(medians "${uncached_rounds[@]}")"
+record "predict, cache disabled, batching per worker (${BATCH_WAIT_US} µs)" "$(medians "${worker_rounds[@]}")"
+record "predict, cache disabled, batching shared (${BATCH_WAIT_US} µs)" "$(medians "${shared_rounds[@]}")"
 cached_ratio=$(col 1 "${cached_ratios[@]}")
 uncached_ratio=$(col 1 "${uncached_ratios[@]}")
 echo "vs the ceiling, median of per-round ratios: cached $cached_ratio (${cached_ratios[*]}), uncached $uncached_ratio (${uncached_ratios[*]})"
@@ -156,7 +172,7 @@ if $write; then
       label=${row%%|*}; read -r rps p50 p99 <<< "${row#*|}"
       case "$label" in
         "predict, cache warm") vs_ceiling=$cached_ratio ;;
-        "predict, cache disabled") vs_ceiling=$uncached_ratio ;;
+        "predict, cache disabled, batching off") vs_ceiling=$uncached_ratio ;;
         "ceiling"*) vs_ceiling=1.00 ;;
         *) vs_ceiling=$(awk -v a="$rps" -v b="$ceiling_rps" 'BEGIN { printf "%.2f", a / b }') ;;
       esac

@@ -17,7 +17,7 @@ pub use catalog::{
 };
 pub use manifest::{Manifest, ManifestError, ManifestSpec};
 pub use onnx::{ModelError, OnnxModel};
-pub use pool::{InferenceError, InferencePool, PoolOptions};
+pub use pool::{Batching, InferenceError, InferencePool, PoolOptions};
 pub use registry::{
     ModelRef, ModelRefError, RegistryError, ResolveError, ServedModel, compare_versions,
 };

@@ -8,12 +8,20 @@
 //! dedicated threads through a bounded queue and get their answer through a oneshot. A full
 //! queue refuses at once ([`InferenceError::Overloaded`]); a job whose caller has gone is
 //! skipped.
+//!
+//! Dynamic batching ([`InferencePool::predict_row`]): single rows that miss the cache at the
+//! same moment can be scored as one call, as Triton's dynamic batcher does. The first row
+//! opens a batch and a flusher task that waits up to `inference.batch_wait_us` (yielding, so
+//! the other requests ready on that worker can join) or until `batch_max_rows` rows, then
+//! makes one call and hands each row its probability. `batching = "worker"` keeps a batch per
+//! worker thread (no cross-thread hop: the flusher runs on the worker that opened it);
+//! `"shared"` has one batch for every thread.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use ort::environment::Environment;
@@ -46,7 +54,32 @@ pub struct PoolOptions {
     pub threads: usize,
     pub queue_capacity: usize,
     pub intra_threads: usize,
+    pub batching: Batching,
+    /// How long a batch waits for more rows; zero turns batching off.
+    pub batch_wait: Duration,
+    pub batch_max_rows: usize,
 }
+
+/// Where single uncached rows wait to be scored together (`inference.batching`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Batching {
+    /// Each row is its own call.
+    Off,
+    /// One batch per worker thread, flushed on that thread.
+    Worker,
+    /// One batch for every thread.
+    Shared,
+}
+
+/// Rows waiting to be scored as one call, and where each answer goes.
+struct Batch {
+    rows: Vec<FeatureVector>,
+    replies: Vec<oneshot::Sender<Result<f32, InferenceError>>>,
+}
+
+/// The open batches: one per worker thread, or one (`None`) shared.
+type Batches = Mutex<Vec<(Option<ThreadId>, Batch)>>;
 
 struct Job {
     rows: Vec<FeatureVector>,
@@ -63,6 +96,18 @@ pub struct InferencePool {
     rows_inferred: AtomicU64,
     calls: AtomicU64,
     metrics: ModelMetrics,
+    batching: Batching,
+    batch_wait: Duration,
+    batch_max_rows: usize,
+    batches: Batches,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("rows", &self.rows.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -113,7 +158,85 @@ impl InferencePool {
             rows_inferred: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             metrics,
+            batching: if options.batch_wait.is_zero() || options.batch_max_rows < 2 {
+                Batching::Off
+            } else {
+                options.batching
+            },
+            batch_wait: options.batch_wait,
+            batch_max_rows: options.batch_max_rows,
+            batches: Mutex::default(),
         })
+    }
+
+    /// P(home win) for one row, scored together with the rows that arrive while it waits
+    /// (dynamic batching), or alone when batching is off.
+    pub async fn predict_row(self: &Arc<Self>, row: FeatureVector) -> Result<f32, InferenceError> {
+        let key = match self.batching {
+            Batching::Off => return Ok(self.predict(vec![row]).await?[0]),
+            Batching::Worker => Some(thread::current().id()),
+            Batching::Shared => None,
+        };
+        let (reply, answer) = oneshot::channel();
+        let (opened, full) = {
+            let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(index) = batches.iter().position(|(open, _)| *open == key) {
+                let batch = &mut batches[index].1;
+                batch.rows.push(row);
+                batch.replies.push(reply);
+                let full = batch.rows.len() >= self.batch_max_rows;
+                (false, full.then(|| batches.swap_remove(index).1))
+            } else {
+                let batch = Batch {
+                    rows: vec![row],
+                    replies: vec![reply],
+                };
+                batches.push((key, batch));
+                (true, None)
+            }
+        };
+        if let Some(batch) = full {
+            self.run_batch(batch).await;
+        } else if opened {
+            // On an actix worker (a current-thread runtime) the flusher runs on this thread.
+            tokio::spawn(Arc::clone(self).flush_after_wait(key));
+        }
+        answer.await.map_err(|_| InferenceError::Stopped)?
+    }
+
+    /// Waits up to `batch_wait` (yielding, so requests ready on this thread can join), then
+    /// scores the batch of `key` unless a full batch already went.
+    async fn flush_after_wait(self: Arc<Self>, key: Option<ThreadId>) {
+        let deadline = Instant::now() + self.batch_wait;
+        while Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        let batch = {
+            let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+            batches
+                .iter()
+                .position(|(open, _)| *open == key)
+                .map(|index| batches.swap_remove(index).1)
+        };
+        if let Some(batch) = batch {
+            self.run_batch(batch).await;
+        }
+    }
+
+    /// One call for every row of `batch`; each waiting request gets its row's answer.
+    async fn run_batch(&self, batch: Batch) {
+        match self.predict(batch.rows).await {
+            Ok(probabilities) => {
+                for (reply, probability) in batch.replies.into_iter().zip(probabilities) {
+                    let _ = reply.send(Ok(probability));
+                }
+            }
+            Err(error) => {
+                for reply in batch.replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
     }
 
     /// P(home win) for each row.

@@ -81,7 +81,7 @@ pub struct ServedModel {
     /// Its first 64 bits, in cache keys: a version reloaded from another file never reads
     /// the answers of the one before.
     pub fingerprint_key: u64,
-    pub pool: InferencePool,
+    pub pool: Arc<InferencePool>,
 }
 
 impl ServedModel {
@@ -96,7 +96,7 @@ impl ServedModel {
             manifest,
             fingerprint,
             fingerprint_key,
-            pool,
+            pool: Arc::new(pool),
         }
     }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::pool::PoolOptions;
+use super::pool::{Batching, PoolOptions};
 use super::registry::ModelRef;
 use crate::validation::{InvalidSetting, at_least_one};
 
@@ -26,6 +26,11 @@ pub struct InferenceSettings {
     pub inline_max_rows: usize,
     pub threads: usize,
     pub queue_capacity: usize,
+    /// Dynamic batching of single uncached rows: `off`, `worker` or `shared`.
+    pub batching: Batching,
+    /// How long a batch waits for more rows, in microseconds; 0 turns batching off.
+    pub batch_wait_us: u64,
+    pub batch_max_rows: usize,
 }
 
 impl InferenceSettings {
@@ -34,6 +39,7 @@ impl InferenceSettings {
             ("inference.intra_threads", self.intra_threads as u64),
             ("inference.threads", self.threads as u64),
             ("inference.queue_capacity", self.queue_capacity as u64),
+            ("inference.batch_max_rows", self.batch_max_rows as u64),
         ])
     }
 
@@ -46,6 +52,9 @@ impl InferenceSettings {
             threads: self.threads,
             queue_capacity: self.queue_capacity,
             intra_threads: self.intra_threads,
+            batching: self.batching,
+            batch_wait: std::time::Duration::from_micros(self.batch_wait_us),
+            batch_max_rows: self.batch_max_rows,
         }
     }
 }

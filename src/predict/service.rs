@@ -198,10 +198,7 @@ impl PredictService {
         let model = catalog.resolve(request.model.as_ref(), request.game)?;
         let (features, feature_source) = self.features(request.game).await?;
         let key = Self::prediction_key(&model, request.game, &features);
-        let infer = async {
-            let probabilities = model.pool.predict(vec![features.vector]).await?;
-            Ok::<_, PredictError>(probabilities[0])
-        };
+        let infer = async { Ok::<_, PredictError>(model.pool.predict_row(features.vector).await?) };
         let computed = self
             .inner
             .caches

@@ -133,9 +133,13 @@ async fn an_open_loop_rate_beyond_the_connections_counts_the_unsent_and_ends_on_
         &[],
     )
     .await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(output.status.code(), Some(1));
     let report = report.expect("JSON report");
+    // The run's own clock, then the whole process with its start and report: neither is
+    // far past the 1 s asked for (the suite's other tests share the cores meanwhile).
+    let ran = report["duration_s"].as_f64().expect("duration_s");
+    assert!(ran < 2.0, "the run took {ran} s: it sent its backlog");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
     let (sent, unsent) = (
         report["requests"].as_u64().expect("requests"),
         report["unsent"].as_u64().expect("unsent"),

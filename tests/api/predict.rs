@@ -177,3 +177,50 @@ async fn with_the_cache_disabled_every_request_runs_the_model() {
     );
     assert_eq!(app.inference_calls().await, 2);
 }
+
+/// Dynamic batching changes how many calls the model makes, never an answer: concurrent
+/// uncached requests scored together (each batch mode) answer what they answer one by one.
+#[tokio::test]
+async fn batched_and_unbatched_inference_give_identical_probabilities() {
+    let ids = crate::helpers::game_ids(2024, 11, 48);
+    let answers = async |app: &crate::helpers::TestApp| {
+        let replies = futures_util::future::join_all(
+            ids.iter()
+                .map(|id| async move { app.predict(&json!({ "game_id": id })).await }),
+        )
+        .await;
+        replies
+            .into_iter()
+            .map(|reply| {
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                reply.body["home_win_probability"].clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    let alone = spawn_app_with(|settings| {
+        settings.cache.enabled = false;
+        settings.inference.batch_wait_us = 0;
+    })
+    .await;
+    let expected = answers(&alone).await;
+    assert_eq!(alone.inference_calls().await, ids.len() as u64);
+    for mode in [
+        bullpen::models::Batching::Worker,
+        bullpen::models::Batching::Shared,
+    ] {
+        let batched = spawn_app_with(move |settings| {
+            settings.cache.enabled = false;
+            settings.inference.batching = mode;
+            // Long enough that requests sent together meet in one batch.
+            settings.inference.batch_wait_us = 20_000;
+        })
+        .await;
+        assert_eq!(answers(&batched).await, expected, "{mode:?}");
+        let calls = batched.inference_calls().await;
+        assert!(
+            calls < ids.len() as u64,
+            "{mode:?}: {calls} calls for {} rows: nothing was batched",
+            ids.len()
+        );
+    }
+}
