@@ -195,7 +195,7 @@ impl Inference {
             let raw = !request.get_ref().raw_input_contents.is_empty();
             let parsed = parse(request.into_inner(), self.max_rows).map_err(|e| oip_status(&e))?;
             if let Some(principal) = &principal {
-                self.charge(principal, rows(&parsed)).await?;
+                self.charge(principal, parsed.rows()).await?;
             }
             let answer = oip::infer(&self.service, parsed, &caller)
                 .await
@@ -218,7 +218,7 @@ fn request_id(metadata: &MetadataMap) -> String {
     metadata
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|id| crate::http::request_id::is_sane(id))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
@@ -281,15 +281,6 @@ fn oip_status(error: &OipError) -> Status {
         ErrorKind::Internal => Code::Internal,
     };
     Status::new(code, error.message.clone())
-}
-
-/// Rows the request scores: the first dimension of its first input.
-fn rows(request: &InferRequest) -> usize {
-    request
-        .inputs
-        .first()
-        .and_then(|input| input.shape.first())
-        .map_or(1, |rows| usize::try_from(*rows).unwrap_or(1).max(1))
 }
 
 /// A `ModelInferRequest` as the protocol's request: each input from its raw bytes (all or

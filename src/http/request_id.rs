@@ -20,10 +20,15 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// Whether a client's request id can be kept (HTTP header or gRPC metadata): 1 to 128
+/// visible ASCII characters.
+pub fn is_sane(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn from_client(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
-    let sane = !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| b.is_ascii_graphic());
-    sane.then(|| text.to_owned())
+    is_sane(text).then(|| text.to_owned())
 }
 
 pub async fn middleware(

@@ -34,6 +34,17 @@ pub struct InferRequest {
     pub max_rows: usize,
 }
 
+impl InferRequest {
+    /// The rows it scores, as the rate limit charges them: the first dimension of its first
+    /// input (at least 1).
+    pub fn rows(&self) -> usize {
+        self.inputs
+            .first()
+            .and_then(|input| input.shape.first())
+            .map_or(1, |rows| usize::try_from(*rows).unwrap_or(1).max(1))
+    }
+}
+
 /// One output tensor of the answer: always FP32.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputTensor {

@@ -364,13 +364,8 @@ async fn score(
         .map(|value| value.to_str().unwrap_or("?"));
     let (json, binary) = wire::split(body, header)?;
     let request = wire::parse(json, binary, model, version, limits.max_batch)?;
-    let rows = request
-        .inputs
-        .first()
-        .and_then(|input| input.shape.first())
-        .map_or(1, |rows| usize::try_from(*rows).unwrap_or(1).max(1));
     let decision = match &charge {
-        Some(charge) => charge.items(rows).await?,
+        Some(charge) => charge.items(request.rows()).await?,
         None => None,
     };
     let answer = oip::infer(&service, request, &caller(key, Protocol::V2)).await?;
