@@ -4,10 +4,11 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bullpen::cache::Caches;
-use bullpen::features::{EmbeddedStore, FeatureSource, FeatureVector};
+use bullpen::features::{EmbeddedStore, FeatureSource, FeatureVector, LiveStore};
 use bullpen::games::GameRef;
 use bullpen::games::{GameId, TeamCode};
 use bullpen::models::{Batching, Catalog, CatalogOptions, InferencePool, PoolOptions, runtime};
@@ -117,7 +118,7 @@ fn cached_prediction(c: &mut Criterion) {
     )
     .expect("catalog");
     let service = PredictService::new(
-        FeatureSource::Embedded(store().into()),
+        FeatureSource::Embedded(Arc::new(LiveStore::in_memory(store()))),
         catalog,
         Caches::new(&settings.cache, None, &metrics),
         Recorder::new(None),

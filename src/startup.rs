@@ -16,7 +16,9 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Gatekeeper;
 use crate::cache::{Caches, SharedTier};
 use crate::db;
-use crate::features::{EmbeddedStore, FeatureSource, PostgresStore, StoreKind, warmup_vector};
+use crate::features::{
+    EmbeddedStore, FeatureSource, LiveStore, PostgresStore, StoreKind, warmup_vector,
+};
 use crate::grpc::Inference;
 use crate::http::{self, Admission, BodyLimit, Drain, HeadLimits, Limits};
 use crate::models::{Catalog, CatalogOptions};
@@ -87,6 +89,7 @@ impl Application {
         let drain = Drain::default();
         let background = BackgroundWork {
             metrics: &metrics,
+            refresh_ms: settings.features.refresh_ms,
             rollout: &settings.rollout,
             stop: &stop,
             tasks: &tasks,
@@ -326,7 +329,19 @@ async fn load_service(
                 .with_context(|| format!("loading games from {}", settings.data.dir.display()))?
                 .with_schedule_horizon(settings.features.schedule_horizon_days);
             tracing::info!(games = store.games().len(), "embedded feature store loaded");
-            FeatureSource::Embedded(Arc::new(store))
+            let (live, torn) = LiveStore::open(store, settings.features.journal_dir())
+                .context("replaying the results journal (features.results_dir)")?;
+            if let Some(torn) = torn {
+                tracing::error!(
+                    line = torn.line,
+                    bytes = torn.bytes,
+                    kept_in = %torn.kept_in.display(),
+                    "the results journal's last line was cut by a crash mid-write: that set of \
+                     results was never acknowledged and is not applied; its bytes are kept \
+                     aside, post it again"
+                );
+            }
+            FeatureSource::Embedded(Arc::new(live))
         }
         StoreKind::Postgres => {
             let database = &settings.database;
@@ -338,7 +353,7 @@ async fn load_service(
                 tracing::info!(?applied, "migrations applied");
             }
             FeatureSource::Postgres(
-                PostgresStore::new(db::read_pool(database, &primary)?)
+                PostgresStore::new(db::read_pool(database, &primary)?, primary)
                     .with_schedule_horizon(settings.features.schedule_horizon_days),
             )
         }
@@ -387,20 +402,24 @@ async fn load_service(
 /// What runs beside the server for the models, each task until `stop`.
 struct BackgroundWork<'a> {
     metrics: &'a Metrics,
+    /// `features.refresh_ms`.
+    refresh_ms: u64,
     rollout: &'a RolloutSettings,
     stop: &'a CancellationToken,
     tasks: &'a TaskTracker,
 }
 
 impl BackgroundWork<'_> {
-    /// Shadow scoring and the rollback guard; with Redis, invalidations and routing set on
-    /// any replica; on SIGHUP, a rescan of `models.dir`.
+    /// Shadow scoring, the rollback guard and (PostgreSQL store) results written elsewhere;
+    /// with Redis, invalidations and routing set on any replica; on SIGHUP, a rescan of
+    /// `models.dir`.
     async fn start(&self, service: &PredictService, shadow_jobs: ShadowJobs) {
         let (stop, tasks) = (self.stop, self.tasks);
         tasks.spawn(
             stop.clone()
                 .run_until_cancelled_owned(service.clone().run_shadow(shadow_jobs)),
         );
+        predict::follow_results(service, Duration::from_millis(self.refresh_ms), stop, tasks);
         tasks.spawn(predict::run_guard(
             service.clone(),
             self.metrics.clone(),

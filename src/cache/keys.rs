@@ -4,18 +4,26 @@
 //! | key | value |
 //! |---|---|
 //! | `prediction:{model}:{version}:{game}:{feature_hash}` | P(home win), f32 |
-//! | `features:{feature_version}:{game}` | a game and its feature vector |
+//! | `features:{feature_version}:{game}:{history}` | a game and its feature vector |
 //! | `model:{name}:{version}` | the fingerprint of the model file that version was loaded from |
 //! | `ratelimit:{identity}` | a credential's GCRA theoretical arrival time (µs) |
 //! | channel `invalidate` | key patterns every replica drops from its in-process tier |
+//! | channel `routing` | a model whose routing changed |
+//! | channel `results` | the earliest date new results changed |
 //!
-//! `{game}` is a stored game's id, or `AWAY@HOMEyyyymmdd` for a scheduled one. The cached
-//! values ([`CacheKey`]) name the type they store, so a prediction can never be read back as
+//! `{game}` is a stored game's id, or `AWAY@HOMEyyyymmdd` for a scheduled one (`-n` after it
+//! when the request gives the game's number). `{history}` is the digest of every game before
+//! the game's date that the features were computed from (`EmbeddedStore::history_before`):
+//! a replica that knows a result another does not reads other keys, so features computed
+//! before a result are never read after it, whatever pub/sub delivered. The cached values
+//! ([`CacheKey`]) name the type they store, so a prediction can never be read back as
 //! features.
 
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
+
+use chrono::NaiveDate;
 
 use super::codec::Codec;
 use super::pattern::KeyPattern;
@@ -32,6 +40,8 @@ const ROUTING: &str = "routing:";
 pub const INVALIDATION_CHANNEL: &str = "invalidate";
 /// The pub/sub channel on which replicas announce a model's new routing (its name).
 pub const ROUTING_CHANNEL: &str = "routing";
+/// The pub/sub channel on which replicas announce new results (the earliest changed date).
+pub const RESULTS_CHANNEL: &str = "results";
 
 /// The key spaces an invalidation pattern may start with: cached values only (or `*`).
 pub(super) const INVALIDATABLE: [&str; 3] = [PREDICTION, FEATURES, "*"];
@@ -43,8 +53,26 @@ pub(super) fn holds_cached_value(key: &str) -> bool {
     key.starts_with(PREDICTION) || key.starts_with(FEATURES)
 }
 
+/// The date of the game a rendered feature or prediction key (without the prefix) is about;
+/// `None` for any other key.
+pub(super) fn game_date(key: &str) -> Option<NaiveDate> {
+    let mut parts = key.split(':');
+    let game = match parts.next()? {
+        "features" => parts.nth(1)?,
+        "prediction" => parts.nth(3)?,
+        _ => return None,
+    };
+    // `HOMEyyyymmddN`, or `AWAY@HOMEyyyymmdd` with `-N` when the number was given.
+    let home_and_date = game.split_once('@').map_or(game, |(_, home)| home);
+    let digits = home_and_date.get(3..11)?;
+    NaiveDate::parse_from_str(digits, "%Y%m%d").ok()
+}
+
 pub trait CacheKey: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static {
     type Value: Clone + Codec + Send + Sync + 'static;
+
+    /// The game the value is about.
+    fn game(&self) -> &GameRef;
 }
 
 /// `{game}` of the layout.
@@ -54,8 +82,17 @@ impl fmt::Display for GameSegment<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             GameRef::Stored(id) => write!(f, "{id}"),
-            GameRef::Scheduled { home, away, date } => {
-                write!(f, "{away}@{home}{}", date.format("%Y%m%d"))
+            GameRef::Scheduled {
+                home,
+                away,
+                date,
+                number,
+            } => {
+                write!(f, "{away}@{home}{}", date.format("%Y%m%d"))?;
+                match number {
+                    Some(number) => write!(f, "-{number}"),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -65,16 +102,28 @@ impl fmt::Display for GameSegment<'_> {
 pub struct FeatureKey {
     pub version: &'static str,
     pub game: GameRef,
+    /// The digest of the games before the game's date the features are computed from.
+    pub history: u64,
 }
 
 impl fmt::Display for FeatureKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{FEATURES}{}:{}", self.version, GameSegment(&self.game))
+        write!(
+            f,
+            "{FEATURES}{}:{}:{:016x}",
+            self.version,
+            GameSegment(&self.game),
+            self.history
+        )
     }
 }
 
 impl CacheKey for FeatureKey {
     type Value = GameFeatures;
+
+    fn game(&self) -> &GameRef {
+        &self.game
+    }
 }
 
 /// A prediction is keyed by the exact features it was made from, so new data for a game can
@@ -117,6 +166,10 @@ impl fmt::Display for PredictionKey {
 impl CacheKey for PredictionKey {
     /// P(home win).
     type Value = f32;
+
+    fn game(&self) -> &GameRef {
+        &self.game
+    }
 }
 
 /// Where a model version's file fingerprint is recorded.
@@ -162,6 +215,11 @@ impl KeyPattern {
     pub fn every_feature() -> Self {
         Self::from_layout(format!("{FEATURES}*"))
     }
+
+    /// Every cached prediction.
+    pub fn every_prediction() -> Self {
+        Self::from_layout(format!("{PREDICTION}*"))
+    }
 }
 
 #[cfg(test)]
@@ -174,12 +232,17 @@ mod tests {
         let feature = FeatureKey {
             version: "v1",
             game: stored,
+            history: 0xfe,
         };
-        assert_eq!(feature.to_string(), "features:v1:NYA202404050");
+        assert_eq!(
+            feature.to_string(),
+            "features:v1:NYA202404050:00000000000000fe"
+        );
         let scheduled = GameRef::Scheduled {
             home: "NYA".parse().expect("team"),
             away: "BOS".parse().expect("team"),
             date: "2025-04-05".parse().expect("date"),
+            number: None,
         };
         let prediction = PredictionKey {
             model: "home_win".into(),
@@ -202,5 +265,25 @@ mod tests {
         assert!(pattern.matches(&prediction.to_string()));
         assert!(!pattern.matches(&feature.to_string()));
         assert!(KeyPattern::every_feature().matches(&feature.to_string()));
+        assert!(KeyPattern::every_prediction().matches(&prediction.to_string()));
+        let day = |text: &str| text.parse::<NaiveDate>().ok();
+        assert_eq!(game_date(&feature.to_string()), day("2024-04-05"));
+        assert_eq!(game_date(&prediction.to_string()), day("2025-04-05"));
+        let numbered = FeatureKey {
+            game: GameRef::Scheduled {
+                home: "NYA".parse().expect("team"),
+                away: "BOS".parse().expect("team"),
+                date: "2025-04-06".parse().expect("date"),
+                number: Some(2),
+            },
+            ..feature
+        };
+        assert_eq!(
+            numbered.to_string(),
+            "features:v1:BOS@NYA20250406-2:00000000000000fe"
+        );
+        assert_eq!(game_date(&numbered.to_string()), day("2025-04-06"));
+        assert_eq!(game_date("ratelimit:key:00ab"), None);
+        assert_eq!(game_date("features:v1:nonsense"), None);
     }
 }

@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use codec::Codec;
-pub use keys::{CacheKey, FeatureKey, PredictionKey, ROUTING_CHANNEL, RateLimitKey, RoutingKey};
+pub use keys::{
+    CacheKey, FeatureKey, PredictionKey, RESULTS_CHANNEL, ROUTING_CHANNEL, RateLimitKey, RoutingKey,
+};
 pub use pattern::{KeyPattern, KeyPatternError};
 pub use settings::{CacheSettings, RedisSettings};
 pub use shared::{BreakerState, RedisUrlError, SharedCounters, SharedTier};
@@ -257,6 +259,16 @@ impl<K: CacheKey> Tier<K> {
         }
     }
 
+    /// Drops the in-process entries of games played after `date`.
+    pub fn invalidate_after(&self, date: chrono::NaiveDate) {
+        if let Some(cache) = &self.inner {
+            let registered = cache.invalidate_entries_if(move |key, _| key.game().date() > date);
+            if let Err(error) = registered {
+                tracing::error!(%error, "cannot invalidate cache entries");
+            }
+        }
+    }
+
     /// Drops the in-process entries whose rendered key matches.
     pub fn invalidate_local(&self, pattern: &KeyPattern) {
         if let Some(cache) = &self.inner {
@@ -283,6 +295,15 @@ impl Caches {
     pub fn invalidate_local(&self, pattern: &KeyPattern) {
         self.features.invalidate_local(pattern);
         self.predictions.invalidate_local(pattern);
+    }
+
+    /// Drops this replica's in-process features and predictions of games after `date`,
+    /// whose history a new result changed. Their keys carry the history they were computed
+    /// from, so they could not be read again anyway (here, in Redis, or on another replica):
+    /// this frees the room they hold.
+    pub fn invalidate_after(&self, date: chrono::NaiveDate) {
+        self.features.invalidate_after(date);
+        self.predictions.invalidate_after(date);
     }
 
     /// The shared tier, when Redis is configured.

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bb8_redis::RedisConnectionManager;
+use chrono::NaiveDate;
 use prometheus::IntCounter;
 use redis::AsyncCommands;
 use redis::cluster::ClusterClient;
@@ -491,19 +492,47 @@ impl SharedTier {
     /// `KEYS`, which blocks Redis) on the server or on every primary of the cluster; `None`
     /// when Redis could not be reached.
     pub async fn delete_matching(&self, pattern: &KeyPattern) -> Option<u64> {
+        self.delete_where(pattern, |_| true).await
+    }
+
+    /// Deletes the cached features and predictions of games played after `date`, which a
+    /// new result changed; `None` when Redis could not be reached. (Their keys carry the
+    /// history or features they were computed from, so no replica would read them again:
+    /// this frees the memory they hold before their TTL.)
+    pub async fn delete_games_after(&self, date: NaiveDate) -> Option<u64> {
+        let mut deleted = 0;
+        for pattern in [KeyPattern::every_feature(), KeyPattern::every_prediction()] {
+            deleted += self
+                .delete_where(&pattern, |key| {
+                    keys::game_date(key).is_some_and(|played| played > date)
+                })
+                .await?;
+        }
+        Some(deleted)
+    }
+
+    /// Deletes the cached values matching `pattern` whose key (without the prefix) `wanted`
+    /// picks.
+    async fn delete_where(
+        &self,
+        pattern: &KeyPattern,
+        wanted: impl Fn(&str) -> bool + Copy,
+    ) -> Option<u64> {
         let full = format!("{}{pattern}", self.prefix);
         let mut connection = self.backend.connection().await?;
         let mut deleted = 0;
         match &mut connection {
             Connection::Server(_) => {
-                deleted += scan_and_unlink(&mut connection, &self.prefix, &full, None).await?;
+                deleted +=
+                    scan_and_unlink(&mut connection, &self.prefix, &full, None, wanted).await?;
             }
             Connection::Cluster(cluster) => {
                 for (host, port) in primaries(cluster).await? {
                     let node =
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
                     deleted +=
-                        scan_and_unlink(&mut connection, &self.prefix, &full, Some(node)).await?;
+                        scan_and_unlink(&mut connection, &self.prefix, &full, Some(node), wanted)
+                            .await?;
                 }
             }
         }
@@ -519,13 +548,14 @@ impl SharedTier {
 }
 
 /// `SCAN`s one node (or the server) for keys matching `pattern` and unlinks those under
-/// `prefix` that hold cached values; in a cluster `UNLINK` is split by slot, so keys on any
-/// node may go in one call.
+/// `prefix` that hold cached values and that `wanted` picks; in a cluster `UNLINK` is split
+/// by slot, so keys on any node may go in one call.
 async fn scan_and_unlink(
     connection: &mut Connection<'_>,
     prefix: &str,
     pattern: &str,
     node: Option<RoutingInfo>,
+    wanted: impl Fn(&str) -> bool,
 ) -> Option<u64> {
     let mut cursor: u64 = 0;
     let mut deleted = 0;
@@ -545,7 +575,7 @@ async fn scan_and_unlink(
         };
         keys.retain(|key| {
             key.strip_prefix(prefix)
-                .is_some_and(keys::holds_cached_value)
+                .is_some_and(|key| keys::holds_cached_value(key) && wanted(key))
         });
         if !keys.is_empty() {
             let removed: u64 = redis::cmd("UNLINK")

@@ -12,9 +12,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cache::{KeyPattern, SharedTier};
+use crate::cache::{KeyPattern, RESULTS_CHANNEL, SharedTier};
 use crate::db;
-use crate::features::{self, EmbeddedStore, FEATURE_SPEC};
+use crate::features::{self, EmbeddedStore, FEATURE_SPEC, PostgresStore, StoreKind};
 use crate::monitoring::Metrics;
 use crate::settings::Settings;
 use crate::startup::{Application, StopSignal, shutdown_signal};
@@ -44,11 +44,21 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations (`migrations/`) to `database.url`.
     Migrate,
-    /// Load Retrosheet files into PostgreSQL and compute their features. Idempotent.
+    /// Load Retrosheet files into PostgreSQL and compute their features; or, with
+    /// `--results`, final results from a season's feed. Idempotent.
     Import {
         /// Folder of `teams-YYYY.csv[.gz]` files; `data.dir` when absent.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "results")]
         dir: Option<PathBuf>,
+        /// A CSV of final results (a header row names the columns: `game_id`, `date`,
+        /// `number`, `phase`, then for `home_` and `away_`: `team`, `runs`, `hits`, `walks`,
+        /// `home_runs`, `strikeouts`, `pitches`, `batters_faced`), checked and applied as
+        /// `POST /api/v1/admin/results` applies them, all or nothing.
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// With `--results`: replace games already final with another result.
+        #[arg(long, requires = "results")]
+        correct: bool,
     },
     /// Feature spec and training data.
     #[command(subcommand)]
@@ -125,7 +135,12 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<std::process::ExitCo
         Command::Loadtest(args) => return loadtest::run(*args, settings),
         Command::Serve => serve(settings),
         Command::Migrate => runtime()?.block_on(migrate(settings)),
-        Command::Import { dir } => {
+        Command::Import {
+            results: Some(file),
+            correct,
+            ..
+        } => runtime()?.block_on(import_results(settings, &file, correct)),
+        Command::Import { dir, .. } => {
             let dir = dir.unwrap_or_else(|| settings.data.dir.clone());
             runtime()?.block_on(import(settings, &dir))
         }
@@ -219,7 +234,52 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
         let deleted = shared.delete_matching(&pattern).await;
         let notified = shared.publish_invalidation(&pattern).await;
         tracing::info!(?deleted, ?notified, "cached features invalidated");
+        shared.publish(RESULTS_CHANNEL, "import").await;
     }
+    Ok(())
+}
+
+/// `bullpen import --results FILE.csv`: into PostgreSQL, as the server applies posted results.
+async fn import_results(settings: &Settings, file: &Path, correct: bool) -> anyhow::Result<()> {
+    if settings.features.store == StoreKind::Embedded {
+        anyhow::bail!(
+            "features.store is embedded: POST the results to the server \
+             (POST /api/v1/admin/results), which journals them; `bullpen import --results` \
+             writes to PostgreSQL (features.store = \"postgres\")"
+        );
+    }
+    let reader = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let results = features::read_csv(std::io::BufReader::new(reader))
+        .with_context(|| format!("reading {}", file.display()))?;
+    let pool = primary_pool(settings).await?;
+    db::migrate(&pool).await.context("migrating database.url")?;
+    let store = PostgresStore::new(pool.clone(), pool)
+        .with_schedule_horizon(settings.features.schedule_horizon_days);
+    let today = chrono::Utc::now().date_naive();
+    let outcome = store
+        .ingest(&results, correct, today)
+        .await
+        .with_context(|| format!("applying the results of {}", file.display()))?;
+    tracing::info!(
+        added = outcome.added.len(),
+        corrected = outcome.corrected.len(),
+        unchanged = outcome.unchanged.len(),
+        changed_from = ?outcome.changed_from,
+        "results imported"
+    );
+    if settings.redis.enabled
+        && let Some(from) = outcome.changed_from
+    {
+        // Replicas check the games every features.refresh_ms; this tells them now.
+        let metrics = Metrics::new(&settings.monitoring)?;
+        let shared = SharedTier::new(
+            &settings.redis,
+            &metrics,
+            tokio_util::task::TaskTracker::new(),
+        )?;
+        shared.publish(RESULTS_CHANNEL, &from.to_string()).await;
+    }
+    println!("{}", serde_json::to_string(&outcome)?);
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! Games as rows of the `games` table, both ways.
 
 use chrono::NaiveDate;
-use tokio_postgres::Row;
+use futures_util::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Row, Transaction};
 
 use super::DbError;
 use crate::games::{Game, Phase, TeamLine};
@@ -207,13 +209,16 @@ pub fn game_from_row(row: &Row) -> Result<Game, RowError> {
 /// Every stored game played before `before` (all of them for `None`), in the order they
 /// were played — the order the feature history needs.
 pub async fn load_games(
-    client: &tokio_postgres::Client,
+    client: &impl tokio_postgres::GenericClient,
     before: Option<NaiveDate>,
 ) -> Result<Vec<Game>, DbError> {
     let query = format!(
         "SELECT {COLUMNS} FROM games WHERE $1::date IS NULL OR date < $1 ORDER BY date, number, game_id"
     );
-    let rows = client.query(&query, &[&before]).await?;
+    games_from_rows(&client.query(&query, &[&before]).await?)
+}
+
+fn games_from_rows(rows: &[Row]) -> Result<Vec<Game>, DbError> {
     rows.iter()
         .map(|row| {
             game_from_row(row).map_err(|source| DbError::Corrupt {
@@ -222,4 +227,50 @@ pub async fn load_games(
             })
         })
         .collect()
+}
+
+/// The games written since revision `after` of `games_revision` (each row is stamped with
+/// the revision that wrote it), in the order they were played.
+pub async fn load_games_since(
+    client: &impl tokio_postgres::GenericClient,
+    after: i64,
+) -> Result<Vec<Game>, DbError> {
+    let query =
+        format!("SELECT {COLUMNS} FROM games WHERE revision > $1 ORDER BY date, number, game_id");
+    games_from_rows(&client.query(&query, &[&after]).await?)
+}
+
+/// Writes `games` (from `source`, e.g. a file name) in `transaction`: binary `COPY` into a
+/// temporary table, then one upsert, so writing the same games twice changes nothing.
+pub async fn upsert_games(
+    transaction: &Transaction<'_>,
+    games: &[Game],
+    source: &str,
+) -> Result<(), DbError> {
+    transaction
+        .batch_execute("CREATE TEMP TABLE games_in (LIKE games INCLUDING DEFAULTS) ON COMMIT DROP")
+        .await?;
+    let sink = transaction
+        .copy_in(&format!("COPY games_in ({COLUMNS}) FROM STDIN BINARY"))
+        .await?;
+    let writer = BinaryCopyInWriter::new(sink, &TYPES);
+    pin_mut!(writer);
+    for game in games {
+        let row = GameRow::new(game, source);
+        writer.as_mut().write(&row.values()).await?;
+    }
+    writer.finish().await?;
+    let updates = COLUMNS
+        .split(", ")
+        .skip(1)
+        .map(|column| format!("{column} = EXCLUDED.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    transaction
+        .batch_execute(&format!(
+            "INSERT INTO games ({COLUMNS}) SELECT {COLUMNS} FROM games_in \
+             ON CONFLICT (game_id) DO UPDATE SET {updates}"
+        ))
+        .await?;
+    Ok(())
 }

@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::NoTls;
 
 pub use games::{
-    COLUMNS as GAME_COLUMNS, GameRow, RowError, TYPES as GAME_TYPES, game_from_row, load_games,
-    read_column,
+    COLUMNS as GAME_COLUMNS, RowError, game_from_row, load_games, load_games_since, read_column,
+    upsert_games,
 };
 pub use settings::DatabaseSettings;
 

@@ -12,9 +12,10 @@ use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
+use super::postgres::GAMES_LOCK;
 use super::spec::FEATURE_SPEC;
 use super::store::EmbeddedStore;
-use crate::db::{DbError, GAME_COLUMNS as COLUMNS, GAME_TYPES as TYPES, GameRow, Pool, load_games};
+use crate::db::{DbError, Pool, load_games, upsert_games};
 use crate::games::{self, DataError};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,41 +65,27 @@ pub async fn import_dir(
 async fn write_games(pool: &Pool, parsed: &[games::Game], source: &str) -> Result<(), DbError> {
     let mut connection = pool.get().await?;
     let transaction = connection.transaction().await?;
-    transaction
-        .batch_execute("CREATE TEMP TABLE games_in (LIKE games) ON COMMIT DROP")
-        .await?;
-    let sink = transaction
-        .copy_in(&format!("COPY games_in ({COLUMNS}) FROM STDIN BINARY"))
-        .await?;
-    let writer = BinaryCopyInWriter::new(sink, &TYPES);
-    pin_mut!(writer);
-    for game in parsed {
-        let row = GameRow::new(game, source);
-        writer.as_mut().write(&row.values()).await?;
-    }
-    writer.finish().await?;
-    let updates = COLUMNS
-        .split(", ")
-        .skip(1)
-        .map(|column| format!("{column} = EXCLUDED.{column}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    transaction
-        .batch_execute(&format!(
-            "INSERT INTO games ({COLUMNS}) SELECT {COLUMNS} FROM games_in \
-             ON CONFLICT (game_id) DO UPDATE SET {updates}"
-        ))
-        .await?;
+    lock_games(&transaction).await?;
+    upsert_games(&transaction, parsed, source).await?;
     transaction.commit().await?;
+    Ok(())
+}
+
+/// Waits for any other writer of games (results posted to a replica, another import).
+async fn lock_games(transaction: &tokio_postgres::Transaction<'_>) -> Result<(), DbError> {
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&GAMES_LOCK])
+        .await?;
     Ok(())
 }
 
 /// Recomputes the current spec's features of every stored game and upserts them.
 async fn write_features(pool: &Pool) -> Result<usize, DbError> {
     let mut connection = pool.get().await?;
-    let stored = load_games(&connection, None).await?;
-    let store = EmbeddedStore::from_games(stored, |_| {});
     let transaction = connection.transaction().await?;
+    lock_games(&transaction).await?;
+    let stored = load_games(&transaction, None).await?;
+    let store = EmbeddedStore::from_games(stored, |_| {});
     transaction
         .batch_execute(
             "CREATE TEMP TABLE features_in (game_id text, feature_version text, features real[]) \

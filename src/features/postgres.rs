@@ -1,22 +1,27 @@
 //! The PostgreSQL feature store: the games and features `bullpen import` wrote. Feature
-//! reads go to the read pool (a replica when `database.read_url` is set).
+//! reads go to the read pool (a replica when `database.read_url` is set); results are
+//! written to the primary.
 //!
 //! A scheduled game needs the history of every game before its date. Replaying the games
 //! table for each one cost 110–150 ms, so the store keeps the games in memory as the
-//! embedded store does (checkpoints of the history every few game days), built once from
-//! the table and rebuilt only when `games_revision` (moved by a trigger on every change to
-//! `games`) says the table changed: a cold scheduled game is one indexed read of that
-//! counter and a replay of at most a few days, and an unknown team or a date outside the
-//! data is refused from memory.
+//! embedded store does (checkpoints of the history every few game days): this replica's
+//! *view* of the games, built from the table and rebuilt when `games_revision` (moved by a
+//! trigger on every change to `games`) says the table changed. The view is what the feature
+//! cache keys are computed from (each game's history digest), so it moves as one: a result
+//! written by any replica, or by hand, reaches it when [`PostgresStore::refresh`] runs —
+//! on the results channel at once, and every `features.refresh_ms` whatever the channel does.
 
 use std::collections::HashMap;
-
-use chrono::NaiveDate;
-use tokio_postgres::types::Type;
-
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
+use chrono::NaiveDate;
+use tokio_postgres::IsolationLevel;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::live::IngestError;
 use super::lookup::GameFeatures;
+use super::results::{self, Ingested, ResultBody};
 use super::spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureVector};
 use super::store::{DEFAULT_SCHEDULE_HORIZON_DAYS, EmbeddedStore, FeatureStore, StoreError};
 use crate::db::{self, DbError, Pool, RowError};
@@ -24,12 +29,16 @@ use crate::games::{Game, GameId, TeamCode};
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
+    /// Feature reads.
     pool: Pool,
+    /// Results are written here (the same pool when there is no read replica).
+    primary: Pool,
     schedule_horizon_days: u32,
-    /// The games as of a `games_revision`, replayed in memory; built on the first scheduled
-    /// game and after every change. The lock makes concurrent cold requests wait for one
-    /// build instead of each loading the table.
-    replay: Arc<tokio::sync::Mutex<Option<Replay>>>,
+    /// This replica's view of the games table, and the revision it was built from.
+    view: Arc<ArcSwapOption<Replay>>,
+    /// One build or ingestion at a time: concurrent cold requests wait for one build instead
+    /// of each loading the table.
+    building: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The games table at one revision, held as the embedded store holds its data.
@@ -38,6 +47,10 @@ struct Replay {
     revision: i64,
     store: Arc<EmbeddedStore>,
 }
+
+/// A transaction-wide advisory lock taken by every write of games (results, `bullpen
+/// import`): they apply one at a time across replicas and processes.
+pub(super) const GAMES_LOCK: i64 = 0x6275_6c6c_7065_6e31;
 
 /// A failure to reach or query PostgreSQL: it passes.
 fn unavailable(error: impl Into<DbError>) -> StoreError {
@@ -50,11 +63,14 @@ fn corrupt(table: &'static str, source: RowError) -> StoreError {
 }
 
 impl PostgresStore {
-    pub fn new(pool: Pool) -> Self {
+    /// Reads from `pool`, writes results to `primary`.
+    pub fn new(pool: Pool, primary: Pool) -> Self {
         Self {
             pool,
+            primary,
             schedule_horizon_days: DEFAULT_SCHEDULE_HORIZON_DAYS,
-            replay: Arc::default(),
+            view: Arc::default(),
+            building: Arc::default(),
         }
     }
 
@@ -69,39 +85,167 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// The games in memory as of the table's revision now: one read of `games_revision`,
-    /// and a load of the table when it moved since the last build.
-    async fn replay(&self) -> Result<Arc<EmbeddedStore>, StoreError> {
-        let client = self.pool.get().await.map_err(unavailable)?;
-        let row = client
-            .query_one("SELECT revision FROM games_revision", &[])
+    /// This replica's view of the games: built on first use, then moved by [`Self::refresh`].
+    pub async fn view(&self) -> Result<Arc<EmbeddedStore>, StoreError> {
+        if let Some(view) = self.view.load().as_ref() {
+            return Ok(Arc::clone(&view.store));
+        }
+        Ok(self.reload().await?.0)
+    }
+
+    /// Reads `games_revision` and, when it moved since the view was built, loads the games
+    /// again. Answers the earliest date whose later games' features changed, if any did.
+    pub async fn refresh(&self) -> Result<Option<NaiveDate>, StoreError> {
+        Ok(self.reload().await?.1)
+    }
+
+    async fn reload(&self) -> Result<(Arc<EmbeddedStore>, Option<NaiveDate>), StoreError> {
+        let _building = self.building.lock().await;
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        // One snapshot: the revision and the rows it covers.
+        let snapshot = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
             .await
             .map_err(unavailable)?;
-        let revision: i64 = db::read_column(&row, "revision")
-            .map_err(|source| corrupt("games_revision", source))?;
-        let mut replay = self.replay.lock().await;
-        if let Some(current) = replay.as_ref()
-            && current.revision == revision
-        {
-            return Ok(Arc::clone(&current.store));
+        let revision = read_revision(&snapshot).await?;
+        let current = self.view.load_full();
+        if let Some(view) = current.as_ref() {
+            if view.revision == revision {
+                return Ok((Arc::clone(&view.store), None));
+            }
+            if let Some(store) = self.catch_up(&snapshot, view).await? {
+                return Ok(self.move_view(Some(view), revision, store));
+            }
         }
         let started = std::time::Instant::now();
-        let games = db::load_games(&client, None).await?;
-        let store = Arc::new(
-            EmbeddedStore::from_games(games, |_| {})
-                .with_schedule_horizon(self.schedule_horizon_days),
-        );
+        let games = db::load_games(&snapshot, None).await?;
+        let store = EmbeddedStore::from_games(games, |_| {})
+            .with_schedule_horizon(self.schedule_horizon_days);
         tracing::info!(
             revision,
             games = store.games().len(),
             elapsed_ms = started.elapsed().as_millis(),
-            "games replayed in memory for scheduled games"
+            "games loaded in memory"
         );
-        *replay = Some(Replay {
+        Ok(self.move_view(current.as_deref(), revision, store))
+    }
+
+    /// `view` with the rows written since its revision; `None` when rows were also deleted
+    /// (then only a full load is right).
+    async fn catch_up(
+        &self,
+        snapshot: &tokio_postgres::Transaction<'_>,
+        view: &Replay,
+    ) -> Result<Option<EmbeddedStore>, StoreError> {
+        let changed = db::load_games_since(snapshot, view.revision).await?;
+        let row = snapshot
+            .query_one("SELECT count(*) AS games FROM games", &[])
+            .await
+            .map_err(unavailable)?;
+        let count: i64 =
+            db::read_column(&row, "games").map_err(|source| corrupt("games", source))?;
+        let added = changed
+            .iter()
+            .filter(|game| view.store.game(game.id).is_none())
+            .count();
+        let expected = i64::try_from(view.store.games().len() + added).unwrap_or(i64::MAX);
+        Ok((count == expected).then(|| view.store.with_results(&changed)))
+    }
+
+    /// Swaps in `store` at `revision`; the earliest date whose later games changed since
+    /// `previous`, if any did.
+    fn move_view(
+        &self,
+        previous: Option<&Replay>,
+        revision: i64,
+        store: EmbeddedStore,
+    ) -> (Arc<EmbeddedStore>, Option<NaiveDate>) {
+        let changed = previous.and_then(|view| view.store.first_difference(&store));
+        let store = Arc::new(store);
+        self.view.store(Some(Arc::new(Replay {
             revision,
             store: Arc::clone(&store),
+        })));
+        (store, changed)
+    }
+
+    /// Checks `results` against the games, writes what changes (games and the features of
+    /// every game from the earliest changed date on) in one transaction on the primary, and
+    /// moves this replica's view to it. Sets of results run one at a time on every replica.
+    pub async fn ingest(
+        &self,
+        results: &[ResultBody],
+        correct: bool,
+        today: NaiveDate,
+    ) -> Result<Ingested, IngestError> {
+        let _building = self.building.lock().await;
+        let mut client = self.primary.get().await.map_err(unavailable)?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&GAMES_LOCK])
+            .await
+            .map_err(unavailable)?;
+        // The primary's games as of now, under the lock (this replica's view may lag).
+        let revision = read_revision(&transaction).await?;
+        let current = match self.view.load_full() {
+            Some(view) if view.revision == revision => Arc::clone(&view.store),
+            _ => Arc::new(
+                EmbeddedStore::from_games(
+                    db::load_games(&transaction, None)
+                        .await
+                        .map_err(StoreError::from)?,
+                    |_| {},
+                )
+                .with_schedule_horizon(self.schedule_horizon_days),
+            ),
+        };
+        let plan = results::plan(&current, results, correct, today)?;
+        let Some(from) = plan.outcome.changed_from else {
+            return Ok(plan.outcome);
+        };
+        let next = current.with_results(&plan.changes);
+        db::upsert_games(&transaction, &plan.changes, "results")
+            .await
+            .map_err(StoreError::from)?;
+        let recomputed: Vec<(&Game, &FeatureVector)> = next
+            .games()
+            .iter()
+            .zip(next.vectors())
+            .filter(|(game, _)| game.date >= from)
+            .collect();
+        write_features(&transaction, &recomputed)
+            .await
+            .map_err(unavailable)?;
+        let written = read_revision(&transaction).await?;
+        // The table is `current` and these changes, unless a writer that does not take the
+        // lock (SQL by hand) got in: then only a full load is right.
+        let row = transaction
+            .query_one(
+                "SELECT count(*) FILTER (WHERE revision > $1) AS changed, count(*) AS games \
+                 FROM games",
+                &[&revision],
+            )
+            .await
+            .map_err(unavailable)?;
+        let count = |column| -> Result<usize, StoreError> {
+            let value: i64 =
+                db::read_column(&row, column).map_err(|source| corrupt("games", source))?;
+            Ok(usize::try_from(value).unwrap_or(usize::MAX))
+        };
+        let alone =
+            count("changed")? == plan.changes.len() && count("games")? == next.games().len();
+        transaction.commit().await.map_err(unavailable)?;
+        let view = alone.then(|| {
+            Arc::new(Replay {
+                revision: written,
+                store: Arc::new(next),
+            })
         });
-        Ok(store)
+        self.view.store(view);
+        Ok(plan.outcome)
     }
 
     /// Whether the home team won each of `ids` that has a decided result.
@@ -170,14 +314,51 @@ impl FeatureStore for PostgresStore {
         Ok(Some(GameFeatures::stored(&game, FeatureVector(values))))
     }
 
-    /// From the games in memory at the table's current revision (rebuilt when it moved).
+    /// From this replica's view of the games.
     async fn scheduled(
         &self,
         home: TeamCode,
         away: TeamCode,
         date: NaiveDate,
     ) -> Result<FeatureVector, StoreError> {
-        let replay = self.replay().await?;
-        Ok(replay.scheduled_features(home, away, date)?)
+        Ok(self.view().await?.scheduled_features(home, away, date)?)
     }
+}
+
+async fn read_revision(client: &impl tokio_postgres::GenericClient) -> Result<i64, StoreError> {
+    let row = client
+        .query_one("SELECT revision FROM games_revision", &[])
+        .await
+        .map_err(unavailable)?;
+    db::read_column(&row, "revision").map_err(|source| corrupt("games_revision", source))
+}
+
+/// Upserts the current spec's features of `games`, one statement.
+async fn write_features(
+    client: &impl tokio_postgres::GenericClient,
+    games: &[(&Game, &FeatureVector)],
+) -> Result<(), tokio_postgres::Error> {
+    if games.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = games.iter().map(|(game, _)| game.id.to_string()).collect();
+    // One array literal per game: real[][] cannot be unnested row by row.
+    let vectors: Vec<String> = games
+        .iter()
+        .map(|(_, vector)| {
+            let values: Vec<String> = vector.values().iter().map(f32::to_string).collect();
+            format!("{{{}}}", values.join(","))
+        })
+        .collect();
+    let params: [&(dyn ToSql + Sync); 3] = [&ids, &FEATURE_SPEC.version, &vectors];
+    client
+        .execute(
+            "INSERT INTO game_features (game_id, feature_version, features) \
+             SELECT id, $2, vector::real[] FROM unnest($1::text[], $3::text[]) AS v(id, vector) \
+             ON CONFLICT (game_id, feature_version) \
+             DO UPDATE SET features = EXCLUDED.features, computed_at = now()",
+            &params,
+        )
+        .await?;
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::spec::FEATURE_SPEC;
-use crate::validation::InvalidSetting;
+use crate::validation::{InvalidSetting, at_least_one};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +21,12 @@ pub struct FeatureSettings {
     /// Scheduled games more than this many days after the last game in the data get 422
     /// `date_out_of_range`: their features would be stale.
     pub schedule_horizon_days: u32,
+    /// Embedded store: the folder of the results journal (`results.jsonl`), replayed at
+    /// start; empty keeps posted results in memory only.
+    pub results_dir: PathBuf,
+    /// PostgreSQL store: how often a replica checks `games_revision` for results written
+    /// elsewhere (it also hears them at once on Redis's results channel).
+    pub refresh_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -31,7 +37,13 @@ pub enum StoreKind {
 }
 
 impl FeatureSettings {
+    /// The journal's folder, when results are journaled.
+    pub fn journal_dir(&self) -> Option<&std::path::Path> {
+        (!self.results_dir.as_os_str().is_empty()).then_some(self.results_dir.as_path())
+    }
+
     pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one(&[("features.refresh_ms", self.refresh_ms)])?;
         if self.version == FEATURE_SPEC.version {
             Ok(())
         } else {

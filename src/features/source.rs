@@ -5,26 +5,82 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
+use super::live::{IngestError, LiveStore};
 use super::lookup::GameFeatures;
 use super::postgres::PostgresStore;
+use super::results::{Ingested, ResultBody};
 use super::spec::FeatureVector;
 use super::store::{EmbeddedStore, FeatureStore, StoreError};
-use crate::games::{GameId, TeamCode};
+use crate::games::{Game, GameId, TeamCode};
 
 #[derive(Debug, Clone)]
 pub enum FeatureSource {
-    Embedded(Arc<EmbeddedStore>),
+    Embedded(Arc<LiveStore>),
     Postgres(PostgresStore),
 }
 
 impl FeatureSource {
+    /// The games as this replica knows them now.
+    pub async fn view(&self) -> Result<Arc<EmbeddedStore>, StoreError> {
+        match self {
+            Self::Embedded(live) => Ok(Arc::clone(&live.current())),
+            Self::Postgres(store) => store.view().await,
+        }
+    }
+
+    /// The digest of every game this replica knows before `date`
+    /// ([`EmbeddedStore::history_before`]): what the features of a game on `date` are
+    /// computed from, and part of their cache key.
+    pub async fn history_before(&self, date: NaiveDate) -> Result<u64, StoreError> {
+        match self {
+            Self::Embedded(live) => Ok(live.current().history_before(date)),
+            Self::Postgres(store) => Ok(store.view().await?.history_before(date)),
+        }
+    }
+
+    /// The games known on `date`, stored and ingested.
+    pub async fn games_on(&self, date: NaiveDate) -> Result<Vec<Game>, StoreError> {
+        Ok(self.view().await?.games_on(date).to_vec())
+    }
+
+    /// Applies final results: in memory and the journal (embedded), or in PostgreSQL with
+    /// their features (postgres). Nothing of a refused set is applied.
+    pub async fn ingest(
+        &self,
+        results: Vec<ResultBody>,
+        correct: bool,
+        today: NaiveDate,
+    ) -> Result<Ingested, IngestError> {
+        match self {
+            Self::Embedded(live) => {
+                let live = Arc::clone(live);
+                tokio::task::spawn_blocking(move || live.ingest(&results, correct, today))
+                    .await
+                    .map_err(|_| IngestError::Interrupted)?
+            }
+            Self::Postgres(store) => store.ingest(&results, correct, today).await,
+        }
+    }
+
+    /// Brings this replica's view up to the store (PostgreSQL: when `games_revision`
+    /// moved); the earliest date whose later games' features changed, if any did.
+    pub async fn refresh(&self) -> Result<Option<NaiveDate>, StoreError> {
+        match self {
+            Self::Embedded(_) => Ok(None),
+            Self::Postgres(store) => store.refresh().await,
+        }
+    }
+
     /// Whether the home team won each of `ids` that has a decided result in the store.
     pub async fn home_wins(&self, ids: &[GameId]) -> Result<HashMap<GameId, bool>, StoreError> {
         match self {
-            Self::Embedded(store) => Ok(ids
-                .iter()
-                .filter_map(|id| Some((*id, store.game(*id)?.0.home_win()?)))
-                .collect()),
+            Self::Embedded(live) => {
+                let store = live.current();
+                Ok(ids
+                    .iter()
+                    .filter_map(|id| Some((*id, store.game(*id)?.0.home_win()?)))
+                    .collect())
+            }
             Self::Postgres(store) => store.home_wins(ids).await,
         }
     }
@@ -33,7 +89,7 @@ impl FeatureSource {
 impl FeatureStore for FeatureSource {
     async fn game(&self, id: GameId) -> Result<Option<GameFeatures>, StoreError> {
         match self {
-            Self::Embedded(store) => FeatureStore::game(store.as_ref(), id).await,
+            Self::Embedded(live) => FeatureStore::game(live.current().as_ref(), id).await,
             Self::Postgres(store) => store.game(id).await,
         }
     }
@@ -45,9 +101,7 @@ impl FeatureStore for FeatureSource {
         date: NaiveDate,
     ) -> Result<FeatureVector, StoreError> {
         match self {
-            Self::Embedded(store) => {
-                FeatureStore::scheduled(store.as_ref(), home, away, date).await
-            }
+            Self::Embedded(live) => Ok(live.current().scheduled_features(home, away, date)?),
             Self::Postgres(store) => store.scheduled(home, away, date).await,
         }
     }

@@ -5,8 +5,14 @@
 //! inside the data needs the history as of its date: the build keeps a copy of the history
 //! every [`CHECKPOINT_DAYS`] game days, so a lookup replays at most that many days of games
 //! (tens of microseconds) instead of every season before it.
+//!
+//! Results arriving during a season ([`EmbeddedStore::with_results`]) make a new store that
+//! shares nothing mutable with the old one: the build resumes from the last checkpoint before
+//! the earliest changed date. Each game day also carries a digest of every game before it
+//! ([`EmbeddedStore::history_before`]): what a game's features were computed from, which the
+//! feature cache keys carry, so features computed before a result can never be read after it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,15 +27,28 @@ use crate::games::{self, DataError, Game, GameId, TeamCode};
 /// Game days between two kept histories: ~400 copies of ~30 team states for 2010–2024.
 const CHECKPOINT_DAYS: usize = 7;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     games: Vec<Game>,
     vectors: Vec<FeatureVector>,
     index: HashMap<GameId, usize>,
-    /// `(i, history)`: the history of `games[..i]`, where `games[i]` opens a game day.
+    /// `(i, history)`: the history of `games[..i]`, where `games[i]` opens a game day; one
+    /// every [`CHECKPOINT_DAYS`] game days from the first.
     checkpoints: Vec<(usize, History)>,
     latest: History,
+    /// Each game day, and the digest of every game up to and including it.
+    days: Vec<(NaiveDate, u64)>,
+    /// Every team code in the data, All-Star sides included.
+    teams: HashSet<TeamCode>,
     schedule_horizon_days: u32,
+}
+
+/// Where a build starts: from nothing, or from a checkpoint of an earlier build whose games
+/// before it are unchanged.
+struct Resume {
+    vectors: Vec<FeatureVector>,
+    checkpoints: Vec<(usize, History)>,
+    history: History,
 }
 
 /// How far after the last game in the data a scheduled game may be priced, unless
@@ -113,14 +132,34 @@ impl EmbeddedStore {
         Ok(Self::from_games(games::load_dir(dir)?, progress))
     }
 
-    /// Builds the store from games sorted by date.
-    pub fn from_games(games: Vec<Game>, mut progress: impl FnMut(usize)) -> Self {
-        let mut history = History::new();
-        let mut vectors = Vec::with_capacity(games.len());
-        let mut checkpoints = Vec::new();
-        let mut start = 0;
-        for (day_number, day) in games.chunk_by(|a, b| a.date == b.date).enumerate() {
-            if day_number % CHECKPOINT_DAYS == 0 {
+    /// Builds the store from games sorted by date (then number and id, as [`games::load_dir`]
+    /// sorts them).
+    pub fn from_games(games: Vec<Game>, progress: impl FnMut(usize)) -> Self {
+        let resume = Resume {
+            vectors: Vec::with_capacity(games.len()),
+            checkpoints: Vec::new(),
+            history: History::new(),
+        };
+        Self::build(games, resume, progress)
+    }
+
+    fn build(games: Vec<Game>, resume: Resume, mut progress: impl FnMut(usize)) -> Self {
+        let Resume {
+            mut vectors,
+            mut checkpoints,
+            mut history,
+        } = resume;
+        let mut start = vectors.len();
+        // A resumed build starts on the day of its last checkpoint.
+        let first_day = checkpoints.len().saturating_sub(1) * CHECKPOINT_DAYS;
+        for (day_number, day) in games[start..]
+            .chunk_by(|a, b| a.date == b.date)
+            .enumerate()
+            .map(|(n, day)| (n + first_day, day))
+        {
+            if day_number % CHECKPOINT_DAYS == 0
+                && checkpoints.last().is_none_or(|(at, _)| *at < start)
+            {
                 checkpoints.push((start, history.clone()));
             }
             // Every game of the day is read before any of them is recorded.
@@ -133,10 +172,26 @@ impl EmbeddedStore {
             start += day.len();
             progress(day.len());
         }
+        if checkpoints.is_empty() {
+            checkpoints.push((0, History::new()));
+        }
         let index = games
             .iter()
             .enumerate()
             .map(|(i, game)| (game.id, i))
+            .collect();
+        let mut days: Vec<(NaiveDate, u64)> = Vec::new();
+        let mut digest = 0;
+        for game in &games {
+            digest ^= game_digest(game);
+            match days.last_mut() {
+                Some((date, cumulative)) if *date == game.date => *cumulative = digest,
+                _ => days.push((game.date, digest)),
+            }
+        }
+        let teams = games
+            .iter()
+            .flat_map(|game| [game.home.team, game.away.team])
             .collect();
         Self {
             games,
@@ -144,8 +199,92 @@ impl EmbeddedStore {
             index,
             checkpoints,
             latest: history,
+            days,
+            teams,
             schedule_horizon_days: DEFAULT_SCHEDULE_HORIZON_DAYS,
         }
+    }
+
+    /// A new store with `results` added, each replacing the stored game of its id if there is
+    /// one. Only what follows the earliest of their dates is computed again.
+    #[must_use]
+    pub fn with_results(&self, results: &[Game]) -> Self {
+        let Some(earliest) = results.iter().map(|game| game.date).min() else {
+            return self.clone();
+        };
+        let mut games = self.games.clone();
+        let mut replaced: HashMap<GameId, &Game> =
+            results.iter().map(|game| (game.id, game)).collect();
+        for game in &mut games {
+            if let Some(result) = replaced.remove(&game.id) {
+                *game = result.clone();
+            }
+        }
+        let mut added: Vec<Game> = replaced.into_values().cloned().collect();
+        games.append(&mut added);
+        games.sort_by_key(|game| (game.date, game.number, game.id));
+        // The last checkpoint whose games are all before `earliest` is still right.
+        let kept = self
+            .checkpoints
+            .iter()
+            .rposition(|(start, _)| {
+                self.games
+                    .get(*start)
+                    .is_none_or(|game| game.date <= earliest)
+            })
+            .unwrap_or(0);
+        let (start, history) = self.checkpoints[kept].clone();
+        let resume = Resume {
+            vectors: self.vectors[..start].to_vec(),
+            checkpoints: self.checkpoints[..=kept].to_vec(),
+            history,
+        };
+        Self::build(games, resume, |_| {}).with_schedule_horizon(self.schedule_horizon_days)
+    }
+
+    /// The digest of every game played before `date`: equal for two stores exactly when they
+    /// hold the same games before it (a 64-bit hash, so up to its collisions), whatever their
+    /// source. A game's features are a function of these games.
+    pub fn history_before(&self, date: NaiveDate) -> u64 {
+        let days = self.days.partition_point(|(day, _)| *day < date);
+        days.checked_sub(1).map_or(0, |last| self.days[last].1)
+    }
+
+    /// The first game day whose history differs between two stores (a game added, removed
+    /// or changed on it): the features of every game after it may differ. `None` when both
+    /// hold the same games.
+    pub fn first_difference(&self, other: &Self) -> Option<NaiveDate> {
+        let common = self.days.iter().zip(&other.days).position(|(a, b)| a != b);
+        match common {
+            Some(index) => Some(self.days[index].0.min(other.days[index].0)),
+            None if self.days.len() == other.days.len() => None,
+            None => {
+                let shorter = self.days.len().min(other.days.len());
+                let longer = if self.days.len() > shorter {
+                    self
+                } else {
+                    other
+                };
+                Some(longer.days[shorter].0)
+            }
+        }
+    }
+
+    /// The games played on `date`, in the store's order.
+    pub fn games_on(&self, date: NaiveDate) -> &[Game] {
+        let start = self.games.partition_point(|game| game.date < date);
+        let end = self.games.partition_point(|game| game.date <= date);
+        &self.games[start..end]
+    }
+
+    /// Whether a game of the data involved team code `team`.
+    pub fn knows_team(&self, team: TeamCode) -> bool {
+        self.teams.contains(&team)
+    }
+
+    /// The first and last game days.
+    pub fn span(&self) -> Option<(NaiveDate, NaiveDate)> {
+        Some((self.games.first()?.date, self.games.last()?.date))
     }
 
     /// Scheduled games more than `days` after the last game in the data are refused.
@@ -214,6 +353,34 @@ impl FeatureStore for EmbeddedStore {
     ) -> Result<FeatureVector, StoreError> {
         Ok(self.scheduled_features(home, away, date)?)
     }
+}
+
+/// A game's part of [`EmbeddedStore::history_before`]: every field the features read.
+fn game_digest(game: &Game) -> u64 {
+    let mut bytes = Vec::with_capacity(48);
+    bytes.extend_from_slice(game.id.as_str().as_bytes());
+    bytes.push(game.number);
+    bytes.push(match game.phase {
+        games::Phase::Regular => 0,
+        games::Phase::Postseason => 1,
+        games::Phase::AllStar => 2,
+    });
+    for line in [&game.home, &game.away] {
+        bytes.extend_from_slice(line.team.as_str().as_bytes());
+        for count in [
+            line.runs,
+            line.hits,
+            line.walks,
+            line.home_runs,
+            line.strikeouts,
+            line.pitches.unwrap_or(u16::MAX),
+            line.batters_faced,
+        ] {
+            bytes.extend_from_slice(&count.to_le_bytes());
+        }
+        bytes.push(u8::from(line.pitches.is_some()));
+    }
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// Checks that need only the list of known franchises and the span of the data, the same for

@@ -93,6 +93,13 @@ impl GameId {
     /// The id of the single game (number 0) `home` plays at home on `date`, as a scheduled
     /// game is named when it has no id yet.
     pub fn single(home: TeamCode, date: NaiveDate) -> Self {
+        Self::new(home, date, 0)
+    }
+
+    /// The id of game `number` (0 for a single game, 1 or 2 in a doubleheader; a digit) that
+    /// `home` plays at home on `date`. A year outside 0..=9999 has no id: callers check dates
+    /// against the data first.
+    pub fn new(home: TeamCode, date: NaiveDate, number: u8) -> Self {
         use chrono::Datelike;
         let year = u32::try_from(date.year()).unwrap_or(0);
         let digits = [
@@ -110,6 +117,7 @@ impl GameId {
         for (byte, digit) in bytes[3..11].iter_mut().zip(digits) {
             *byte = b'0' + u8::try_from(digit % 10).unwrap_or(0);
         }
+        bytes[11] = b'0' + number % 10;
         Self(bytes)
     }
 }

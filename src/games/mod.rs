@@ -17,6 +17,9 @@ pub enum GameRef {
         home: TeamCode,
         away: TeamCode,
         date: NaiveDate,
+        /// The game's number when the request gives it (0, or 1 and 2 in a doubleheader):
+        /// the answer then names the id the game will be stored under.
+        number: Option<u8>,
     },
 }
 
@@ -24,14 +27,24 @@ pub enum GameRef {
 pub const BUCKETS: u8 = 100;
 
 impl GameRef {
+    /// The day the game is played.
+    pub fn date(&self) -> NaiveDate {
+        match self {
+            Self::Stored(id) => id.date(),
+            Self::Scheduled { date, .. } => *date,
+        }
+    }
+
     /// This game's routing bucket, `0..BUCKETS`: a fixed hash (XXH3) of its home team, date
     /// and number, so every replica and every retry puts a game in the same bucket, and a
-    /// scheduled game lands where its stored id will. A version given a range of buckets
+    /// scheduled game lands where its stored id will (game 0 when it gives no number). A version given a range of buckets
     /// serves the same games until the range changes.
     pub fn bucket(&self) -> u8 {
         let id = match *self {
             Self::Stored(id) => id,
-            Self::Scheduled { home, date, .. } => GameId::single(home, date),
+            Self::Scheduled {
+                home, date, number, ..
+            } => GameId::new(home, date, number.unwrap_or(0)),
         };
         let bucket = xxhash_rust::xxh3::xxh3_64(id.as_str().as_bytes()) % u64::from(BUCKETS);
         u8::try_from(bucket).expect("a bucket is below 100; this is a bug")
@@ -99,6 +112,7 @@ mod tests {
             home: "KCA".parse().expect("team"),
             away: "MIN".parse().expect("team"),
             date: id.date(),
+            number: None,
         };
         assert_eq!(GameRef::Stored(id).bucket(), scheduled.bucket());
         // Fixed: a replica built elsewhere puts the game in the same bucket.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::request_id;
 use crate::auth::{AuthError, Decision, Scope};
 use crate::cache::KeyPatternError;
-use crate::features::ScheduleError;
+use crate::features::{IngestError, PlanError, ScheduleError, StoreError};
 use crate::models::{CatalogError, InferenceError, RegistryError, ResolveError};
 use crate::predict::{PredictError, RequestError};
 use crate::telemetry::Chain;
@@ -54,6 +54,8 @@ error_codes! {
     InvalidMatchup => UNPROCESSABLE_ENTITY, "invalid_matchup", "The teams cannot play each other";
     DateOutOfRange => UNPROCESSABLE_ENTITY, "date_out_of_range", "The date is outside the data";
     BatchEmpty => UNPROCESSABLE_ENTITY, "batch_empty", "The batch has no items";
+    InvalidResult => UNPROCESSABLE_ENTITY, "invalid_result", "A result is incomplete or impossible";
+    ResultConflict => CONFLICT, "result_conflict", "The game is final with another result";
     BatchTooLarge => UNPROCESSABLE_ENTITY, "batch_too_large", "The batch has too many items";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large";
     UriTooLong => URI_TOO_LONG, "uri_too_long", "The URI is too long";
@@ -80,6 +82,7 @@ error_codes! {
     Unavailable => SERVICE_UNAVAILABLE, "unavailable", "The service is shutting down";
     AuthUnavailable => SERVICE_UNAVAILABLE, "auth_unavailable", "Credentials cannot be checked; retry shortly";
     StoreUnavailable => SERVICE_UNAVAILABLE, "feature_store_unavailable", "The feature store cannot be read; retry shortly";
+    JournalUnavailable => SERVICE_UNAVAILABLE, "journal_unavailable", "The results journal cannot be written; nothing was applied";
     InferenceFailed => INTERNAL_SERVER_ERROR, "inference_failed", "The model could not be run";
     Internal => INTERNAL_SERVER_ERROR, "internal", "Something went wrong inside the server";
 }
@@ -126,6 +129,8 @@ pub enum ApiError {
     Request(#[from] RequestError),
     #[error(transparent)]
     Predict(#[from] PredictError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
     /// Boxed: the model admin routes are rare, and every other answer carries its size.
     #[error(transparent)]
     Catalog(Box<CatalogError>),
@@ -171,9 +176,10 @@ impl ApiError {
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Pattern(_) => ErrorCode::InvalidPattern,
-            Self::Request(RequestError::BothGames | RequestError::NoGame) => {
-                ErrorCode::InvalidRequest
-            }
+            Self::Request(
+                RequestError::BothGames | RequestError::NoGame | RequestError::Number(_),
+            )
+            | Self::ConflictingVersion { .. } => ErrorCode::InvalidRequest,
             Self::Request(RequestError::GameId(_)) => ErrorCode::InvalidGameId,
             Self::Request(RequestError::Team(_)) => ErrorCode::InvalidTeam,
             Self::Request(RequestError::Date(_)) => ErrorCode::InvalidDate,
@@ -216,7 +222,16 @@ impl ApiError {
                 CatalogError::InUse { .. } => ErrorCode::ModelInUse,
                 CatalogError::Routing(_) => ErrorCode::InvalidRouting,
             },
-            Self::ConflictingVersion { .. } => ErrorCode::InvalidRequest,
+            Self::Ingest(error) => match error {
+                IngestError::Plan(PlanError::Empty) => ErrorCode::BatchEmpty,
+                IngestError::Plan(PlanError::TooMany { .. }) => ErrorCode::BatchTooLarge,
+                IngestError::Plan(PlanError::Invalid(_)) => ErrorCode::InvalidResult,
+                IngestError::Plan(PlanError::Conflict { .. }) => ErrorCode::ResultConflict,
+                IngestError::Journal(_) => ErrorCode::JournalUnavailable,
+                IngestError::Store(StoreError::Unavailable(_)) => ErrorCode::StoreUnavailable,
+                IngestError::Store(_) => ErrorCode::Internal,
+                IngestError::Interrupted => ErrorCode::Unavailable,
+            },
         }
     }
 
@@ -231,6 +246,7 @@ impl ApiError {
         match self.code() {
             ErrorCode::InferenceFailed => logged("the model could not be run"),
             ErrorCode::StoreUnavailable => logged("the feature store cannot be read"),
+            ErrorCode::JournalUnavailable => logged("the results journal cannot be written"),
             ErrorCode::AuthUnavailable => logged("the key store cannot be read"),
             ErrorCode::Internal => logged("the server failed to answer"),
             // An operator (scope `admin`) loading a model needs the reason, cause included.

@@ -1,14 +1,17 @@
-//! `GET /api/v1/games/{game_id}/features`.
+//! The games: `GET /api/v1/games?date=`, `GET /api/v1/games/{game_id}/features`, and final
+//! results posted during a season, `POST /api/v1/admin/results` (scope `admin`).
 
-use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::NaiveDate;
 use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::errors::ApiError;
+use super::json::ApiJson;
 use crate::cache::Source;
-use crate::features::{FEATURE_SPEC, FeatureVector, GameInfo};
-use crate::games::{GameId, GameRef};
+use crate::features::{FEATURE_SPEC, FeatureVector, GameInfo, Ingested, ResultBody, ResultsBody};
+use crate::games::{GameId, GameRef, parse_date};
 use crate::predict::{PredictService, RequestError};
 
 /// The vector as `{name: value}` in spec order.
@@ -79,4 +82,84 @@ pub(super) async fn features(
         cached: source != Source::Fresh,
         stale: source == Source::Stale,
     }))
+}
+
+/// `?date=YYYY-MM-DD`, and nothing else.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct GamesQuery {
+    /// The day, `YYYY-MM-DD`.
+    #[param(format = Date, example = "2024-03-20")]
+    date: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct GamesOnDay {
+    #[schema(value_type = String, format = Date, example = "2024-03-20")]
+    date: NaiveDate,
+    /// Every game this replica knows on that day, from the data and results posted since,
+    /// each with its final line (the games are final: only results are stored).
+    games: Vec<ResultBody>,
+}
+
+/// The games known for a date: what the features of later games are computed from.
+#[utoipa::path(
+    get,
+    path = "/api/v1/games",
+    tag = "features",
+    operation_id = "games_on_date",
+    params(GamesQuery),
+    responses((status = 200, description = "The games of that day, with their results", body = GamesOnDay,
+        example = json!({"date": "2024-03-20", "games": [{
+            "game_id": "SDN202403200", "date": "2024-03-20", "number": 0, "phase": "regular",
+            "home": {"team": "SDN", "runs": 2, "hits": 4, "walks": 4, "home_runs": 0,
+                     "strikeouts": 6, "pitches": 173, "batters_faced": 45},
+            "away": {"team": "LAN", "runs": 5, "hits": 7, "walks": 9, "home_runs": 0,
+                     "strikeouts": 7, "pitches": 127, "batters_faced": 34}}]}))),
+    security(("bearer" = ["features:read"])),
+)]
+pub(super) async fn games_on_date(
+    service: web::Data<PredictService>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<GamesQuery>::from_query(request.query_string()).map_err(|error| {
+        ApiError::InvalidQuery(format!("{error}; the query takes `date`, as YYYY-MM-DD"))
+    })?;
+    let date = parse_date(&query.date).ok_or_else(|| RequestError::Date(query.date.clone()))?;
+    let games = service
+        .source()
+        .games_on(date)
+        .await
+        .map_err(|error| ApiError::Predict(error.into()))?;
+    Ok(HttpResponse::Ok().json(GamesOnDay {
+        date,
+        games: games.iter().map(ResultBody::of).collect(),
+    }))
+}
+
+/// Final results, checked whole: nothing of a refused set is applied. Features of every
+/// later game of the teams change, and so does everything cached from them, on every
+/// replica.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/results",
+    tag = "admin",
+    operation_id = "post_results",
+    request_body(content = ResultsBody, example = json!({"results": [{
+        "game_id": "BAL202403280", "date": "2024-03-28", "number": 0, "phase": "regular",
+        "home": {"team": "BAL", "runs": 11, "hits": 10, "walks": 6, "home_runs": 2,
+                 "strikeouts": 5, "pitches": 138, "batters_faced": 31},
+        "away": {"team": "ANA", "runs": 3, "hits": 2, "walks": 3, "home_runs": 1,
+                 "strikeouts": 14, "pitches": 180, "batters_faced": 41}}]})),
+    responses((status = 200, description = "What each result did", body = Ingested,
+        example = json!({"added": [], "unchanged": ["BAL202403280"], "corrected": []}))),
+    security(("bearer" = ["admin"])),
+)]
+pub(super) async fn post_results(
+    service: web::Data<PredictService>,
+    ApiJson(body): ApiJson<ResultsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let outcome = service.ingest_results(body).await?;
+    Ok(HttpResponse::Ok().json(outcome))
 }

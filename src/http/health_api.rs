@@ -124,13 +124,14 @@ fn missing(schema: db::SchemaState) -> Vec<String> {
 /// database lacks what serving needs) or `degraded` (the database does not answer).
 async fn store_state(service: &PredictService) -> (StoreState, &'static str) {
     match service.source() {
-        FeatureSource::Embedded(store) => (
-            StoreState::Embedded {
+        FeatureSource::Embedded(live) => {
+            let store = live.current();
+            let state = StoreState::Embedded {
                 games: store.games().len(),
                 last_game_date: store.games().last().map(|game| game.date),
-            },
-            "ready",
-        ),
+            };
+            (state, "ready")
+        }
         FeatureSource::Postgres(store) => {
             let (database, missing) = database_state(store.pool()).await;
             let state = store.pool().state();

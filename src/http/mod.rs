@@ -236,6 +236,12 @@ fn api_routes() -> Vec<RouteEntry> {
         ),
         entry(
             API,
+            "/games",
+            Needs(FeaturesRead),
+            vec![on(Method::GET, games_api::games_on_date)],
+        ),
+        entry(
+            API,
             "/games/{game_id}/features",
             Needs(FeaturesRead),
             vec![on(Method::GET, games_api::features)],
@@ -245,6 +251,12 @@ fn api_routes() -> Vec<RouteEntry> {
             "/admin/cache/invalidate",
             Needs(Admin),
             vec![on(Method::POST, admin_api::invalidate)],
+        ),
+        entry(
+            API,
+            "/admin/results",
+            Needs(Admin),
+            vec![on(Method::POST, games_api::post_results)],
         ),
         entry(
             API,

@@ -52,7 +52,9 @@ struct OipErrorBody {
         models_api::list,
         monitoring_api::quality,
         games_api::features,
+        games_api::games_on_date,
         admin_api::invalidate,
+        games_api::post_results,
         admin_api::reload,
         admin_api::load_version,
         admin_api::unload_version,
@@ -141,6 +143,18 @@ fn own_errors(operation_id: &str) -> &'static [(u16, &'static str)] {
             (500, "The model could not be run"),
         ],
         "game_features" => &[(400, "Not a game id"), (404, "No such game")],
+        "games_on_date" => &[(400, "The query string is not `date=YYYY-MM-DD`")],
+        "post_results" => &[
+            (
+                409,
+                "A game already final with another result, and the request does not correct it",
+            ),
+            (
+                422,
+                "A result that is incomplete or impossible (the field is named), or none, or too many",
+            ),
+            (500, "The feature store holds data bullpen cannot read"),
+        ],
         "model_quality" => &[
             (400, "The query string is not a window of dates"),
             (404, "No such model"),

@@ -299,6 +299,7 @@ fn scheduled(inputs: &[Tensor], max_rows: usize) -> Result<InferInput, OipError>
                 home: team("home", home)?,
                 away: team("away", away)?,
                 date,
+                number: None,
             })
         })
         .collect::<Result<_, OipError>>()?;

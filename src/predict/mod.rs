@@ -1,5 +1,6 @@
 //! The prediction service: requests, the betting maths, the service that answers them, and
-//! what is recorded of every answer (metrics, the prediction log, live quality).
+//! what is recorded of every answer (metrics, the prediction log, live quality), and the
+//! results that arrive during a season.
 
 mod answer;
 mod log;
@@ -7,6 +8,7 @@ mod odds;
 mod recorder;
 mod request;
 mod rollout;
+mod season;
 mod service;
 mod shadow;
 
@@ -16,5 +18,6 @@ pub use odds::{DecimalOdds, MarketOdds, MarketView, OddsError, OddsFormat, SideV
 pub use recorder::{Caller, Paired, Recorder};
 pub use request::{BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody};
 pub use rollout::{RolloutSettings, run_guard, share_routing};
+pub use season::follow_results;
 pub use service::{InferInput, Inferred, PredictError, PredictService};
 pub use shadow::{ShadowJob, ShadowJobs, ShadowQueue};

@@ -38,6 +38,11 @@ pub struct ScheduledBody {
     /// `YYYY-MM-DD`.
     #[schema(format = Date, example = "2025-04-05")]
     pub date: String,
+    /// The game's number, when known: 0 for a single game, 1 or 2 in a doubleheader. The
+    /// answer then names the id the game's result will be stored under (`game_id`), and live
+    /// quality scores it once that result is in.
+    #[schema(minimum = 0, maximum = 2, example = 0)]
+    pub number: Option<u8>,
 }
 
 /// Market odds for both sides: American (`-150`, `+130`: |odds| from 100 to 100,000) or
@@ -93,6 +98,8 @@ pub enum RequestError {
     Team(#[from] TeamCodeError),
     #[error("`{0}` is not a date in YYYY-MM-DD form")]
     Date(String),
+    #[error("game number {0} is not 0, 1 or 2")]
+    Number(u8),
     #[error(transparent)]
     Model(#[from] ModelRefError),
     #[error(transparent)]
@@ -112,6 +119,10 @@ impl TryFrom<PredictBody> for PredictRequest {
                 away: game.away.parse::<TeamCode>()?,
                 date: parse_date(&game.date)
                     .ok_or_else(|| RequestError::Date(game.date.clone()))?,
+                number: match game.number {
+                    None | Some(0..=2) => game.number,
+                    Some(number) => return Err(RequestError::Number(number)),
+                },
             },
         };
         let model = body.model.map(|m| m.parse::<ModelRef>()).transpose()?;

@@ -137,15 +137,19 @@ impl PredictService {
 
     /// A game's features. With the embedded store a stored game is read directly: it is
     /// already in memory, and a cache lookup would cost more than the read it saves. Every
-    /// other read (computed features, PostgreSQL) goes through the cache.
+    /// other read (computed features, PostgreSQL) goes through the cache, keyed by the
+    /// history of games before the game's date as this replica knows it.
     pub async fn features(&self, game: GameRef) -> Result<(GameFeatures, Source), PredictError> {
-        if let (FeatureSource::Embedded(store), GameRef::Stored(id)) = (&self.inner.source, game) {
+        let source = &self.inner.source;
+        if let (FeatureSource::Embedded(live), GameRef::Stored(id)) = (source, game) {
+            let store = live.current();
             let (found, vector) = store.game(id).ok_or(PredictError::GameNotFound(id))?;
             return Ok((GameFeatures::stored(found, *vector), Source::Fresh));
         }
         let key = FeatureKey {
             version: FEATURE_SPEC.version,
             game,
+            history: source.history_before(game.date()).await?,
         };
         let compute = async { self.read_features(game).await };
         self.inner
@@ -161,9 +165,14 @@ impl PredictService {
             GameRef::Stored(id) => FeatureStore::game(source, id)
                 .await?
                 .ok_or(PredictError::GameNotFound(id)),
-            GameRef::Scheduled { home, away, date } => Ok(GameFeatures {
+            GameRef::Scheduled {
+                home,
+                away,
+                date,
+                number,
+            } => Ok(GameFeatures {
                 game: GameInfo {
-                    game_id: None,
+                    game_id: number.map(|number| GameId::new(home, date, number)),
                     home,
                     away,
                     date,

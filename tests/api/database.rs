@@ -83,7 +83,7 @@ async fn migrations_apply_from_empty_and_a_rerun_applies_nothing() {
     let database = TestDatabase::new().await;
     assert_eq!(
         db::migrate(&database.pool).await.expect("migrate"),
-        vec![1, 2, 3, 4]
+        vec![1, 2, 3, 4, 5]
     );
     assert_eq!(
         db::migrate(&database.pool).await.expect("rerun"),
@@ -157,7 +157,7 @@ async fn upgrading_a_v1_database_with_data_refuses_what_v2_cannot_take_then_upgr
         .expect("revoke");
     assert_eq!(
         db::migrate(&database.pool).await.expect("upgrade"),
-        vec![2, 3, 4]
+        vec![2, 3, 4, 5]
     );
     assert_eq!(database.count("api_keys").await, 3, "every row kept");
     drop(client);
@@ -256,7 +256,7 @@ async fn a_malformed_file_names_its_line_and_leaves_nothing_of_itself() {
 #[tokio::test]
 async fn both_stores_give_identical_vectors_for_every_2024_game() {
     let database = TestDatabase::imported().await;
-    let postgres = PostgresStore::new(database.pool.clone());
+    let postgres = PostgresStore::new(database.pool.clone(), database.pool.clone());
     let embedded = store();
 
     let mut compared = 0;
@@ -294,12 +294,13 @@ async fn both_stores_give_identical_vectors_for_every_2024_game() {
 
 /// Scheduled games come from the games held in memory: once built, a cold one (and a refusal
 /// of an unknown team or a date outside the data) reads no game row, which a renamed
-/// `games` table proves; a change to the games moves `games_revision` and is in the next
-/// answer.
+/// `games` table proves; a change to the games moves `games_revision`, and is in the next
+/// answer once the view is refreshed (as every replica does every `features.refresh_ms`),
+/// which names the changed game's date.
 #[tokio::test]
 async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games() {
     let database = TestDatabase::imported().await;
-    let postgres = PostgresStore::new(database.pool.clone());
+    let postgres = PostgresStore::new(database.pool.clone(), database.pool.clone());
     let team = |code: &str| code.parse::<bullpen::games::TeamCode>().expect("team");
     let date = |text: &str| text.parse::<chrono::NaiveDate>().expect("date");
     let after = FeatureStore::scheduled(&postgres, team("KCA"), team("HOU"), date("2025-04-01"))
@@ -342,6 +343,19 @@ async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games()
         )
         .await
         .expect("change a result");
+    let row = client
+        .query_one(
+            "SELECT date FROM games WHERE home_team = 'KCA' ORDER BY date DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("the changed game");
+    let changed_on: chrono::NaiveDate = row.get(0);
+    assert_eq!(
+        postgres.refresh().await.expect("refreshed"),
+        Some(changed_on)
+    );
+    assert_eq!(postgres.refresh().await.expect("refreshed"), None, "once");
     let changed = FeatureStore::scheduled(&postgres, team("KCA"), team("HOU"), date("2025-04-01"))
         .await
         .expect("computed");

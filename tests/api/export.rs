@@ -4,10 +4,9 @@ use bullpen::features::FEATURE_SPEC;
 
 use crate::helpers::repo_path;
 
-#[test]
-fn export_2024_writes_every_regular_season_game_with_no_missing_value() {
-    let out = tempfile::tempdir().expect("temp dir");
-    let table = out.path().join("2024.csv");
+/// `bullpen features export --seasons 2024` on the shipped data into `dir`: the table's path.
+pub fn export_2024(dir: &std::path::Path) -> std::path::PathBuf {
+    let table = dir.join("2024.csv");
     let status = Command::new(env!("CARGO_BIN_EXE_bullpen"))
         .current_dir(repo_path(""))
         .args(["features", "export", "--seasons", "2024", "--output"])
@@ -15,7 +14,13 @@ fn export_2024_writes_every_regular_season_game_with_no_missing_value() {
         .status()
         .expect("bullpen runs");
     assert!(status.success());
+    table
+}
 
+#[test]
+fn export_2024_writes_every_regular_season_game_with_no_missing_value() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let table = export_2024(out.path());
     let mut reader = csv::Reader::from_path(&table).expect("table is CSV");
     let header: Vec<String> = reader
         .headers()

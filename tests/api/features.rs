@@ -200,3 +200,55 @@ fn scheduled_games_that_cannot_be_computed_say_why() {
         Err(ScheduleError::BeforeData { .. })
     ));
 }
+
+/// Everything a store holds that features and cache keys are read from.
+fn assert_same_store(a: &EmbeddedStore, b: &EmbeddedStore) {
+    assert_eq!(a.games(), b.games());
+    assert_eq!(a.vectors(), b.vectors());
+    assert_eq!(a.first_difference(b), None);
+    for game in a.games().iter().step_by(97) {
+        assert_eq!(a.history_before(game.date), b.history_before(game.date));
+        let (home, away) = (game.home.team, game.away.team);
+        assert_eq!(
+            a.scheduled_features(home, away, game.date),
+            b.scheduled_features(home, away, game.date)
+        );
+    }
+}
+
+/// Results added to a store in sets (new days, then a correction deep in the past) give the
+/// store built from every game at once: a build resumed from a checkpoint is exact.
+#[test]
+fn results_added_in_sets_give_the_store_built_with_them() {
+    let games = store().games().to_vec();
+    let cut = games.partition_point(|g| g.date < date("2024-06-01"));
+    let mut grown = EmbeddedStore::from_games(games[..cut].to_vec(), |_| {});
+    for set in games[cut..].chunks(400) {
+        let before = grown.history_before(set[0].date);
+        grown = grown.with_results(set);
+        assert_eq!(
+            grown.history_before(set[0].date),
+            before,
+            "a day's history is before it"
+        );
+    }
+    assert_same_store(&grown, store());
+
+    let mut corrected = games.clone();
+    let old = corrected
+        .iter()
+        .position(|g| g.id.as_str() == "BOS201708150")
+        .expect("stored");
+    corrected[old].away.runs += 3;
+    let changed = grown.with_results(&corrected[old..=old]);
+    assert_eq!(changed.first_difference(&grown), Some(date("2017-08-15")));
+    assert_eq!(
+        changed.history_before(date("2017-08-15")),
+        grown.history_before(date("2017-08-15"))
+    );
+    assert_ne!(
+        changed.history_before(date("2017-08-16")),
+        grown.history_before(date("2017-08-16"))
+    );
+    assert_same_store(&changed, &EmbeddedStore::from_games(corrected, |_| {}));
+}

@@ -37,6 +37,17 @@ pub fn game_ids(season: i32, step: usize, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// The shared tier's key of the features of the scheduled game BOS at NYA on 2025-04-05, as
+/// a replica on the shipped data writes it: the digest of every game before that day is part
+/// of it.
+pub fn scheduled_features_key(prefix: &str) -> String {
+    let date = chrono::NaiveDate::from_ymd_opt(2025, 4, 5).expect("date");
+    format!(
+        "{prefix}features:v1:BOS@NYA20250405:{:016x}",
+        store().history_before(date)
+    )
+}
+
 /// Probabilities recorded by `training/train.py` for a few real 2024 games.
 #[derive(Deserialize)]
 pub struct Parity {
@@ -64,6 +75,8 @@ pub fn test_settings() -> Settings {
     settings.server.port = 0;
     settings.server.grpc_port = 0;
     settings.data.dir = repo_path("data/retrosheet");
+    // Results posted by a test stay in memory unless it names a journal folder.
+    settings.features.results_dir = PathBuf::new();
     settings.models.dir = repo_path("models");
     settings
 }

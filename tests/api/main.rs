@@ -25,6 +25,7 @@ mod predict;
 mod process;
 mod redis_cluster;
 mod rollout;
+mod season;
 mod secrets;
 mod shared_cache;
 mod shutdown;

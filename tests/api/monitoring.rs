@@ -425,14 +425,29 @@ async fn a_scrape_under_load_passes_promtool_and_the_dashboard_and_alerts_use_on
     database.drop_now().await;
 }
 
-#[tokio::test]
-async fn live_quality_on_the_2024_season_agrees_with_the_evaluation_report() {
-    let app = spawn_app_with(|_| {}).await;
+/// Live quality of version 1 (an entry of the quality endpoint's `versions`) is the
+/// evaluation report's on the 2024 regular season: games, Brier, log loss and accuracy.
+pub fn assert_matches_report(version: &Value) {
     let manifest: Value = serde_json::from_str(
         &std::fs::read_to_string(repo_path("models/home_win/1/manifest.json")).expect("manifest"),
     )
     .expect("JSON");
     let report = &manifest["metrics"];
+    assert_eq!(version["version"], "1");
+    assert_eq!(version["games"], report["games"]);
+    for measure in ["brier", "log_loss", "accuracy"] {
+        let live = version[measure].as_f64().expect("number");
+        let offline = report[measure].as_f64().expect("number");
+        assert!(
+            (live - offline).abs() < 1e-6,
+            "{measure}: live {live}, report {offline}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn live_quality_on_the_2024_season_agrees_with_the_evaluation_report() {
+    let app = spawn_app_with(|_| {}).await;
     let ids = game_ids(2024, 1, 10_000);
     assert_eq!(ids.len(), 2429);
     for chunk in ids.chunks(256) {
@@ -451,16 +466,7 @@ async fn live_quality_on_the_2024_season_agrees_with_the_evaluation_report() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["source"], "served_here");
     let version = &reply.body["versions"][0];
-    assert_eq!(version["version"], "1");
-    assert_eq!(version["games"], report["games"]);
-    for measure in ["brier", "log_loss", "accuracy"] {
-        let live = version[measure].as_f64().expect("number");
-        let offline = report[measure].as_f64().expect("number");
-        assert!(
-            (live - offline).abs() < 1e-6,
-            "{measure}: live {live}, report {offline}"
-        );
-    }
+    assert_matches_report(version);
     let bins = version["calibration"].as_array().expect("bins");
     let games: u64 = bins
         .iter()

@@ -259,7 +259,7 @@ async fn a_redis_cluster_is_shared_by_replicas_and_invalidated_on_every_node() {
     assert_eq!(
         left,
         vec![
-            format!("{prefix}features:v1:BOS@NYA20250405"),
+            crate::helpers::scheduled_features_key(prefix),
             format!("{prefix}model:home_win:1"),
             format!("{prefix}model:home_win:2"),
         ]

@@ -102,7 +102,7 @@ async fn a_second_replica_answers_from_what_the_first_stored_in_redis() {
     ));
     assert_eq!(
         features,
-        vec![&format!("{prefix}features:v1:BOS@NYA20250405")]
+        vec![&crate::helpers::scheduled_features_key(&prefix)]
     );
     for key in &predictions {
         assert!((1790..=1800).contains(&ttl(key).await), "{key}");
@@ -549,7 +549,7 @@ async fn a_replica_started_with_a_replaced_model_file_drops_the_old_files_predic
     assert_eq!(
         left,
         vec![
-            format!("{prefix}features:v1:BOS@NYA20250405"),
+            crate::helpers::scheduled_features_key(&prefix),
             fingerprint_key.clone(),
             format!("{prefix}model:home_win:2"),
         ],
