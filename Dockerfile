@@ -19,7 +19,9 @@ RUN cargo build --release --locked \
  && strip --strip-debug target/release/bullpen
 
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 --home-dir /app bullpen
+RUN useradd --system --uid 10001 --home-dir /app bullpen \
+ && mkdir -p /var/lib/bullpen/results \
+ && chown -R bullpen /var/lib/bullpen
 WORKDIR /app
 COPY --from=build /src/target/release/bullpen /src/target/release/libonnxruntime.so.1.31.1 /app/
 COPY config /app/config
@@ -27,9 +29,12 @@ COPY models /app/models
 COPY data/retrosheet /app/data/retrosheet
 # The local profile, so `docker run` serves at once (and warns that auth is off). Deployments
 # set BULLPEN_ENV=production, which refuses to start until auth is configured (README).
+# Results posted with the embedded store are journaled here: keep it on a volume.
 ENV BULLPEN__TELEMETRY__FORMAT=json \
     BULLPEN__SERVER__HOST=0.0.0.0 \
-    BULLPEN__SERVER__PORT=8080
+    BULLPEN__SERVER__PORT=8080 \
+    BULLPEN__FEATURES__RESULTS_DIR=/var/lib/bullpen/results
+VOLUME /var/lib/bullpen
 EXPOSE 8080 8081
 USER bullpen
 # `bullpen probe` GETs /ready on server.port (the image has no curl). On SIGTERM the server
