@@ -261,20 +261,19 @@ impl<K: CacheKey> Tier<K> {
 
     /// Drops the in-process entries of games played after `date`.
     pub fn invalidate_after(&self, date: chrono::NaiveDate) {
-        if let Some(cache) = &self.inner {
-            let registered = cache.invalidate_entries_if(move |key, _| key.game().date() > date);
-            if let Err(error) = registered {
-                tracing::error!(%error, "cannot invalidate cache entries");
-            }
-        }
+        self.invalidate_if(move |key| key.game().date() > date);
     }
 
     /// Drops the in-process entries whose rendered key matches.
     pub fn invalidate_local(&self, pattern: &KeyPattern) {
+        let pattern = pattern.clone();
+        self.invalidate_if(move |key| pattern.matches(&key.to_string()));
+    }
+
+    /// Drops the in-process entries whose key `dropped` picks (moka runs it behind).
+    fn invalidate_if(&self, dropped: impl Fn(&K) -> bool + Send + Sync + 'static) {
         if let Some(cache) = &self.inner {
-            let pattern = pattern.clone();
-            let registered =
-                cache.invalidate_entries_if(move |key, _| pattern.matches(&key.to_string()));
+            let registered = cache.invalidate_entries_if(move |key, _| dropped(key));
             if let Err(error) = registered {
                 tracing::error!(%error, "cannot invalidate cache entries");
             }

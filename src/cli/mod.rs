@@ -227,9 +227,7 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
     if settings.redis.enabled {
         // New games change features: drop cached features everywhere. Predictions are keyed
         // by the features' hash, so new features never meet an old prediction.
-        let metrics = Metrics::new(&settings.monitoring)?;
-        let tasks = tokio_util::task::TaskTracker::new();
-        let shared = SharedTier::new(&settings.redis, &metrics, tasks)?;
+        let shared = shared_tier(settings)?;
         let pattern = KeyPattern::every_feature();
         let deleted = shared.delete_matching(&pattern).await;
         let notified = shared.publish_invalidation(&pattern).await;
@@ -237,6 +235,13 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
         shared.publish(RESULTS_CHANNEL, "import").await;
     }
     Ok(())
+}
+
+/// Redis, for a command that writes games and tells the replicas.
+fn shared_tier(settings: &Settings) -> anyhow::Result<SharedTier> {
+    let metrics = Metrics::new(&settings.monitoring)?;
+    let tasks = tokio_util::task::TaskTracker::new();
+    Ok(SharedTier::new(&settings.redis, &metrics, tasks)?)
 }
 
 /// `bullpen import --results FILE.csv`: into PostgreSQL, as the server applies posted results.
@@ -271,13 +276,9 @@ async fn import_results(settings: &Settings, file: &Path, correct: bool) -> anyh
         && let Some(from) = outcome.changed_from
     {
         // Replicas check the games every features.refresh_ms; this tells them now.
-        let metrics = Metrics::new(&settings.monitoring)?;
-        let shared = SharedTier::new(
-            &settings.redis,
-            &metrics,
-            tokio_util::task::TaskTracker::new(),
-        )?;
-        shared.publish(RESULTS_CHANNEL, &from.to_string()).await;
+        shared_tier(settings)?
+            .publish(RESULTS_CHANNEL, &from.to_string())
+            .await;
     }
     println!("{}", serde_json::to_string(&outcome)?);
     Ok(())

@@ -39,14 +39,6 @@ pub const TYPES: [Type; 21] = [
     Type::TEXT,
 ];
 
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Regular => "regular",
-        Phase::Postseason => "postseason",
-        Phase::AllStar => "allstar",
-    }
-}
-
 /// A game's values for one `COPY` row: owned, so the caller can borrow them as `ToSql`.
 #[derive(Debug)]
 pub struct GameRow {
@@ -75,7 +67,7 @@ impl GameRow {
             id: game.id.to_string(),
             date: game.date,
             number: i16::from(game.number),
-            phase: phase_name(game.phase),
+            phase: game.phase.name(),
             home: h.team.to_string(),
             away: a.team.to_string(),
             counts: [
@@ -189,18 +181,8 @@ pub fn game_from_row(row: &Row) -> Result<Game, RowError> {
         date: read_column(row, "date")?,
         number: u8::try_from(number)
             .map_err(|_| RowError::invalid("number", number, "a game number"))?,
-        phase: match phase.as_str() {
-            "regular" => Phase::Regular,
-            "postseason" => Phase::Postseason,
-            "allstar" => Phase::AllStar,
-            other => {
-                return Err(RowError::invalid(
-                    "phase",
-                    other,
-                    "regular, postseason or allstar",
-                ));
-            }
-        },
+        phase: Phase::from_name(&phase)
+            .ok_or_else(|| RowError::invalid("phase", &phase, "regular, postseason or allstar"))?,
         home: team_line(row, "home")?,
         away: team_line(row, "away")?,
     })

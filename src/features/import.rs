@@ -8,12 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use futures_util::pin_mut;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
-
-use super::postgres::GAMES_LOCK;
-use super::spec::FEATURE_SPEC;
+use super::postgres::{lock_games, upsert_features};
 use super::store::EmbeddedStore;
 use crate::db::{DbError, Pool, load_games, upsert_games};
 use crate::games::{self, DataError};
@@ -71,14 +66,6 @@ async fn write_games(pool: &Pool, parsed: &[games::Game], source: &str) -> Resul
     Ok(())
 }
 
-/// Waits for any other writer of games (results posted to a replica, another import).
-async fn lock_games(transaction: &tokio_postgres::Transaction<'_>) -> Result<(), DbError> {
-    transaction
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&GAMES_LOCK])
-        .await?;
-    Ok(())
-}
-
 /// Recomputes the current spec's features of every stored game and upserts them.
 async fn write_features(pool: &Pool) -> Result<usize, DbError> {
     let mut connection = pool.get().await?;
@@ -86,34 +73,7 @@ async fn write_features(pool: &Pool) -> Result<usize, DbError> {
     lock_games(&transaction).await?;
     let stored = load_games(&transaction, None).await?;
     let store = EmbeddedStore::from_games(stored, |_| {});
-    transaction
-        .batch_execute(
-            "CREATE TEMP TABLE features_in (game_id text, feature_version text, features real[]) \
-             ON COMMIT DROP",
-        )
-        .await?;
-    let sink = transaction
-        .copy_in("COPY features_in (game_id, feature_version, features) FROM STDIN BINARY")
-        .await?;
-    let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::TEXT, Type::FLOAT4_ARRAY]);
-    pin_mut!(writer);
-    for (game, vector) in store.games().iter().zip(store.vectors()) {
-        let id = game.id.to_string();
-        let values = vector.values().to_vec();
-        writer
-            .as_mut()
-            .write(&[&id, &FEATURE_SPEC.version, &values])
-            .await?;
-    }
-    writer.finish().await?;
-    transaction
-        .batch_execute(
-            "INSERT INTO game_features (game_id, feature_version, features) \
-             SELECT game_id, feature_version, features FROM features_in \
-             ON CONFLICT (game_id, feature_version) \
-             DO UPDATE SET features = EXCLUDED.features, computed_at = now()",
-        )
-        .await?;
+    let written = upsert_features(&transaction, store.games().iter().zip(store.vectors())).await?;
     transaction.commit().await?;
-    Ok(store.games().len())
+    Ok(written)
 }

@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use chrono::NaiveDate;
-use tokio_postgres::IsolationLevel;
-use tokio_postgres::types::{ToSql, Type};
+use futures_util::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+use tokio_postgres::{IsolationLevel, Transaction};
 
 use super::live::IngestError;
 use super::lookup::GameFeatures;
@@ -48,9 +50,8 @@ struct Replay {
     store: Arc<EmbeddedStore>,
 }
 
-/// A transaction-wide advisory lock taken by every write of games (results, `bullpen
-/// import`): they apply one at a time across replicas and processes.
-pub(super) const GAMES_LOCK: i64 = 0x6275_6c6c_7065_6e31;
+/// The transaction-wide advisory lock of [`lock_games`].
+const GAMES_LOCK: i64 = 0x6275_6c6c_7065_6e31;
 
 /// A failure to reach or query PostgreSQL: it passes.
 fn unavailable(error: impl Into<DbError>) -> StoreError {
@@ -121,9 +122,7 @@ impl PostgresStore {
             }
         }
         let started = std::time::Instant::now();
-        let games = db::load_games(&snapshot, None).await?;
-        let store = EmbeddedStore::from_games(games, |_| {})
-            .with_schedule_horizon(self.schedule_horizon_days);
+        let store = self.load_all(&snapshot).await?;
         tracing::info!(
             revision,
             games = store.games().len(),
@@ -133,11 +132,21 @@ impl PostgresStore {
         Ok(self.move_view(current.as_deref(), revision, store))
     }
 
+    /// Every game of the table, held in memory.
+    async fn load_all(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+    ) -> Result<EmbeddedStore, StoreError> {
+        let games = db::load_games(client, None).await?;
+        Ok(EmbeddedStore::from_games(games, |_| {})
+            .with_schedule_horizon(self.schedule_horizon_days))
+    }
+
     /// `view` with the rows written since its revision; `None` when rows were also deleted
     /// (then only a full load is right).
     async fn catch_up(
         &self,
-        snapshot: &tokio_postgres::Transaction<'_>,
+        snapshot: &Transaction<'_>,
         view: &Replay,
     ) -> Result<Option<EmbeddedStore>, StoreError> {
         let changed = db::load_games_since(snapshot, view.revision).await?;
@@ -184,23 +193,12 @@ impl PostgresStore {
         let _building = self.building.lock().await;
         let mut client = self.primary.get().await.map_err(unavailable)?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        transaction
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&GAMES_LOCK])
-            .await
-            .map_err(unavailable)?;
+        lock_games(&transaction).await.map_err(StoreError::from)?;
         // The primary's games as of now, under the lock (this replica's view may lag).
         let revision = read_revision(&transaction).await?;
         let current = match self.view.load_full() {
             Some(view) if view.revision == revision => Arc::clone(&view.store),
-            _ => Arc::new(
-                EmbeddedStore::from_games(
-                    db::load_games(&transaction, None)
-                        .await
-                        .map_err(StoreError::from)?,
-                    |_| {},
-                )
-                .with_schedule_horizon(self.schedule_horizon_days),
-            ),
+            _ => Arc::new(self.load_all(&transaction).await?),
         };
         let plan = results::plan(&current, results, correct, today)?;
         let Some(from) = plan.outcome.changed_from else {
@@ -210,15 +208,14 @@ impl PostgresStore {
         db::upsert_games(&transaction, &plan.changes, "results")
             .await
             .map_err(StoreError::from)?;
-        let recomputed: Vec<(&Game, &FeatureVector)> = next
+        let recomputed = next
             .games()
             .iter()
             .zip(next.vectors())
-            .filter(|(game, _)| game.date >= from)
-            .collect();
-        write_features(&transaction, &recomputed)
+            .filter(|(game, _)| game.date >= from);
+        upsert_features(&transaction, recomputed)
             .await
-            .map_err(unavailable)?;
+            .map_err(StoreError::from)?;
         let written = read_revision(&transaction).await?;
         // The table is `current` and these changes, unless a writer that does not take the
         // lock (SQL by hand) got in: then only a full load is right.
@@ -333,32 +330,50 @@ async fn read_revision(client: &impl tokio_postgres::GenericClient) -> Result<i6
     db::read_column(&row, "revision").map_err(|source| corrupt("games_revision", source))
 }
 
-/// Upserts the current spec's features of `games`, one statement.
-async fn write_features(
-    client: &impl tokio_postgres::GenericClient,
-    games: &[(&Game, &FeatureVector)],
-) -> Result<(), tokio_postgres::Error> {
-    if games.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<String> = games.iter().map(|(game, _)| game.id.to_string()).collect();
-    // One array literal per game: real[][] cannot be unnested row by row.
-    let vectors: Vec<String> = games
-        .iter()
-        .map(|(_, vector)| {
-            let values: Vec<String> = vector.values().iter().map(f32::to_string).collect();
-            format!("{{{}}}", values.join(","))
-        })
-        .collect();
-    let params: [&(dyn ToSql + Sync); 3] = [&ids, &FEATURE_SPEC.version, &vectors];
-    client
-        .execute(
-            "INSERT INTO game_features (game_id, feature_version, features) \
-             SELECT id, $2, vector::real[] FROM unnest($1::text[], $3::text[]) AS v(id, vector) \
-             ON CONFLICT (game_id, feature_version) \
-             DO UPDATE SET features = EXCLUDED.features, computed_at = now()",
-            &params,
-        )
+/// Waits for any other writer of games (results posted to any replica, `bullpen import`):
+/// they apply one at a time across replicas and processes.
+pub(super) async fn lock_games(transaction: &Transaction<'_>) -> Result<(), DbError> {
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&GAMES_LOCK])
         .await?;
     Ok(())
+}
+
+/// Upserts the current spec's features of `games` in `transaction`: binary `COPY` into a
+/// temporary table, then one upsert. Answers how many.
+pub(super) async fn upsert_features<'a>(
+    transaction: &Transaction<'_>,
+    games: impl IntoIterator<Item = (&'a Game, &'a FeatureVector)>,
+) -> Result<usize, DbError> {
+    transaction
+        .batch_execute(
+            "CREATE TEMP TABLE features_in (game_id text, feature_version text, features real[]) \
+             ON COMMIT DROP",
+        )
+        .await?;
+    let sink = transaction
+        .copy_in("COPY features_in (game_id, feature_version, features) FROM STDIN BINARY")
+        .await?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::TEXT, Type::FLOAT4_ARRAY]);
+    pin_mut!(writer);
+    let mut written = 0;
+    for (game, vector) in games {
+        let id = game.id.to_string();
+        let values = vector.values().to_vec();
+        writer
+            .as_mut()
+            .write(&[&id, &FEATURE_SPEC.version, &values])
+            .await?;
+        written += 1;
+    }
+    writer.finish().await?;
+    transaction
+        .batch_execute(
+            "INSERT INTO game_features (game_id, feature_version, features) \
+             SELECT game_id, feature_version, features FROM features_in \
+             ON CONFLICT (game_id, feature_version) \
+             DO UPDATE SET features = EXCLUDED.features, computed_at = now()",
+        )
+        .await?;
+    Ok(written)
 }

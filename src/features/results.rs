@@ -96,6 +96,16 @@ pub struct ResultError {
     pub problem: String,
 }
 
+impl ResultError {
+    /// What is wrong with `field` of the result at `at` (e.g. `results[3]`).
+    fn at(at: &str, field: &str, problem: String) -> Self {
+        Self {
+            field: format!("{at}.{field}"),
+            problem,
+        }
+    }
+}
+
 /// Why a set of results is refused as a whole; nothing of it is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -152,7 +162,7 @@ impl ResultBody {
             game_id: Some(game.id.to_string()),
             date: Some(game.date.to_string()),
             number: Some(game.number.into()),
-            phase: Some(phase_name(game.phase).to_owned()),
+            phase: Some(game.phase.name().to_owned()),
             home: Some(line(&game.home)),
             away: Some(line(&game.away)),
         }
@@ -161,10 +171,7 @@ impl ResultBody {
     /// The game this result describes, checked on its own (the store is not consulted);
     /// `at` names it in errors, e.g. `results[3]`.
     pub fn to_game(&self, at: &str) -> Result<Game, ResultError> {
-        let error = |field: &str, problem: String| ResultError {
-            field: format!("{at}.{field}"),
-            problem,
-        };
+        let error = |field: &str, problem: String| ResultError::at(at, field, problem);
         let id = self
             .game_id
             .as_deref()
@@ -185,15 +192,13 @@ impl ResultBody {
             (None, None) => 0,
         };
         let phase = match self.phase.as_deref() {
-            None | Some("regular") => Phase::Regular,
-            Some("postseason") => Phase::Postseason,
-            Some("allstar") => Phase::AllStar,
-            Some(other) => {
-                return Err(error(
+            None => Phase::Regular,
+            Some(name) => Phase::from_name(name).ok_or_else(|| {
+                error(
                     "phase",
-                    format!("`{other}` is not regular, postseason or allstar"),
-                ));
-            }
+                    format!("`{name}` is not regular, postseason or allstar"),
+                )
+            })?,
         };
         let side = |name: &str, line: &Option<LineBody>| -> Result<TeamLine, ResultError> {
             let line = line
@@ -248,10 +253,7 @@ impl ResultBody {
 
 impl LineBody {
     fn to_line(&self, at: &str) -> Result<TeamLine, ResultError> {
-        let error = |field: &str, problem: String| ResultError {
-            field: format!("{at}.{field}"),
-            problem,
-        };
+        let error = |field: &str, problem: String| ResultError::at(at, field, problem);
         let team = self
             .team
             .as_deref()
@@ -303,14 +305,6 @@ impl LineBody {
     }
 }
 
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Regular => "regular",
-        Phase::Postseason => "postseason",
-        Phase::AllStar => "allstar",
-    }
-}
-
 /// Checks `results` against the games `store` holds and sorts them into added, unchanged and
 /// corrected; refuses the whole set on the first problem. `today` bounds dates (a result
 /// cannot come from a day not yet begun anywhere: `today` + 1 is allowed for time zones).
@@ -337,10 +331,7 @@ pub fn plan(
     for (index, body) in results.iter().enumerate() {
         let at = format!("results[{index}]");
         let game = body.to_game(&at)?;
-        let error = |field: &str, problem: String| ResultError {
-            field: format!("{at}.{field}"),
-            problem,
-        };
+        let error = |field: &str, problem: String| ResultError::at(&at, field, problem);
         if !seen.insert(game.id) {
             return Err(error("game_id", format!("{} is given twice", game.id)).into());
         }

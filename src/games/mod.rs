@@ -59,6 +59,24 @@ pub enum Phase {
     AllStar,
 }
 
+impl Phase {
+    /// The name rows and result bodies use: `regular`, `postseason`, `allstar`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Regular => "regular",
+            Self::Postseason => "postseason",
+            Self::AllStar => "allstar",
+        }
+    }
+
+    /// The phase of a [`Phase::name`]; `None` for any other text.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Regular, Self::Postseason, Self::AllStar]
+            .into_iter()
+            .find(|phase| phase.name() == name)
+    }
+}
+
 /// One side of a game: who played and the totals the features use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TeamLine {
