@@ -127,25 +127,26 @@ impl Application {
             );
             tasks.spawn(inference.serve(listener, stop.clone()));
         }
-        let service = web::Data::new(service);
         let body_limit = web::Data::new(BodyLimit(server_settings.max_body_bytes));
         let head_limits = HeadLimits::new(server_settings);
         let draining = web::Data::new(drain.clone());
         let shutdown_drain = drain.clone();
         let server = HttpServer::new(move || {
             let drain = drain.clone();
+            // The service, admission and metrics every request reads are each worker's own
+            // handles: one `web::Data` for all would move its count between cores each time.
             App::new()
                 .wrap_fn(move |request, service| head_limits.enforce(request, service))
                 .wrap_fn(move |request, service| drain.close_connections(request, service))
                 .wrap(from_fn(http::observe))
                 .wrap(from_fn(http::request_id::middleware))
                 .app_data(body_limit.clone())
-                .app_data(service.clone())
+                .app_data(web::Data::new(service.clone()))
                 .app_data(gatekeeper.clone())
-                .app_data(admission.clone())
+                .app_data(web::Data::new(admission.get_ref().clone()))
                 .app_data(limits.clone())
                 .app_data(sampler.clone())
-                .app_data(metrics.clone())
+                .app_data(web::Data::new(metrics.get_ref().clone()))
                 .app_data(draining.clone())
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))

@@ -18,7 +18,7 @@ mod shared;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use codec::Codec;
@@ -219,6 +219,19 @@ impl<K: CacheKey> Tier<K> {
         }
     }
 
+    /// Until when the value for `key` is fresh, when this tier holds one that is.
+    pub async fn fresh_until(&self, key: &K) -> Option<Instant> {
+        let stored = self.inner.as_ref()?.get(key).await?.stored;
+        let until = stored + self.ttl;
+        (until > Instant::now()).then_some(until)
+    }
+
+    /// Counts a hit on a value a caller kept from this tier and served again: a hit of this
+    /// replica's memory as much as a lookup that finds it.
+    pub fn count_hit(&self) {
+        self.hits.inc();
+    }
+
     /// The value for `key` while it is fresh.
     pub async fn get(&self, key: &K) -> Option<K::Value> {
         let cache = self.inner.as_ref()?;
@@ -260,12 +273,12 @@ impl<K: CacheKey> Tier<K> {
     }
 
     /// Drops the in-process entries of games played after `date`.
-    pub fn invalidate_after(&self, date: chrono::NaiveDate) {
+    fn invalidate_after(&self, date: chrono::NaiveDate) {
         self.invalidate_if(move |key| key.game().date() > date);
     }
 
     /// Drops the in-process entries whose rendered key matches.
-    pub fn invalidate_local(&self, pattern: &KeyPattern) {
+    fn invalidate_local(&self, pattern: &KeyPattern) {
         let pattern = pattern.clone();
         self.invalidate_if(move |key| pattern.matches(&key.to_string()));
     }
@@ -287,6 +300,8 @@ pub struct Caches {
     pub features: Tier<FeatureKey>,
     pub predictions: Tier<PredictionKey>,
     shared: Option<Arc<SharedTier>>,
+    /// Counts the invalidations of this replica's in-process entries.
+    epoch: AtomicU64,
 }
 
 impl Caches {
@@ -294,6 +309,13 @@ impl Caches {
     pub fn invalidate_local(&self, pattern: &KeyPattern) {
         self.features.invalidate_local(pattern);
         self.predictions.invalidate_local(pattern);
+        self.epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times in-process entries were invalidated: what was read from this tier
+    /// before the count moved may be gone from it now.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Drops this replica's in-process features and predictions of games after `date`,
@@ -303,6 +325,7 @@ impl Caches {
     pub fn invalidate_after(&self, date: chrono::NaiveDate) {
         self.features.invalidate_after(date);
         self.predictions.invalidate_after(date);
+        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// The shared tier, when Redis is configured.
@@ -333,6 +356,7 @@ impl Caches {
                 metrics.cache_counters(CacheTier::Memory),
             ),
             shared: shared.cloned(),
+            epoch: AtomicU64::new(0),
         }
     }
 }

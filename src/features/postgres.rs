@@ -94,6 +94,22 @@ impl PostgresStore {
         Ok(self.reload().await?.0)
     }
 
+    /// The view as it is now, without building one: `None` before the first build.
+    pub fn loaded(&self) -> Option<Arc<EmbeddedStore>> {
+        self.view
+            .load()
+            .as_ref()
+            .map(|view| Arc::clone(&view.store))
+    }
+
+    /// Whether `store` is the view as it is now.
+    pub fn is_loaded(&self, store: &Arc<EmbeddedStore>) -> bool {
+        self.view
+            .load()
+            .as_ref()
+            .is_some_and(|view| Arc::ptr_eq(&view.store, store))
+    }
+
     /// Reads `games_revision` and, when it moved since the view was built, loads the games
     /// again. Answers the earliest date whose later games' features changed, if any did.
     pub async fn refresh(&self) -> Result<Option<NaiveDate>, StoreError> {

@@ -28,6 +28,25 @@ impl FeatureSource {
         }
     }
 
+    /// The games as this replica knows them now, without waiting: `None` while the
+    /// PostgreSQL view is not built yet.
+    pub fn loaded(&self) -> Option<Arc<EmbeddedStore>> {
+        match self {
+            Self::Embedded(live) => Some(Arc::clone(&live.current())),
+            Self::Postgres(store) => store.loaded(),
+        }
+    }
+
+    /// Whether `view` is still the games this replica knows: no result, correction or
+    /// refresh since [`FeatureSource::loaded`] gave it. Takes no reference, so readers on
+    /// every worker do not contend.
+    pub fn is_loaded(&self, view: &Arc<EmbeddedStore>) -> bool {
+        match self {
+            Self::Embedded(live) => Arc::ptr_eq(&live.current(), view),
+            Self::Postgres(store) => store.is_loaded(view),
+        }
+    }
+
     /// The digest of every game this replica knows before `date`
     /// ([`EmbeddedStore::history_before`]): what the features of a game on `date` are
     /// computed from, and part of their cache key.

@@ -71,10 +71,11 @@ pub async fn guard(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    // Borrowed from the request, not cloned: a handle shared by the workers would have its
+    // count moved between cores on every request.
     let gatekeeper = request
         .app_data::<web::Data<Gatekeeper>>()
-        .expect("the Gatekeeper is registered with the app; this is a bug")
-        .clone();
+        .expect("the Gatekeeper is registered with the app; this is a bug");
     let Some(authenticator) = &gatekeeper.authenticator else {
         return next
             .call(request)

@@ -10,7 +10,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::errors::ApiError;
 
@@ -30,8 +30,8 @@ impl Admission {
 
     /// A place among the requests in flight, held until dropped; `None` when all are taken.
     /// Shared by every protocol: gRPC calls and HTTP requests count against one cap.
-    pub fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.permits).try_acquire_owned().ok()
+    pub fn try_admit(&self) -> Option<SemaphorePermit<'_>> {
+        self.permits.try_acquire().ok()
     }
 
     /// How long an admitted request may take.

@@ -1,6 +1,7 @@
 //! `ApiJson<T>`: the JSON body extractor of the API. It checks the content type with a plain
 //! comparison, reads the body up to the configured limit and parses it, mapping each failure
 //! to its own [`ApiError`] (415, 413, malformed JSON, unknown field, wrong shape).
+//! [`JsonBody`] is the same body read and not parsed yet.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -68,7 +69,18 @@ fn read_body(
     }
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+/// A JSON request body read whole, not parsed yet: for a handler that looks at the bytes
+/// before it parses them.
+#[derive(Debug)]
+pub struct JsonBody(pub web::Bytes);
+
+impl JsonBody {
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.0).map_err(|error| errors::from_serde(&error))
+    }
+}
+
+impl FromRequest for JsonBody {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -79,11 +91,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             if !json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let body = body.await?;
-            serde_json::from_slice(&body)
-                .map(ApiJson)
-                .map_err(|error| errors::from_serde(&error))
+            body.await.map(JsonBody)
         })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = JsonBody::from_request(request, payload);
+        Box::pin(async move { body.await?.parse().map(ApiJson) })
     }
 }
 

@@ -19,6 +19,7 @@ pub mod openapi;
 mod predict_api;
 #[cfg(test)]
 mod properties;
+mod rendered;
 pub mod request_id;
 mod settings;
 mod v2;

@@ -1,5 +1,7 @@
 //! `POST /api/v1/predict` and `POST /api/v1/predict/batch`.
 
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -7,7 +9,8 @@ use utoipa::ToSchema;
 use super::Limits;
 use super::access::{Charge, KeyId, insert_rate_limit_headers};
 use super::errors::{self, ApiError, Problem};
-use super::json::ApiJson;
+use super::json::{ApiJson, JsonBody};
+use super::rendered::{self, Rendered};
 use super::request_id;
 use crate::features::{FEATURE_SPEC, GameInfo};
 use crate::models::{ModelRef, ModelRefError};
@@ -151,9 +154,33 @@ pub(super) async fn predict(
     service: web::Data<PredictService>,
     key: Option<web::ReqData<KeyId>>,
     http: HttpRequest,
-    ApiJson(body): ApiJson<PredictBody>,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let mut request = PredictRequest::try_from(body)?;
+    // A body asked before, by a request that pins no version by header, may have its answer
+    // rendered already (http::rendered).
+    let keepable =
+        body.0.len() <= rendered::MAX_BODY && !http.headers().contains_key(VERSION_HEADER);
+    if keepable {
+        let caller = || caller(key.clone(), Protocol::V1);
+        if let Some(response) = rendered::serve(&service, &body.0, caller, MODEL_HEADER) {
+            return Ok(response);
+        }
+    }
+    // Boxed: what asking the service takes is large, and a kept answer needs none of it.
+    Box::pin(ask(service, key, http, body, keepable)).await
+}
+
+/// Asks the prediction service and answers; keeps the rendered answer when `keepable` and
+/// the service says it may be served again.
+async fn ask(
+    service: web::Data<PredictService>,
+    key: Option<web::ReqData<KeyId>>,
+    http: HttpRequest,
+    body: JsonBody,
+    keepable: bool,
+) -> Result<HttpResponse, ApiError> {
+    let stamp = keepable.then(|| service.stamp());
+    let mut request = PredictRequest::try_from(body.parse::<PredictBody>()?)?;
     if let Some(version) = pinned_version(&http)? {
         pin(
             &mut request,
@@ -161,10 +188,34 @@ pub(super) async fn predict(
             service.catalog().snapshot().default_name(),
         )?;
     }
+    let (game, routed) = (request.game, request.is_routed());
     let prediction = service.predict(request, &caller(key, Protocol::V1)).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((MODEL_HEADER, prediction.model.label()))
-        .json(PredictionBody::from(&prediction)))
+    let label = prediction.model.label();
+    let rendered = serde_json::to_vec(&PredictionBody::from(&prediction));
+    let (Ok(model), Ok(answer)) = (HeaderValue::try_from(label.as_str()), rendered) else {
+        // Checked model names and plain numbers always render; were one not to, actix-web
+        // answers the failure as it would any other.
+        return Ok(HttpResponse::Ok()
+            .insert_header((MODEL_HEADER, label))
+            .json(PredictionBody::from(&prediction)));
+    };
+    let answer = Bytes::from(answer);
+    let response = HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .insert_header((MODEL_HEADER, model.clone()))
+        .body(answer.clone());
+    if let Some(stamp) = stamp
+        && let Some(until) = service.replayable(game, routed, &prediction).await
+    {
+        let kept = Rendered {
+            body: answer,
+            model,
+            prediction,
+            until,
+        };
+        rendered::keep(&service, stamp, &body.0, kept);
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -456,6 +456,13 @@ impl Catalog {
         self.current.load_full()
     }
 
+    /// Whether `snapshot` is the catalog as it is now: no version loaded or unloaded and no
+    /// routing changed since it was taken. Takes no reference, so readers on every worker
+    /// do not contend.
+    pub fn is_current(&self, snapshot: &Arc<Snapshot>) -> bool {
+        Arc::ptr_eq(&self.current.load(), snapshot)
+    }
+
     /// Routing changes made on this replica.
     pub fn routing_changes(&self) -> broadcast::Receiver<(Arc<str>, RoutingState)> {
         self.routing_changes.subscribe()

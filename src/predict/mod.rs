@@ -1,11 +1,12 @@
 //! The prediction service: requests, the betting maths, the service that answers them, and
 //! what is recorded of every answer (metrics, the prediction log, live quality), and the
-//! results that arrive during a season.
+//! results that arrive during a season, and when an answer may be served again.
 
 mod answer;
 mod log;
 mod odds;
 mod recorder;
+mod replay;
 mod request;
 mod rollout;
 mod season;
@@ -16,6 +17,7 @@ pub use answer::Prediction;
 pub use log::{LogCounters, LogEntry, LogWriter, PredictionLog, PredictionLogSettings};
 pub use odds::{DecimalOdds, MarketOdds, MarketView, OddsError, OddsFormat, SideValue};
 pub use recorder::{Caller, Paired, Recorder};
+pub use replay::Stamp;
 pub use request::{BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody};
 pub use rollout::{RolloutSettings, run_guard, share_routing};
 pub use season::follow_results;

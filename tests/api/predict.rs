@@ -61,6 +61,55 @@ async fn a_repeated_prediction_comes_from_the_cache_with_the_same_answer() {
     assert_eq!(app.inference_calls().await, 1);
 }
 
+/// An answer asked again and again is kept rendered and served as it is (`http::rendered`):
+/// the same answer, each one counted as a prediction from memory, odds and all; an
+/// invalidation ends it at once.
+#[tokio::test]
+async fn an_answer_served_again_is_the_same_counted_and_gone_once_invalidated() {
+    let app = spawn_app().await;
+    let plain = json!({ "game_id": "KCA202404100" });
+    let with_odds = json!({ "game_id": "KCA202404100", "odds": { "home": -135, "away": 115 } });
+    // The odds body's probability is the plain body's, from the cache from its first ask.
+    for (body, first_cached) in [(&plain, false), (&with_odds, true)] {
+        let first = app.predict(body).await;
+        assert_eq!(first.body["cached"], first_cached);
+        let second = app.predict(body).await;
+        assert_eq!(second.body["cached"], true);
+        for _ in 0..3 {
+            let again = app.predict(body).await;
+            assert_eq!(again.body, second.body);
+            assert_eq!(again.header("bullpen-model"), Some("home_win@1"));
+        }
+        assert_eq!(
+            body.get("odds").is_some(),
+            second.body.get("market").is_some()
+        );
+    }
+    let scrape = app.scrape().await;
+    let from_memory: u64 = scrape
+        .lines()
+        .filter(|line| {
+            line.starts_with("bullpen_predictions_total{")
+                && line.contains("tier=\"memory\"")
+                && line.contains("protocol=\"v1\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    // Four from memory after the plain body's first, five of the odds body.
+    assert_eq!(from_memory, 9, "{scrape}");
+    assert_eq!(app.inference_calls().await, 1);
+
+    let reply = app
+        .post_json(
+            "/api/v1/admin/cache/invalidate",
+            &json!({ "pattern": "prediction:home_win:*:KCA202404100:*" }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(app.predict(&with_odds).await.body["cached"], false);
+    assert_eq!(app.inference_calls().await, 2);
+}
+
 #[tokio::test]
 async fn scheduled_games_are_predicted_from_the_games_before_them() {
     let app = spawn_app().await;

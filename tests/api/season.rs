@@ -502,6 +502,13 @@ async fn a_result_is_idempotent_and_replaced_only_when_corrected() {
     let (opener, later) = opener_and_later(&games);
     let ask = scheduled(later);
     let before = app.predict(&ask).await.body["home_win_probability"].clone();
+    // Asked until the answer is kept rendered (`http::rendered`): the result must move it all
+    // the same.
+    for _ in 0..2 {
+        let again = app.predict(&ask).await;
+        assert_eq!(again.body["home_win_probability"], before);
+        assert_eq!(again.body["cached"], true);
+    }
     let good = result(opener);
     let id = json!([opener.id.to_string()]);
     let reply = app

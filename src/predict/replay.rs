@@ -1,0 +1,88 @@
+//! Serving an answer again. A caller that keeps answers it served (the HTTP layer keeps each
+//! worker's rendered answers) asks the service whether one may be kept, and until when, and
+//! whether what it was made from still stands: the same versions and routing, the same
+//! games, no cache invalidation since. Each answer served again is recorded as every answer
+//! is.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::answer::Prediction;
+use super::recorder::Caller;
+use super::service::PredictService;
+use crate::cache::{PredictionKey, Source};
+use crate::features::EmbeddedStore;
+use crate::games::GameRef;
+use crate::models::Snapshot;
+
+/// What answers are made from at one moment.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    catalog: Arc<Snapshot>,
+    /// `None` while a PostgreSQL store has no view yet: such a stamp never stands.
+    view: Option<Arc<EmbeddedStore>>,
+    epoch: u64,
+}
+
+impl PredictService {
+    /// What answers are made from now. Taken before asking, so that a change while the
+    /// answer is made leaves the stamp behind.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            catalog: self.catalog().snapshot(),
+            view: self.source().loaded(),
+            epoch: self.caches().epoch(),
+        }
+    }
+
+    /// Whether the answers made under `stamp` are still the answers: cheap (no reference
+    /// taken, no lock), for every request.
+    pub fn stands(&self, stamp: &Stamp) -> bool {
+        stamp.epoch == self.caches().epoch()
+            && self.catalog().is_current(&stamp.catalog)
+            && stamp
+                .view
+                .as_ref()
+                .is_some_and(|view| self.source().is_loaded(view))
+    }
+
+    /// Records `prediction` served again to `caller`: a hit of this replica's memory, and an
+    /// answer like any other (metrics, the prediction log, live quality).
+    pub fn served_again(&self, prediction: &Prediction, caller: &Caller) {
+        self.caches().predictions.count_hit();
+        self.recorder().record(prediction, caller);
+    }
+
+    /// Until when `prediction`, the answer to a request for `game` (routed when the request
+    /// pinned no version), may be served again as it is: a fresh answer from this replica's
+    /// memory, with no shadow version to score it, for as long as its cache entry is fresh.
+    /// `None` for any other answer.
+    pub async fn replayable(
+        &self,
+        game: GameRef,
+        routed: bool,
+        prediction: &Prediction,
+    ) -> Option<Instant> {
+        if prediction.source != Source::Cache || prediction.stale {
+            return None;
+        }
+        let model = &prediction.model;
+        let shadowed = routed
+            && self
+                .catalog()
+                .snapshot()
+                .route(&model.name)
+                .is_some_and(|route| !route.shadow().is_empty());
+        if shadowed {
+            return None;
+        }
+        let key = PredictionKey {
+            model: Arc::clone(&model.name),
+            version: Arc::clone(&model.version),
+            fingerprint: model.fingerprint_key,
+            game,
+            feature_hash: prediction.feature_hash,
+        };
+        self.caches().predictions.fresh_until(&key).await
+    }
+}
