@@ -10,8 +10,9 @@
 # `Authorization: Bearer peer-token`, which the ceiling checks and bullpen with auth off
 # ignores): the ceiling, bullpen with the cache warm, bullpen with the cache disabled (dynamic
 # batching off, then per worker and shared with BATCH_WAIT_US µs). Each round's ratio to the
-# ceiling, then their medians. Also, once: GET /health, batches of 100
-# with the cache disabled, the time from start to /ready and each server's peak RSS.
+# ceiling, then their medians. Also, once: GET /health, batches of 100 with the cache warm
+# and disabled (predictions/s is 100 × req/s), the time from start to /ready and each
+# server's peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -118,6 +119,9 @@ for round in $(seq "$ROUNDS"); do
   start_server true
   run_wrk /api/v1/predict "$work/predict.lua" > /dev/null   # every 2024 game into the cache
   cached_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
+  if [ "$round" = 1 ]; then
+    record "batch of 100, cache warm" "$(run_wrk /api/v1/predict/batch "$work/batch.lua")"
+  fi
   stop_server
   start_server false BULLPEN__INFERENCE__BATCH_WAIT_US=0
   uncached_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
