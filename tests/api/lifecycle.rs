@@ -112,7 +112,11 @@ async fn a_loaded_version_takes_traffic_only_when_routed_and_leaves_when_unroute
         .await;
     assert_eq!(again.body["change"], "unchanged");
     for game in games().iter().take(50) {
-        assert_eq!(served_by(&app, game, None).await, "1", "{game}");
+        // Asked three times: from the second on, the answer is kept rendered
+        // (`http::rendered`), and the routing change below must still move it.
+        for _ in 0..3 {
+            assert_eq!(served_by(&app, game, None).await, "1", "{game}");
+        }
     }
     // A pin reaches it.
     assert_eq!(served_by(&app, game, Some("2")).await, "2");
@@ -123,8 +127,8 @@ async fn a_loaded_version_takes_traffic_only_when_routed_and_leaves_when_unroute
     assert_eq!(routed.body["weights"], json!({ "1": 50, "2": 50 }));
     let got = app.get(&format!("{ADMIN}/home_win/routing")).await;
     assert_eq!(got.body["weights"], json!({ "1": 50, "2": 50 }));
-    let mut on_two = 0;
-    for game in &games() {
+    let (mut on_two, mut kept_on_two) = (0, 0);
+    for (index, game) in games().iter().enumerate() {
         let first = served_by(&app, game, None).await;
         assert_eq!(
             served_by(&app, game, None).await,
@@ -132,10 +136,15 @@ async fn a_loaded_version_takes_traffic_only_when_routed_and_leaves_when_unroute
             "{game} kept its version"
         );
         on_two += usize::from(first == "2");
+        kept_on_two += usize::from(first == "2" && index < 50);
     }
     assert!(
         (100..200).contains(&on_two),
         "{on_two} of 300 games on version 2"
+    );
+    assert!(
+        (10..40).contains(&kept_on_two),
+        "{kept_on_two} of the 50 games asked before the change on version 2"
     );
 
     // Version 1 carries weight: it stays.
