@@ -131,6 +131,13 @@ for round in $(seq "$ROUNDS"); do
   fi
   stop_server
   rss_uncached=$peak_rss_mb
+  if [ "$round" = 1 ]; then
+    # The same with the 100 rows run on the HTTP worker instead of an inference thread.
+    start_server false BULLPEN__INFERENCE__BATCH_WAIT_US=0 BULLPEN__INFERENCE__INLINE_MAX_ROWS=128
+    record "batch of 100, cache disabled, inline_max_rows = 128" \
+      "$(run_wrk /api/v1/predict/batch "$work/batch.lua")"
+    stop_server
+  fi
   # shellcheck disable=SC2046 # the settings are words
   start_server false $(batching worker)
   worker_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")

@@ -308,7 +308,7 @@ pub(super) async fn predict_batch(
         .into_iter()
         .map(|item| {
             let body: PredictBody =
-                serde_json::from_value(item).map_err(|e| errors::from_serde(&e))?;
+                serde_json::from_str(item.get()).map_err(|e| errors::from_serde(&e))?;
             let mut request = PredictRequest::try_from(body)?;
             if let Some((version, default)) = &pinned {
                 pin(&mut request, version, default)?;

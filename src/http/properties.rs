@@ -77,7 +77,7 @@ proptest! {
         let wrapped = serde_json::json!({ "items": [body] }).to_string();
         let batch: BatchBody = serde_json::from_str(&wrapped).expect("a list of values");
         for item in batch.items {
-            let parsed = serde_json::from_value::<PredictBody>(item)
+            let parsed = serde_json::from_str::<PredictBody>(item.get())
                 .map_err(|e| errors::from_serde(&e))
                 .and_then(|body| Ok(PredictRequest::try_from(body)?));
             if let Err(error) = parsed {

@@ -65,8 +65,9 @@ pub struct BatchBody {
     /// At most `server.max_batch` (256 by default). Each item is the body of `POST
     /// /api/v1/predict` (schema `PredictBody`); an item that is not one fails alone, with its
     /// problem at its index, so any JSON value is taken here.
+    /// Kept as their raw JSON text, each parsed once into a `PredictBody`.
     #[schema(value_type = Vec<serde_json::Value>, min_items = 1, max_items = 256)]
-    pub items: Vec<serde_json::Value>,
+    pub items: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// A request that passed every check that needs no data.
