@@ -1,6 +1,6 @@
 //! `POST /api/v1/predict` and `POST /api/v1/predict/batch`.
 
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -200,10 +200,7 @@ async fn ask(
             .json(PredictionBody::from(&prediction)));
     };
     let answer = Bytes::from(answer);
-    let response = HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
-        .insert_header((MODEL_HEADER, model.clone()))
-        .body(answer.clone());
+    let response = rendered::response(MODEL_HEADER, model.clone(), answer.clone());
     if let Some(stamp) = stamp
         && let Some(until) = service.replayable(game, routed, &prediction).await
     {

@@ -61,13 +61,20 @@ pub(super) fn serve(
             return None;
         }
         service.served_again(&rendered.prediction, &caller());
-        Some(
-            HttpResponse::Ok()
-                .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
-                .insert_header((header, rendered.model.clone()))
-                .body(rendered.body.clone()),
-        )
+        Some(response(
+            header,
+            rendered.model.clone(),
+            rendered.body.clone(),
+        ))
     })
+}
+
+/// The answer of rendered JSON `body`, with `model` under `header`.
+pub(super) fn response(header: &'static str, model: HeaderValue, body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .insert_header((header, model))
+        .body(body)
 }
 
 /// Keeps `rendered` as the answer to `body`, made under `stamp`. Answers made under an older

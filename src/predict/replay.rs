@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::answer::Prediction;
 use super::recorder::Caller;
 use super::service::PredictService;
-use crate::cache::{PredictionKey, Source};
+use crate::cache::Source;
 use crate::features::EmbeddedStore;
 use crate::games::GameRef;
 use crate::models::Snapshot;
@@ -76,13 +76,7 @@ impl PredictService {
         if shadowed {
             return None;
         }
-        let key = PredictionKey {
-            model: Arc::clone(&model.name),
-            version: Arc::clone(&model.version),
-            fingerprint: model.fingerprint_key,
-            game,
-            feature_hash: prediction.feature_hash,
-        };
+        let key = Self::key_of(model, game, prediction.feature_hash);
         self.caches().predictions.fresh_until(&key).await
     }
 }

@@ -187,12 +187,17 @@ impl PredictService {
         game: GameRef,
         features: &GameFeatures,
     ) -> PredictionKey {
+        Self::key_of(model, game, PredictionKey::feature_hash(&features.vector))
+    }
+
+    /// The cache key of `model`'s answer for `game` from the features hashed to `feature_hash`.
+    pub(super) fn key_of(model: &ServedModel, game: GameRef, feature_hash: u64) -> PredictionKey {
         PredictionKey {
             model: Arc::clone(&model.name),
             version: Arc::clone(&model.version),
             fingerprint: model.fingerprint_key,
             game,
-            feature_hash: PredictionKey::feature_hash(&features.vector),
+            feature_hash,
         }
     }
 
