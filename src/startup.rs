@@ -45,8 +45,17 @@ pub struct Application {
 pub struct Shutdown {
     drain: Drain,
     drain_for: Duration,
+    /// `server.shutdown_timeout_secs`: for the requests in flight, then again for the
+    /// background work.
+    timeout: Duration,
     server: ServerHandle,
 }
+
+/// Added to what a shutdown may take before the process exits whatever is still running.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The exit status of a shutdown cut off by its hard deadline.
+const EXIT_PAST_DEADLINE: i32 = 70;
 
 /// The work that runs beside the server: every task watches `stop` and runs on `tasks`;
 /// the prediction log writer is stopped last, once nothing can record any more.
@@ -162,6 +171,7 @@ impl Application {
         let shutdown = Shutdown {
             drain: shutdown_drain,
             drain_for: Duration::from_secs(server_settings.drain_secs),
+            timeout: Duration::from_secs(server_settings.shutdown_timeout_secs),
             server: server.handle(),
         };
         Ok(Self {
@@ -223,6 +233,32 @@ impl Shutdown {
         }
         tracing::info!("drained: no longer accepting, finishing requests in flight");
         self.server.stop(true).await;
+    }
+
+    /// The longest an orderly shutdown takes: the drain, the requests in flight and the
+    /// background work each within their settings, and a margin.
+    pub fn deadline(&self) -> Duration {
+        self.drain_for + 2 * self.timeout + SHUTDOWN_GRACE
+    }
+
+    /// Ends the process (status 70) if it is still running [`Shutdown::deadline`] from now,
+    /// whatever holds it up: a shutdown always ends. Runs on a thread of its own, so a
+    /// runtime that no longer makes progress cannot stop it.
+    pub fn exit_at_deadline(&self) {
+        let deadline = self.deadline();
+        let armed = std::thread::Builder::new()
+            .name("bullpen-deadline".to_owned())
+            .spawn(move || {
+                std::thread::sleep(deadline);
+                tracing::error!(
+                    deadline_secs = deadline.as_secs(),
+                    "shutdown past its deadline: exiting with what is still running"
+                );
+                std::process::exit(EXIT_PAST_DEADLINE);
+            });
+        if let Err(error) = armed {
+            tracing::warn!(%error, "cannot arm the shutdown deadline");
+        }
     }
 
     /// Stops accepting and waits for the requests in flight, with no drain.

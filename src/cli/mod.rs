@@ -289,7 +289,9 @@ fn serve(settings: &Settings) -> anyhow::Result<()> {
         let app = Application::build(settings).await?;
         let shutdown = app.shutdown();
         tokio::spawn(async move {
-            match shutdown_signal().await {
+            let signal = shutdown_signal().await;
+            shutdown.exit_at_deadline();
+            match signal {
                 StopSignal::Terminate => {
                     // A second signal ends the drain early.
                     let second = async {

@@ -355,6 +355,7 @@ impl Metrics {
             &["model", "version", "measure"],
         )?;
         registry.register(Box::new(model_quality.clone()))?;
+        registry.register(Box::new(crate::telemetry::log_lines_dropped()))?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::new(
                 std::process::id().cast_signed(),

@@ -17,9 +17,8 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bullpen serve` on a free port with JSON logs and `env` on top, and waits until
-    /// it logs that it serves.
-    pub fn start(env: &[(&str, String)]) -> Self {
+    /// `bullpen serve` on a free port with JSON logs on a pipe, and `env` on top.
+    pub fn command(env: &[(&str, String)]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bullpen"));
         command
             .current_dir(repo_path(""))
@@ -36,7 +35,13 @@ impl ServerProcess {
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command.spawn().expect("bullpen starts");
+        command
+    }
+
+    /// Starts `bullpen serve` on a free port with JSON logs and `env` on top, and waits until
+    /// it logs that it serves.
+    pub fn start(env: &[(&str, String)]) -> Self {
+        let mut child = Self::command(env).spawn().expect("bullpen starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(String::new()));
         let (port_sender, port) = std::sync::mpsc::channel();

@@ -254,3 +254,119 @@ async fn wait_until_unready(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Polls `GET {address}/ready` until 200, failing if `child` exits first or 45 s pass.
+async fn ready_while_alive(child: &mut std::process::Child, address: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("bullpen exited ({status}) before it was ready");
+        }
+        if let Ok(reply) = reqwest::get(format!("{address}/ready")).await
+            && reply.status() == 200
+        {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "not ready in 45 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGTERM, then the exit status within `limit`; the process is killed if it hangs.
+fn terminate_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let sent = std::time::Instant::now();
+    while sent.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("SIGTERM did not end the process within {limit:?}");
+}
+
+/// A log whose reader is gone before the server starts (`bullpen serve 2>&1 | head -5`):
+/// the server starts, serves, and stops on SIGTERM.
+#[tokio::test]
+async fn a_log_pipe_closed_before_start_neither_stops_the_start_nor_the_shutdown() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = ServerProcess::command(&[
+        ("BULLPEN__SERVER__PORT", port.to_string()),
+        ("BULLPEN__SERVER__DRAIN_SECS", "1".to_owned()),
+    ])
+    .spawn()
+    .expect("bullpen starts");
+    drop(child.stderr.take());
+    let address = format!("http://127.0.0.1:{port}");
+    ready_while_alive(&mut child, &address).await;
+    let answer = reqwest::Client::new()
+        .post(format!("{address}/api/v1/predict"))
+        .json(&json!({ "game_id": "KCA202404100" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), 200);
+    let status = terminate_within(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+}
+
+/// A log whose reader goes away while the server runs: the lines it cannot write are
+/// dropped and counted, and SIGTERM still drains and ends the process.
+#[tokio::test]
+async fn a_log_pipe_closed_while_serving_drops_lines_and_the_drain_still_ends() {
+    use std::io::{BufRead, BufReader};
+    let mut child = ServerProcess::command(&[("BULLPEN__SERVER__DRAIN_SECS", "2".to_owned())])
+        .spawn()
+        .expect("bullpen starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("a log line before the pipe closes")
+            .expect("UTF-8");
+        if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+            && event["message"] == "serving"
+        {
+            break event["port"].as_u64().expect("the port");
+        }
+    };
+    drop(lines);
+    let address = format!("http://127.0.0.1:{port}");
+    // SIGTERM logs, and then the drain logs; both lines meet the closed pipe.
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let dropped = crate::helpers::eventually(
+        "the dropped lines counted while draining",
+        Duration::from_secs(2),
+        || async {
+            let metrics = reqwest::get(format!("{address}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix("bullpen_log_lines_dropped_total "))
+                .and_then(|count| count.parse::<u64>().ok())
+                .filter(|count| *count > 0)
+        },
+    )
+    .await;
+    assert!(dropped > 0);
+    let status = terminate_within(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+}
