@@ -64,10 +64,15 @@ fn compile_proto(out_dir: &std::path::Path) {
     for (side, server) in [("server", true), ("client", false)] {
         let dir = out_dir.join(side);
         std::fs::create_dir_all(&dir).expect("OUT_DIR is writable");
-        tonic_prost_build::configure()
+        let mut builder = tonic_prost_build::configure()
             .build_server(server)
             .build_client(!server)
-            .build_transport(false)
+            .build_transport(false);
+        if server {
+            // Prost's codec, but a request that is not a valid message is INVALID_ARGUMENT.
+            builder = builder.codec_path("crate::grpc::codec::RequestCodec");
+        }
+        builder
             .out_dir(&dir)
             .compile_fds(descriptors.clone())
             .expect("the gRPC service generates");

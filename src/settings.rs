@@ -137,6 +137,20 @@ mod tests {
         .expect("write config");
         let error = Settings::load(dir.path()).expect_err("unknown format is refused");
         assert!(error.to_string().contains("telemetry.format"), "{error}");
+
+        // `BULLPEN__DATABASE__URL=` (empty) is a mistake, not a database.
+        for url in ["", "dbname=bullpen"] {
+            std::fs::write(
+                dir.path().join("default.toml"),
+                format!("[database]\nurl = \"{url}\"\n"),
+            )
+            .expect("write config");
+            let error = Settings::load(dir.path()).expect_err("a URL with no host is refused");
+            assert!(
+                error.to_string().contains("`database.url`"),
+                "{url}: {error}"
+            );
+        }
     }
 
     #[test]

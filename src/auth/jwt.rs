@@ -34,6 +34,14 @@ pub enum JwtSetupError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// A private key where the public one belongs: a secret in the wrong place, refused
+    /// rather than used to verify.
+    #[error(
+        "auth.jwt.rs256_public_key {path} holds a private key: give the public key only \
+         (openssl rsa -in private.pem -pubout -out public.pem), and keep the private key \
+         away from the server"
+    )]
+    PrivateKey { path: std::path::PathBuf },
     #[error("auth.jwt.rs256_public_key {path} is not an RSA public key in PEM: {source}")]
     Key {
         path: std::path::PathBuf,
@@ -76,6 +84,12 @@ impl JwtVerifier {
                 path: path.clone(),
                 source,
             })?;
+            if pem
+                .windows(b"PRIVATE KEY-----".len())
+                .any(|window| window == b"PRIVATE KEY-----")
+            {
+                return Err(JwtSetupError::PrivateKey { path: path.clone() });
+            }
             let key = DecodingKey::from_rsa_pem(&pem).map_err(|source| JwtSetupError::Key {
                 path: path.clone(),
                 source,

@@ -40,6 +40,10 @@ pub enum AuthError {
     Missing,
     #[error("the Authorization header must be `Bearer <API key or JWT>`")]
     Malformed,
+    /// Another scheme than Bearer (`Basic …`): as if no credentials were sent (RFC 6750
+    /// §3.1), so the answer is 401 with a bare challenge.
+    #[error("only Bearer credentials are accepted: send `Authorization: Bearer <API key or JWT>`")]
+    UnsupportedScheme,
     #[error("{0}")]
     Invalid(&'static str),
     #[error("credentials cannot be checked right now")]
@@ -78,14 +82,19 @@ impl Authenticator {
     /// The caller behind the `Authorization` header value (`None`: no header).
     pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Arc<Principal>, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
-        let token = std::str::from_utf8(header)
-            .ok()
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty())
-            .ok_or(AuthError::Malformed)?;
+        let value = std::str::from_utf8(header).map_err(|_| AuthError::Malformed)?;
+        let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(if is_token(scheme) {
+                AuthError::UnsupportedScheme
+            } else {
+                AuthError::Malformed
+            });
+        }
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AuthError::Malformed);
+        }
         if api_key::looks_like_key(token) {
             self.api_key(token).await
         } else if let Some(jwt) = &self.jwt {
@@ -222,4 +231,12 @@ impl Gatekeeper {
             open_status: auth.open_status,
         })
     }
+}
+
+/// Whether `scheme` is an HTTP authentication scheme name (an RFC 9110 token).
+fn is_token(scheme: &str) -> bool {
+    !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

@@ -94,12 +94,17 @@ impl Breaker {
 
     fn succeeded(&self) {
         self.consecutive_failures.store(0, Ordering::Relaxed);
-        *self
+        let mut open_until = self
             .open_until
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if open_until.take().is_some() {
+            tracing::info!("Redis answering again: circuit breaker closed");
+        }
     }
 
+    /// Logged once when the breaker opens; a probe that fails again re-opens it quietly (a
+    /// Redis that stays down, or refuses the password, is one line, not one a cool-down).
     fn failed(&self) {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.threshold {
@@ -107,7 +112,7 @@ impl Breaker {
                 .open_until
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if open_until.is_none_or(|until| Instant::now() >= until) {
+            if open_until.is_none() {
                 tracing::warn!(failures, "Redis failing: circuit breaker open");
             }
             *open_until = Some(Instant::now() + self.cooldown);
@@ -424,8 +429,9 @@ impl SharedTier {
         on_message: impl Fn(String) + Send + 'static,
     ) {
         let (urls, channel) = (self.pubsub_urls.clone(), self.key(&channel));
+        let failures = self.counters.errors.clone();
         self.tasks.spawn(async move {
-            stop.run_until_cancelled(follow_channel(urls, channel, on_message))
+            stop.run_until_cancelled(follow_channel(urls, channel, failures, on_message))
                 .await;
         });
     }
@@ -620,9 +626,17 @@ async fn primaries(cluster: &mut ClusterConnection) -> Option<Vec<(String, u16)>
 
 /// Listens on `channel` of the first of `urls` that answers (a server, or nodes of one
 /// cluster) and calls `on_message` with each message, subscribing again a second after any
-/// error. Never ends by itself: the caller cancels it.
-async fn follow_channel(urls: Vec<SecretString>, channel: String, on_message: impl Fn(String)) {
+/// error. A failure is counted in `failures` each time and logged when it is new (the first,
+/// or another error than the last); a subscription after failures is logged once. Never
+/// ends by itself: the caller cancels it.
+async fn follow_channel(
+    urls: Vec<SecretString>,
+    channel: String,
+    failures: IntCounter,
+    on_message: impl Fn(String),
+) {
     use futures_util::StreamExt;
+    let mut last_problem: Option<String> = None;
     loop {
         for url in &urls {
             let node = address(url);
@@ -634,6 +648,9 @@ async fn follow_channel(urls: Vec<SecretString>, channel: String, on_message: im
             };
             match subscribed.await {
                 Ok(mut pubsub) => {
+                    if last_problem.take().is_some() {
+                        tracing::info!(%node, %channel, "subscribed again");
+                    }
                     let mut messages = pubsub.on_message();
                     while let Some(message) = messages.next().await {
                         if let Ok(text) = message.get_payload::<String>() {
@@ -646,7 +663,18 @@ async fn follow_channel(urls: Vec<SecretString>, channel: String, on_message: im
                     break;
                 }
                 Err(error) => {
-                    tracing::warn!(%node, %channel, %error, "cannot subscribe");
+                    failures.inc();
+                    let problem = format!("{node}: {error}");
+                    if last_problem.as_ref() != Some(&problem) {
+                        tracing::warn!(
+                            %node,
+                            %channel,
+                            %error,
+                            "cannot subscribe; retrying every second, logged again only if \
+                             the error changes"
+                        );
+                        last_problem = Some(problem);
+                    }
                 }
             }
         }

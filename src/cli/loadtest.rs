@@ -1,5 +1,7 @@
 //! `bullpen loadtest`: the flags, the games to ask about, and the report.
 
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -162,22 +164,72 @@ fn ids_from_file(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
-    let games = games(&args, settings)?;
-    let load = match (args.rate, args.users) {
-        (Some(rate), _) if rate > 0.0 && rate.is_finite() => Load::Open {
-            rate,
-            connections: args.connections,
-        },
-        (None, Some(users)) if users > 0 => Load::Closed { users },
-        (None, None) => Load::Open {
-            rate: 100.0,
-            connections: args.connections,
-        },
-        _ => {
-            eprintln!("error: --rate must be a positive number and --users at least 1");
-            return Ok(ExitCode::from(2));
+/// A usage or setup error: exit status 2, before any load is sent.
+const USAGE: u8 = 2;
+
+/// The flags' values that no run can use, named by flag.
+fn check(args: &LoadtestArgs) -> Result<(), String> {
+    let positive = |flag: &str, value: Duration| {
+        if value.is_zero() {
+            Err(format!("{flag} must be longer than 0"))
+        } else {
+            Ok(())
         }
+    };
+    positive("--duration", args.duration)?;
+    positive("--timeout", args.timeout)?;
+    if args.connections == 0 {
+        return Err("--connections must be at least 1".to_owned());
+    }
+    if args.threads == 0 {
+        return Err("--threads must be at least 1".to_owned());
+    }
+    if !(args.slo_p95_ms.is_finite() && args.slo_p95_ms > 0.0) {
+        return Err("--slo-p95-ms must be a positive number of milliseconds".to_owned());
+    }
+    for (flag, share) in [
+        ("--slo-error-rate", args.slo_error_rate),
+        ("--slo-rps-tolerance", args.slo_rps_tolerance),
+    ] {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(format!("{flag} is a share from 0 to 1, not {share}"));
+        }
+    }
+    match (args.rate, args.users) {
+        (Some(rate), _) if !(rate > 0.0 && rate.is_finite()) => {
+            Err("--rate must be a positive number".to_owned())
+        }
+        (None, Some(0)) => Err("--users must be at least 1".to_owned()),
+        _ => Ok(()),
+    }
+}
+
+pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let usage = |error: &dyn std::fmt::Display| {
+        let _ = writeln!(std::io::stderr(), "error: {error}");
+        Ok(ExitCode::from(USAGE))
+    };
+    if let Err(error) = check(&args) {
+        return usage(&error);
+    }
+    let games = match games(&args, settings) {
+        Ok(games) => games,
+        Err(error) => return usage(&format_args!("{error:#}")),
+    };
+    // Opened before the run, so a path that cannot be written fails now, not after it.
+    let json = match args.json.as_deref().map(File::create).transpose() {
+        Ok(file) => file,
+        Err(error) => {
+            let path = args.json.as_deref().unwrap_or(Path::new("")).display();
+            return usage(&format_args!("cannot create {path}: {error}"));
+        }
+    };
+    let load = match args.users {
+        Some(users) => Load::Closed { users },
+        None => Load::Open {
+            rate: args.rate.unwrap_or(100.0),
+            connections: args.connections,
+        },
     };
     let test = LoadTest {
         url: args.url,
@@ -203,16 +255,15 @@ pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> 
         .context("starting the Tokio runtime")?;
     let report = match runtime.block_on(loadtest::run(test)) {
         Ok(report) => report,
-        Err(error @ (loadtest::LoadTestError::Url(_) | loadtest::LoadTestError::NothingToSend)) => {
-            eprintln!("error: {error}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(
+            error @ (loadtest::LoadTestError::Url(_)
+            | loadtest::LoadTestError::Resolve(..)
+            | loadtest::LoadTestError::NothingToSend),
+        ) => return usage(&crate::telemetry::Chain(&error)),
         Err(error) => return Err(error.into()),
     };
     print!("{}", report.markdown());
-    if let Some(path) = &args.json {
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    if let Some(file) = json {
         serde_json::to_writer_pretty(file, &report)?;
     }
     Ok(if report.slo.held {

@@ -21,22 +21,19 @@ pub struct DatabaseSettings {
 
 impl DatabaseSettings {
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        if self
-            .url
-            .expose_secret()
-            .parse::<tokio_postgres::Config>()
-            .is_err()
-        {
+        // An empty string parses as a configuration with no host at all: refused by name
+        // rather than started with every PostgreSQL part failing.
+        if !names_a_host(self.url.expose_secret()) {
             return Err(InvalidSetting::new(
                 "database.url",
-                "is not a PostgreSQL URL such as postgres://user@host:5432/db",
+                "is not a PostgreSQL URL with a host, such as postgres://user@host:5432/db",
             ));
         }
         let read_url = self.read_url.expose_secret();
-        if !read_url.is_empty() && read_url.parse::<tokio_postgres::Config>().is_err() {
+        if !read_url.is_empty() && !names_a_host(read_url) {
             return Err(InvalidSetting::new(
                 "database.read_url",
-                "is not a PostgreSQL URL (or empty)",
+                "is not a PostgreSQL URL with a host (or empty: then database.url)",
             ));
         }
         if self.max_connections == 0 || self.min_connections > self.max_connections {
@@ -50,4 +47,10 @@ impl DatabaseSettings {
             ("database.statement_timeout_ms", self.statement_timeout_ms),
         ])
     }
+}
+
+/// Whether `url` is a PostgreSQL connection string that names at least one host.
+fn names_a_host(url: &str) -> bool {
+    url.parse::<tokio_postgres::Config>()
+        .is_ok_and(|config| !config.get_hosts().is_empty())
 }

@@ -7,14 +7,16 @@
 //! leaves a last line without its newline, or one that is not JSON: at start that line is
 //! reported (logged as an error, and moved whole to `results.jsonl.torn` beside the journal,
 //! appended) and the journal cut back to the end of the last whole line. Its request was
-//! never answered, so its sender retries it; nothing of it is applied. A bad line anywhere
-//! else is not a crash: the server refuses to start rather than guess.
+//! never answered, so its sender retries it; nothing of it is applied. Any other bad line,
+//! including a whole last line whose results the validator refuses, is not a crash: the
+//! server refuses to start rather than drop what it acknowledged. Lines are read by the
+//! validator that accepted them ([`ResultBody::to_game`]), so what was accepted replays.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::results::{ResultBody, ResultsBody};
+use super::results::{ResultBody, ResultError, ResultsBody};
 use crate::games::Game;
 
 const FILE: &str = "results.jsonl";
@@ -91,11 +93,13 @@ impl Journal {
             let parsed = if line.ends_with(b"\n") {
                 parse_line(line)
             } else {
-                Err("the line has no end".to_owned())
+                Err(LineError::Unfinished)
             };
             match parsed {
                 Ok(set) => replayed.sets.push(set),
-                Err(_) if last => {
+                // Only what a write cut short looks like is a crash mid-write; a whole line
+                // that the results' validator refuses was acknowledged, and is never dropped.
+                Err(LineError::Unfinished | LineError::NotJson(_)) if last => {
                     let kept_in = dir.join(TORN);
                     keep_torn(&kept_in, line).map_err(io_error)?;
                     cut(&path, offset).map_err(io_error)?;
@@ -109,7 +113,7 @@ impl Journal {
                     return Err(JournalError::Corrupt {
                         path: path.clone(),
                         line: index + 1,
-                        problem,
+                        problem: problem.to_string(),
                     });
                 }
             }
@@ -169,16 +173,25 @@ impl Journal {
     }
 }
 
-fn parse_line(line: &[u8]) -> Result<Vec<Game>, String> {
-    let body: ResultsBody = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+/// Why a line of the journal cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+enum LineError {
+    #[error("the line has no end")]
+    Unfinished,
+    #[error("not a set of results: {0}")]
+    NotJson(serde_json::Error),
+    /// Refused by the validator that accepted it when it was posted: never a crash.
+    #[error(transparent)]
+    Invalid(#[from] ResultError),
+}
+
+/// A line's results through the same validator that accepted them ([`ResultBody::to_game`]).
+fn parse_line(line: &[u8]) -> Result<Vec<Game>, LineError> {
+    let body: ResultsBody = serde_json::from_slice(line).map_err(LineError::NotJson)?;
     body.results
         .iter()
         .enumerate()
-        .map(|(index, result)| {
-            result
-                .to_game(&format!("results[{index}]"))
-                .map_err(|e| e.to_string())
-        })
+        .map(|(index, result)| Ok(result.to_game(&format!("results[{index}]"))?))
         .collect()
 }
 

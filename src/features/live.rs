@@ -105,3 +105,122 @@ impl LiveStore {
         Ok(plan.outcome)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::features::results::LineBody;
+
+    const TEAMS: [&str; 5] = ["BAL", "BOS", "NYA", "TOR", "ZZZ"];
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 4, d).expect("a date")
+    }
+
+    /// Three days of games among four teams: the data a journal is replayed onto.
+    fn base() -> EmbeddedStore {
+        let games = (1..=3)
+            .flat_map(|d| {
+                [("BAL", "BOS"), ("NYA", "TOR")].map(|(home, away)| {
+                    ResultBody {
+                        game_id: None,
+                        date: Some(day(d).to_string()),
+                        number: Some(0),
+                        phase: None,
+                        home: Some(line(home, [4, 8, 3, 1, 7], 36)),
+                        away: Some(line(away, [2, 6, 2, 0, 9], 34)),
+                    }
+                    .to_game("base")
+                    .expect("a valid game")
+                })
+            })
+            .collect();
+        EmbeddedStore::from_games(games, |_| {})
+    }
+
+    fn line(team: &str, [runs, hits, walks, home_runs, strikeouts]: [i64; 5], bf: i64) -> LineBody {
+        LineBody {
+            team: Some(team.to_owned()),
+            runs: Some(runs),
+            hits: Some(hits),
+            walks: Some(walks),
+            home_runs: Some(home_runs),
+            strikeouts: Some(strikeouts),
+            pitches: None,
+            batters_faced: Some(bf),
+        }
+    }
+
+    /// Results as a hostile or careless client sends them: valid and invalid, by id (any
+    /// last digit) or by date and number, on days in the data, after it and after today.
+    fn result() -> impl Strategy<Value = ResultBody> {
+        // Mostly plausible lines and numbers, so that most posts are accepted.
+        let counts = (0i64..9, 5i64..12, 0i64..6, 0i64..3, 3i64..12).prop_map(
+            |(runs, hits, walks, home_runs, strikeouts)| [runs, hits, walks, home_runs, strikeouts],
+        );
+        let side = (0..TEAMS.len(), counts, 26i64..45);
+        (
+            (1u32..=10, prop_oneof![0u8..=2, 0u8..=9], any::<bool>()),
+            prop_oneof![Just(None), prop::option::of(-1i64..=3)],
+            prop::option::of(prop::sample::select(vec![
+                "regular",
+                "postseason",
+                "spring",
+            ])),
+            side.clone(),
+            side,
+        )
+            .prop_map(|((d, digit, by_id), number, phase, home, away)| {
+                let (home_team, away_team) = (TEAMS[home.0], TEAMS[away.0]);
+                ResultBody {
+                    game_id: by_id
+                        .then(|| format!("{home_team}{}{digit}", day(d).format("%Y%m%d"))),
+                    date: (!by_id).then(|| day(d).to_string()),
+                    number,
+                    phase: phase.map(str::to_owned),
+                    home: Some(line(home_team, home.1, home.2)),
+                    away: Some(line(away_team, away.1, away.2)),
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Whatever is posted, what was acknowledged is exactly what a restart replays: the
+        /// same games and features, no line judged torn, and the journal opens.
+        #[test]
+        fn what_is_acknowledged_is_what_a_restart_replays(
+            posts in prop::collection::vec(
+                (prop::collection::vec(result(), 1..4), any::<bool>()), 1..12),
+        ) {
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let (live, torn) = LiveStore::open(base(), Some(dir.path())).expect("opens");
+            prop_assert!(torn.is_none());
+            let mut acknowledged = 0;
+            for (results, correct) in &posts {
+                if live.ingest(results, *correct, day(8)).is_ok() {
+                    acknowledged += 1;
+                }
+            }
+            let (restarted, torn) =
+                LiveStore::open(base(), Some(dir.path())).expect("the journal replays");
+            prop_assert!(torn.is_none(), "a line judged torn after {acknowledged} posts");
+            prop_assert!(!dir.path().join("results.jsonl.torn").exists());
+            let (before, after) = (live.current(), restarted.current());
+            prop_assert_eq!(before.games(), after.games());
+            prop_assert_eq!(before.vectors(), after.vectors());
+        }
+
+        /// A result the validator accepts is written back (as the journal writes it) to the
+        /// same game: the number of an id is checked as a number sent alone is.
+        #[test]
+        fn an_accepted_result_reads_back_as_the_same_game(body in result()) {
+            if let Ok(game) = body.to_game("results[0]") {
+                prop_assert_eq!(ResultBody::of(&game).to_game("journal"), Ok(game));
+            }
+        }
+    }
+}

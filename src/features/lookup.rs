@@ -49,6 +49,14 @@ fn iso_date<S: serde::Serializer>(date: &NaiveDate, serializer: S) -> Result<S::
     serializer.serialize_str(std::str::from_utf8(&text).expect("ASCII digits; this is a bug"))
 }
 
+/// A game's decided result, as live quality joins it with what was predicted: a prediction
+/// counts only when it named the same visitors (the home team is in the id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    pub away: TeamCode,
+    pub home_won: bool,
+}
+
 /// A game and the feature vector a model sees for it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GameFeatures {

@@ -21,7 +21,7 @@ pub use history::{History, warmup_vector};
 pub use import::{ImportError, ImportSummary, import_dir};
 pub use journal::{JournalError, TornLine};
 pub use live::{IngestError, LiveStore};
-pub use lookup::{GameFeatures, GameInfo};
+pub use lookup::{Decided, GameFeatures, GameInfo};
 pub use postgres::PostgresStore;
 pub use results::{
     CSV_COLUMNS, Ingested, LineBody, MAX_RESULTS, PlanError, ResultBody, ResultError, ResultsBody,

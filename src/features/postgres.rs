@@ -22,7 +22,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use super::live::IngestError;
-use super::lookup::GameFeatures;
+use super::lookup::{Decided, GameFeatures};
 use super::results::{self, Ingested, ResultBody};
 use super::spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureVector};
 use super::store::{DEFAULT_SCHEDULE_HORIZON_DAYS, EmbeddedStore, FeatureStore, StoreError};
@@ -262,30 +262,35 @@ impl PostgresStore {
     }
 
     /// Whether the home team won each of `ids` that has a decided result.
-    pub async fn home_wins(&self, ids: &[GameId]) -> Result<HashMap<GameId, bool>, StoreError> {
+    pub async fn decided(&self, ids: &[GameId]) -> Result<HashMap<GameId, Decided>, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
         let ids: Vec<&str> = ids.iter().map(GameId::as_str).collect();
         let rows = client
             .query(
-                "SELECT game_id, home_runs > away_runs AS home_win FROM games \
+                "SELECT game_id, away_team, home_runs > away_runs AS home_win FROM games \
                  WHERE game_id = ANY($1) AND home_runs <> away_runs",
                 &[&ids],
             )
             .await
             .map_err(unavailable)?;
-        let mut wins = HashMap::with_capacity(rows.len());
-        let decode = |row: &tokio_postgres::Row| -> Result<(GameId, bool), RowError> {
+        let mut decided = HashMap::with_capacity(rows.len());
+        let decode = |row: &tokio_postgres::Row| -> Result<(GameId, Decided), RowError> {
             let id: &str = db::read_column(row, "game_id")?;
             let id = id
                 .parse()
                 .map_err(|_| RowError::invalid("game_id", id, "a game id"))?;
-            Ok((id, db::read_column(row, "home_win")?))
+            let away: &str = db::read_column(row, "away_team")?;
+            let away = away
+                .parse()
+                .map_err(|_| RowError::invalid("away_team", away, "a team code"))?;
+            let home_won = db::read_column(row, "home_win")?;
+            Ok((id, Decided { away, home_won }))
         };
         for row in &rows {
-            let (id, won) = decode(row).map_err(|source| corrupt("games", source))?;
-            wins.insert(id, won);
+            let (id, result) = decode(row).map_err(|source| corrupt("games", source))?;
+            decided.insert(id, result);
         }
-        Ok(wins)
+        Ok(decided)
     }
 }
 

@@ -207,6 +207,31 @@ impl ResultBody {
             line.to_line(&format!("{at}.{name}"))
         };
         let (home, away) = (side("home", &self.home)?, side("away", &self.away)?);
+        // A side's batters bat against the other side's pitchers: each of their runs is one
+        // of the batters those pitchers faced, and a plate appearance ends in at most one of
+        // a hit, a walk or a strikeout.
+        for (name, batting, pitching) in [("home", &home, &away), ("away", &away, &home)] {
+            let faced = pitching.batters_faced;
+            if batting.runs > faced {
+                return Err(error(
+                    &format!("{name}.runs"),
+                    format!(
+                        "{} runs against {faced} batters faced by {}'s pitchers",
+                        batting.runs, pitching.team
+                    ),
+                ));
+            }
+            if batting.hits + batting.walks + batting.strikeouts > faced {
+                return Err(error(
+                    &format!("{name}.hits"),
+                    format!(
+                        "{} hits, {} walks and {} strikeouts against {faced} batters faced by \
+                         {}'s pitchers",
+                        batting.hits, batting.walks, batting.strikeouts, pitching.team
+                    ),
+                ));
+            }
+        }
         if home.team.franchise() == away.team.franchise() {
             return Err(error(
                 "away.team",
@@ -306,8 +331,8 @@ impl LineBody {
 }
 
 /// Checks `results` against the games `store` holds and sorts them into added, unchanged and
-/// corrected; refuses the whole set on the first problem. `today` bounds dates (a result
-/// cannot come from a day not yet begun anywhere: `today` + 1 is allowed for time zones).
+/// corrected; refuses the whole set on the first problem. `today` (UTC) bounds dates: every
+/// game ends on a UTC day no earlier than its local date, so no final result is dated later.
 pub fn plan(
     store: &EmbeddedStore,
     results: &[ResultBody],
@@ -356,10 +381,29 @@ pub fn plan(
             )
             .into());
         }
-        if game.date > today + chrono::Days::new(1) {
+        if game.date > today {
             return Err(error(
                 "date",
                 format!("{} has not been played yet (today is {today})", game.date),
+            )
+            .into());
+        }
+        let mut others = store
+            .games_on(game.date)
+            .iter()
+            .filter(|other| other.id != game.id && !plan.changes.iter().any(|c| c.id == other.id))
+            .chain(plan.changes.iter().filter(|other| other.date == game.date));
+        if let Some((team, other)) = others.find_map(|other| {
+            let team = other.excludes(game.home.team, game.away.team, game.number)?;
+            Some((team, other))
+        }) {
+            return Err(error(
+                "number",
+                format!(
+                    "{team} also plays {} on {}: a team plays one game a day (number 0), or \
+                     games 1 and 2 of a doubleheader",
+                    other.id, game.date
+                ),
             )
             .into());
         }

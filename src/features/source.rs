@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::live::{IngestError, LiveStore};
-use super::lookup::GameFeatures;
+use super::lookup::{Decided, GameFeatures};
 use super::postgres::PostgresStore;
 use super::results::{Ingested, ResultBody};
 use super::spec::FeatureVector;
@@ -90,17 +90,25 @@ impl FeatureSource {
         }
     }
 
-    /// Whether the home team won each of `ids` that has a decided result in the store.
-    pub async fn home_wins(&self, ids: &[GameId]) -> Result<HashMap<GameId, bool>, StoreError> {
+    /// The decided result of each of `ids` the store holds: who the visitors were, and
+    /// whether the home team won (ties are left out).
+    pub async fn decided(&self, ids: &[GameId]) -> Result<HashMap<GameId, Decided>, StoreError> {
         match self {
             Self::Embedded(live) => {
                 let store = live.current();
                 Ok(ids
                     .iter()
-                    .filter_map(|id| Some((*id, store.game(*id)?.0.home_win()?)))
+                    .filter_map(|id| {
+                        let (game, _) = store.game(*id)?;
+                        let decided = Decided {
+                            away: game.away.team,
+                            home_won: game.home_win()?,
+                        };
+                        Some((*id, decided))
+                    })
                     .collect())
             }
-            Self::Postgres(store) => store.home_wins(ids).await,
+            Self::Postgres(store) => store.decided(ids).await,
         }
     }
 }

@@ -12,11 +12,11 @@
 //! ([`EmbeddedStore::history_before`]): what a game's features were computed from, which the
 //! feature cache keys carry, so features computed before a result can never be read after it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 use super::history::History;
 use super::lookup::GameFeatures;
@@ -38,8 +38,9 @@ pub struct EmbeddedStore {
     latest: History,
     /// Each game day, and the digest of every game up to and including it.
     days: Vec<(NaiveDate, u64)>,
-    /// Every team code in the data, All-Star sides included.
-    teams: HashSet<TeamCode>,
+    /// Every team code in the data, All-Star sides included, with the first and last season
+    /// it played under that code.
+    teams: HashMap<TeamCode, (i32, i32)>,
     schedule_horizon_days: u32,
 }
 
@@ -103,6 +104,15 @@ pub enum ScheduleError {
     UnknownTeam(TeamCode),
     #[error("a team cannot play itself ({0})")]
     SameTeam(TeamCode),
+    #[error(
+        "team `{team}` played under that code from {first} to {last}; the franchise plays as {successor}"
+    )]
+    RetiredCode {
+        team: TeamCode,
+        first: i32,
+        last: i32,
+        successor: TeamCode,
+    },
     #[error("{date} is not after the first day in the data ({first})")]
     BeforeData { date: NaiveDate, first: NaiveDate },
     #[error(
@@ -189,10 +199,14 @@ impl EmbeddedStore {
                 _ => days.push((game.date, digest)),
             }
         }
-        let teams = games
-            .iter()
-            .flat_map(|game| [game.home.team, game.away.team])
-            .collect();
+        let mut teams: HashMap<TeamCode, (i32, i32)> = HashMap::new();
+        for game in &games {
+            let season = game.season();
+            for team in [game.home.team, game.away.team] {
+                let span = teams.entry(team).or_insert((season, season));
+                *span = (span.0.min(season), span.1.max(season));
+            }
+        }
         Self {
             games,
             vectors,
@@ -279,7 +293,7 @@ impl EmbeddedStore {
 
     /// Whether a game of the data involved team code `team`.
     pub fn knows_team(&self, team: TeamCode) -> bool {
-        self.teams.contains(&team)
+        self.teams.contains_key(&team)
     }
 
     /// The first and last game days.
@@ -321,7 +335,21 @@ impl EmbeddedStore {
             last: self.games.last().map(|game| game.date),
             horizon_days: self.schedule_horizon_days,
         };
-        check_schedule(|team| self.latest.knows(team), span, home, away, date)?;
+        // A code the franchise left for another (FLO for MIA) names the club only in the
+        // seasons it was used; the franchise's own code stands for it at any date.
+        let retired = |team: TeamCode| {
+            (team.franchise() != team)
+                .then(|| self.teams.get(&team).copied())
+                .flatten()
+        };
+        check_schedule(
+            |team| self.latest.knows(team),
+            retired,
+            span,
+            home,
+            away,
+            date,
+        )?;
         if self.latest.last_date().is_none_or(|last| last < date) {
             return Ok(self.latest.features(home, away, date));
         }
@@ -387,6 +415,7 @@ fn game_digest(game: &Game) -> u64 {
 /// every store.
 pub(super) fn check_schedule(
     knows: impl Fn(TeamCode) -> bool,
+    retired: impl Fn(TeamCode) -> Option<(i32, i32)>,
     span: DataSpan,
     home: TeamCode,
     away: TeamCode,
@@ -398,6 +427,16 @@ pub(super) fn check_schedule(
     for team in [home, away] {
         if !knows(team) {
             return Err(ScheduleError::UnknownTeam(team));
+        }
+        if let Some((first, last)) = retired(team)
+            && !(first..=last).contains(&date.year())
+        {
+            return Err(ScheduleError::RetiredCode {
+                team,
+                first,
+                last,
+                successor: team.franchise(),
+            });
         }
     }
     if let Some(first) = span.first

@@ -142,7 +142,8 @@ impl FromStr for GameId {
         let team_ok = bytes[..3]
             .iter()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        if team_ok && id_date(&bytes[3..11]).is_some() && bytes[11].is_ascii_digit() {
+        // The game's number is 0 (a single game), 1 or 2 (a doubleheader), as everywhere else.
+        if team_ok && id_date(&bytes[3..11]).is_some() && (b'0'..=b'2').contains(&bytes[11]) {
             Ok(Self(bytes))
         } else {
             Err(error())
@@ -209,6 +210,8 @@ mod tests {
             "nya202404050",
             "NYA202413050",
             "NYA20240405x",
+            "NYA202404053",
+            "MIL202504089",
         ] {
             assert!(bad.parse::<GameId>().is_err(), "{bad} should be refused");
         }

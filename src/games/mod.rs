@@ -109,6 +109,20 @@ impl Game {
         chrono::Datelike::year(&self.date)
     }
 
+    /// The team this game shares with game `number` of `home` and `away` on the same day,
+    /// when the two cannot both be played: a team plays game 0 alone, or games 1 and 2 of
+    /// a doubleheader once each. The same game (same id and visitors) excludes nothing.
+    pub fn excludes(&self, home: TeamCode, away: TeamCode, number: u8) -> Option<TeamCode> {
+        if self.id == GameId::new(home, self.date, number) && self.away.team == away {
+            return None;
+        }
+        let mine = [self.home.team.franchise(), self.away.team.franchise()];
+        let shared = [home.franchise(), away.franchise()]
+            .into_iter()
+            .find(|team| mine.contains(team))?;
+        (self.number == 0 || number == 0 || self.number == number).then_some(shared)
+    }
+
     /// `Some(true)` when the home team won, `None` for a tie (a game called and never resumed).
     pub fn home_win(&self) -> Option<bool> {
         match self.home.runs.cmp(&self.away.runs) {

@@ -5,7 +5,6 @@
 //! `/v2` through [`oip::infer`]; each call counted in `grpc_requests_total`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -13,12 +12,16 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::auth::{AuthError, Decision, Gatekeeper, Principal, Scope};
 use crate::http::{Admission, Drain, is_ready};
-use crate::monitoring::{Metrics, Protocol, Rejection};
+use crate::monitoring::{Metrics, Protocol};
 use crate::oip::{
     self, Datatype, EXTENSIONS, ErrorKind, InferAnswer, InferRequest, OipError, RequestedOutput,
     SERVER_NAME, Tensor, TensorError, Values,
 };
 use crate::predict::{Caller, PredictService};
+
+mod codec;
+
+use codec::Counted;
 
 #[expect(
     clippy::all,
@@ -89,35 +92,14 @@ impl Inference {
             .expect("a non-blocking listener converts inside the runtime; this is a bug");
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let metrics = Arc::clone(&self.metrics);
         tonic::transport::Server::builder()
             .serve_with_incoming_shutdown(
-                GrpcInferenceServiceServer::new(self),
+                Counted::new(GrpcInferenceServiceServer::new(self), metrics),
                 incoming,
                 stop.cancelled_owned(),
             )
             .await
-    }
-
-    /// Runs one call: times it, counts it by method and code, and counts a refusal.
-    async fn observe<T>(
-        &self,
-        rpc: &'static str,
-        call: impl Future<Output = Result<T, Status>>,
-    ) -> Result<Response<T>, Status> {
-        let started = Instant::now();
-        let answered = call.await;
-        let code = match &answered {
-            Ok(_) => Code::Ok,
-            Err(status) => status.code(),
-        };
-        self.metrics
-            .grpc_answered(rpc, code_label(code), started.elapsed().as_secs_f64());
-        if let Err(status) = &answered
-            && let Some(reason) = rejection(status.code())
-        {
-            self.metrics.rejected(reason);
-        }
-        answered.map(Response::new)
     }
 
     /// Lets a call in as HTTP's access guard would: `scope` needed (none for probes, which
@@ -222,36 +204,19 @@ fn request_id(metadata: &MetadataMap) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
-fn code_label(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::NotFound => "NOT_FOUND",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        _ => "OTHER",
-    }
-}
-
-fn rejection(code: Code) -> Option<Rejection> {
-    match code {
-        Code::Unauthenticated | Code::PermissionDenied => Some(Rejection::Auth),
-        Code::ResourceExhausted => Some(Rejection::RateLimit),
-        Code::InvalidArgument | Code::NotFound => Some(Rejection::Validation),
-        _ => None,
-    }
+/// A handler's result as tonic's response. Calls are counted by [`Counted`], which also
+/// sees those refused before a handler runs.
+async fn answer<T>(call: impl Future<Output = Result<T, Status>>) -> Result<Response<T>, Status> {
+    call.await.map(Response::new)
 }
 
 fn auth_status(error: &AuthError) -> Status {
     match error {
         AuthError::Unavailable(_) => Status::unavailable(error.to_string()),
-        AuthError::Missing | AuthError::Malformed | AuthError::Invalid(_) => {
-            Status::unauthenticated(error.to_string())
-        }
+        AuthError::Missing
+        | AuthError::Malformed
+        | AuthError::UnsupportedScheme
+        | AuthError::Invalid(_) => Status::unauthenticated(error.to_string()),
     }
 }
 
@@ -419,7 +384,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ServerLiveRequest>,
     ) -> Result<Response<ServerLiveResponse>, Status> {
-        self.observe("ServerLive", async {
+        answer(async {
             self.authorize(request.metadata(), None, false).await?;
             Ok(ServerLiveResponse { live: true })
         })
@@ -430,7 +395,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ServerReadyRequest>,
     ) -> Result<Response<ServerReadyResponse>, Status> {
-        self.observe("ServerReady", async {
+        answer(async {
             self.authorize(request.metadata(), None, false).await?;
             let ready = is_ready(&self.service, &self.drain).await;
             Ok(ServerReadyResponse { ready })
@@ -442,7 +407,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
-        self.observe("ModelReady", async {
+        answer(async {
             self.authorize(request.metadata(), Some(Scope::Predict), true)
                 .await?;
             let request = request.get_ref();
@@ -458,7 +423,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
-        self.observe("ServerMetadata", async {
+        answer(async {
             self.authorize(request.metadata(), None, false).await?;
             Ok(ServerMetadataResponse {
                 name: SERVER_NAME.to_owned(),
@@ -473,7 +438,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
-        self.observe("ModelMetadata", async {
+        answer(async {
             self.authorize(request.metadata(), Some(Scope::Predict), true)
                 .await?;
             let request = request.get_ref();
@@ -497,15 +462,14 @@ impl GrpcInferenceService for Inference {
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
         // Scoring games holds a batch's worth of state: boxed, not on the caller's stack.
-        self.observe("ModelInfer", Box::pin(self.infer(request)))
-            .await
+        answer(Box::pin(self.infer(request))).await
     }
 
     async fn repository_model_load(
         &self,
         _request: Request<RepositoryModelLoadRequest>,
     ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
-        self.observe("RepositoryModelLoad", async {
+        answer(async {
             Err(Status::unimplemented(
                 "load versions with POST /api/v1/admin/models/{name}/versions/{version}/load",
             ))
@@ -517,7 +481,7 @@ impl GrpcInferenceService for Inference {
         &self,
         _request: Request<RepositoryModelUnloadRequest>,
     ) -> Result<Response<RepositoryModelUnloadResponse>, Status> {
-        self.observe("RepositoryModelUnload", async {
+        answer(async {
             Err(Status::unimplemented(
                 "unload versions with DELETE /api/v1/admin/models/{name}/versions/{version}",
             ))

@@ -54,15 +54,16 @@ pub fn insert_rate_limit_headers(decision: &Decision, headers: &mut HeaderMap) {
 
 #[derive(Debug, Clone, Copy)]
 pub enum Access {
-    /// Health, readiness and metrics: open unless `auth.open_probes` is off, then any valid
-    /// credential; never rate limited.
+    /// Health, readiness, the status page and the docs: open unless `auth.open_probes` is
+    /// off, then any valid credential; never rate limited.
     Probe,
     /// Needs a credential holding this scope; one rate-limit token per request.
     Needs(Scope),
     /// Needs a credential holding this scope, and costs one rate-limit token per item: the
     /// handler charges through [`Charge`] once it has counted them.
     NeedsPerItem(Scope),
-    /// The status page's numbers: open with `auth.open_status`, else as `Needs(Predict)`.
+    /// Live traffic and model quality (`/status/data`, `/metrics`): open with
+    /// `auth.open_status`, else as `Needs(Predict)`.
     Status,
 }
 

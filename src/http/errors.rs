@@ -67,6 +67,7 @@ error_codes! {
     InsufficientScope => FORBIDDEN, "insufficient_scope", "The credentials do not allow this";
     RateLimited => TOO_MANY_REQUESTS, "rate_limited", "Too many requests for this credential";
     GameNotFound => NOT_FOUND, "game_not_found", "No such game";
+    GameMismatch => UNPROCESSABLE_ENTITY, "game_mismatch", "The data has another game under this number";
     UnknownTeam => NOT_FOUND, "unknown_team", "No such team in the data";
     ModelNotFound => NOT_FOUND, "model_not_found", "No such model";
     ModelVersionNotFound => NOT_FOUND, "model_version_not_found", "No such model version";
@@ -169,7 +170,9 @@ impl ApiError {
                 ErrorCode::Overloaded
             }
             Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
-            Self::Auth(AuthError::Missing) => ErrorCode::MissingCredentials,
+            Self::Auth(AuthError::Missing | AuthError::UnsupportedScheme) => {
+                ErrorCode::MissingCredentials
+            }
             Self::Auth(AuthError::Malformed) => ErrorCode::MalformedCredentials,
             Self::Auth(AuthError::Invalid(_)) => ErrorCode::InvalidCredentials,
             Self::Auth(AuthError::Unavailable(_)) => ErrorCode::AuthUnavailable,
@@ -186,6 +189,7 @@ impl ApiError {
             Self::Request(RequestError::Model(_)) => ErrorCode::InvalidModel,
             Self::Request(RequestError::Odds(_)) => ErrorCode::InvalidOdds,
             Self::Predict(PredictError::GameNotFound(_)) => ErrorCode::GameNotFound,
+            Self::Predict(PredictError::GameMismatch { .. }) => ErrorCode::GameMismatch,
             Self::Predict(PredictError::Schedule(ScheduleError::UnknownTeam(_))) => {
                 ErrorCode::UnknownTeam
             }
@@ -193,7 +197,9 @@ impl ApiError {
                 ErrorCode::InvalidMatchup
             }
             Self::Predict(PredictError::Schedule(
-                ScheduleError::BeforeData { .. } | ScheduleError::AfterHorizon { .. },
+                ScheduleError::BeforeData { .. }
+                | ScheduleError::AfterHorizon { .. }
+                | ScheduleError::RetiredCode { .. },
             )) => ErrorCode::DateOutOfRange,
             Self::Predict(PredictError::Model(ResolveError::UnknownModel(_))) => {
                 ErrorCode::ModelNotFound
@@ -348,7 +354,9 @@ impl ResponseError for ApiError {
         }
         // RFC 6750: how to authenticate, and what went wrong.
         let challenge = match self {
-            Self::Auth(AuthError::Missing) => Some(r#"Bearer realm="bullpen""#.to_owned()),
+            Self::Auth(AuthError::Missing | AuthError::UnsupportedScheme) => {
+                Some(r#"Bearer realm="bullpen""#.to_owned())
+            }
             Self::Auth(AuthError::Malformed) => {
                 Some(r#"Bearer realm="bullpen", error="invalid_request""#.to_owned())
             }

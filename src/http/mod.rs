@@ -172,10 +172,12 @@ fn root_routes() -> Vec<RouteEntry> {
                 on(Method::HEAD, health_api::ready),
             ],
         ),
+        // The metrics carry live model quality (`bullpen_model_quality`): the rule of the
+        // status page's numbers, not of the probes.
         entry(
             "",
             "/metrics",
-            Probe,
+            Status,
             vec![on(Method::GET, monitoring_api::metrics)],
         ),
         entry(

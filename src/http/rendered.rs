@@ -51,8 +51,9 @@ pub(super) fn serve(
     header: &'static str,
 ) -> Option<HttpResponse> {
     TABLE.with_borrow(|table| {
+        let started = Instant::now();
         let rendered = table.answers.get(body)?;
-        let stands = rendered.until > Instant::now()
+        let stands = rendered.until > started
             && table
                 .stamp
                 .as_ref()
@@ -60,7 +61,7 @@ pub(super) fn serve(
         if !stands {
             return None;
         }
-        service.served_again(&rendered.prediction, &caller());
+        service.served_again(&rendered.prediction, &caller(), started);
         Some(response(
             header,
             rendered.model.clone(),

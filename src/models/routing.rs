@@ -153,6 +153,8 @@ pub enum RoutingError {
     NotLoaded(String),
     #[error("version `{0}` cannot both carry weight and run in shadow")]
     ShadowWithWeight(String),
+    #[error("version `{0}` is named twice in shadow")]
+    ShadowTwice(String),
     #[error("guard.{field}: {reason}")]
     Guard {
         field: &'static str,
@@ -178,6 +180,14 @@ impl RoutingSpec {
             .find(|v| self.weights.get(*v).is_some_and(|w| *w > 0))
         {
             return Err(RoutingError::ShadowWithWeight(version.clone()));
+        }
+        if let Some((_, version)) = self
+            .shadow
+            .iter()
+            .enumerate()
+            .find(|(at, v)| self.shadow[..*at].contains(v))
+        {
+            return Err(RoutingError::ShadowTwice(version.clone()));
         }
         if let Some(guard) = &self.guard {
             guard.validate()?;
@@ -283,6 +293,10 @@ mod tests {
         assert_eq!(
             spec(&[("1", 100)], &["1"]).validate(&loaded),
             Err(RoutingError::ShadowWithWeight("1".into()))
+        );
+        assert_eq!(
+            spec(&[("1", 100)], &["2", "3", "2"]).validate(&loaded),
+            Err(RoutingError::ShadowTwice("2".into()))
         );
         let mut guarded = spec(&[("1", 100)], &[]);
         guarded.guard = Some(GuardSpec {

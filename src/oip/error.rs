@@ -54,6 +54,7 @@ impl From<PredictError> for OipError {
     fn from(error: PredictError) -> Self {
         let kind = match &error {
             PredictError::GameNotFound(_)
+            | PredictError::GameMismatch { .. }
             | PredictError::Schedule(_)
             | PredictError::Shape { .. } => ErrorKind::InvalidArgument,
             PredictError::Model(error) => return error.clone().into(),

@@ -25,10 +25,19 @@ pub enum OddsError {
     )]
     BelowEven(String, String),
     #[error(
+        "the implied probabilities of {0} and {1} add up to {2}: a margin over 25 % is no \
+         book's two-way price, so one side is mistyped"
+    )]
+    TooMuchMargin(String, String, String),
+    #[error(
         "cannot tell whether {0} and {1} are American or decimal odds; add \"format\": \"american\" or \"decimal\""
     )]
     Ambiguous(String, String),
 }
+
+/// The largest bookmaker's margin (overround) accepted on a two-way line: moneylines carry
+/// 2–10 %; both sides priced as heavy favourites (-10000/-10000, 1.01/1.01) sum to ~1.98.
+const MAX_OVERROUND: f64 = 0.25;
 
 /// The longest price accepted, American (+100,000 or -100,000): a 0.1 % chance.
 const MAX_AMERICAN: f64 = 100_000.0;
@@ -93,8 +102,16 @@ impl MarketOdds {
         };
         // A negative overround is an arbitrage: no book offers it, so it is a typing error.
         // (Even money both ways, which sums to 1 up to rounding, is a market without margin.)
-        if 1.0 / market.home.value() + 1.0 / market.away.value() < 1.0 - 1e-9 {
+        let book = 1.0 / market.home.value() + 1.0 / market.away.value();
+        if book < 1.0 - 1e-9 {
             return Err(OddsError::BelowEven(home.to_string(), away.to_string()));
+        }
+        if book > 1.0 + MAX_OVERROUND + 1e-9 {
+            return Err(OddsError::TooMuchMargin(
+                home.to_string(),
+                away.to_string(),
+                format!("{book:.3}"),
+            ));
         }
         Ok(market)
     }
@@ -193,6 +210,18 @@ mod tests {
             MarketOdds::parse(1000.0, 1000.0, Some(OddsFormat::Decimal)),
             Err(OddsError::BelowEven(..))
         ));
+        // Both sides heavy favourites: a margin no book takes.
+        for (home, away) in [(-10_000.0, -10_000.0), (1.01, 1.01), (-200.0, -200.0)] {
+            assert!(
+                matches!(
+                    MarketOdds::parse(home, away, None),
+                    Err(OddsError::TooMuchMargin(..))
+                ),
+                "{home}/{away}"
+            );
+        }
+        // A wide but real margin (about 9 %) stands.
+        MarketOdds::parse(-130.0, -110.0, None).expect("a wide line");
         // Even money both ways is a market without margin: accepted.
         assert!(MarketOdds::parse(100.0, -100.0, None).is_ok());
         assert!(MarketOdds::parse(2.0, 2.0, None).is_ok());

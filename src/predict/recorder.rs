@@ -14,8 +14,8 @@ use super::answer::Prediction;
 use super::log::{LogEntry, PredictionLog};
 use crate::cache::Source;
 use crate::db::Pool;
-use crate::features::{FeatureSource, StoreError};
-use crate::games::GameId;
+use crate::features::{Decided, FeatureSource, StoreError};
+use crate::games::{GameId, TeamCode};
 use crate::models::ServedModel;
 use crate::monitoring::quality::{self, Quality, Window};
 use crate::monitoring::{Answered, Protocol};
@@ -95,7 +95,7 @@ impl Recorder {
             if let Some(id) = game.game_id {
                 let probability = prediction.home_win_probability;
                 self.served
-                    .record(&model.name, &model.version, id, probability);
+                    .record(&model.name, &model.version, (id, game.away), probability);
             }
             return;
         };
@@ -142,11 +142,11 @@ impl Recorder {
         };
         let mut qualities = Vec::new();
         for (version, games) in served {
-            let ids: Vec<GameId> = games.iter().map(|(id, _)| *id).collect();
-            let wins = results.home_wins(&ids).await?;
+            let ids: Vec<GameId> = games.iter().map(|((id, _), _)| *id).collect();
+            let decided = results.decided(&ids).await?;
             let pairs: Vec<(f64, bool)> = games
                 .iter()
-                .filter_map(|(id, p)| Some((*p, *wins.get(id)?)))
+                .filter_map(|(game, p)| Some((*p, home_won(&decided, *game)?)))
                 .collect();
             if let Some(quality) = quality::score(&pairs) {
                 qualities.push((version, quality));
@@ -184,7 +184,7 @@ impl Recorder {
             Some(pool) => logged(pool, name, everything).await?,
             None => self.served.of_model(name, everything),
         };
-        let of = |version: &str| -> HashMap<GameId, f64> {
+        let of = |version: &str| -> HashMap<Identity, f64> {
             served
                 .iter()
                 .find(|(v, _)| &**v == version)
@@ -192,21 +192,24 @@ impl Recorder {
                 .unwrap_or_default()
         };
         let (of_a, of_b) = (of(a), of(b));
-        let common: Vec<GameId> = of_a
+        let common: Vec<Identity> = of_a
             .keys()
-            .filter(|id| of_b.contains_key(id))
+            .filter(|game| of_b.contains_key(game))
             .copied()
             .collect();
         if common.is_empty() {
             return Ok(None);
         }
-        let wins = results.home_wins(&common).await?;
+        let ids: Vec<GameId> = common.iter().map(|(id, _)| *id).collect();
+        let decided = results.decided(&ids).await?;
         let (mut games, mut sum_a, mut sum_b) = (0usize, 0.0, 0.0);
-        for id in &common {
-            let Some(&won) = wins.get(id) else { continue };
+        for game in &common {
+            let Some(won) = home_won(&decided, *game) else {
+                continue;
+            };
             let outcome = if won { 1.0 } else { 0.0 };
-            sum_a += (of_a[id] - outcome).powi(2);
-            sum_b += (of_b[id] - outcome).powi(2);
+            sum_a += (of_a[game] - outcome).powi(2);
+            sum_b += (of_b[game] - outcome).powi(2);
             games += 1;
         }
         Ok((games > 0).then(|| Paired {
@@ -222,26 +225,29 @@ async fn logged(pool: &Pool, name: &str, window: Window) -> Result<ServedByVersi
     let client = pool.get().await.map_err(crate::db::DbError::from)?;
     let rows = client
         .query(
-            "SELECT DISTINCT ON (model_version, game_id) model_version, game_id, \
-             home_win_probability FROM prediction_log \
+            "SELECT DISTINCT ON (model_version, game_id, away_team) model_version, game_id, \
+             away_team, home_win_probability FROM prediction_log \
              WHERE model_name = $1 AND game_id IS NOT NULL \
-             ORDER BY model_version, game_id, predicted_at DESC",
+             ORDER BY model_version, game_id, away_team, predicted_at DESC",
             &[&name],
         )
         .await
         .map_err(crate::db::DbError::from)?;
-    let mut by_version: HashMap<Arc<str>, Vec<(GameId, f64)>> = HashMap::new();
+    let mut by_version: HashMap<Arc<str>, Vec<(Identity, f64)>> = HashMap::new();
     for row in &rows {
         let version: &str = row.get(0);
-        let Ok(game) = row.get::<_, &str>(1).parse::<GameId>() else {
+        let (Ok(game), Ok(away)) = (
+            row.get::<_, &str>(1).parse::<GameId>(),
+            row.get::<_, &str>(2).parse::<TeamCode>(),
+        ) else {
             continue;
         };
         if window.contains(game.date()) {
-            let probability: f32 = row.get(2);
+            let probability: f32 = row.get(3);
             by_version
                 .entry(version.into())
                 .or_default()
-                .push((game, f64::from(probability)));
+                .push(((game, away), f64::from(probability)));
         }
     }
     Ok(by_version.into_iter().collect())
@@ -249,13 +255,26 @@ async fn logged(pool: &Pool, name: &str, window: Window) -> Result<ServedByVersi
 
 type VersionKey = (Arc<str>, Arc<str>);
 
+/// A game as a prediction named it: its id and its visitors. A result scores the prediction
+/// only when it names the same visitors, so a prediction for teams that did not play the
+/// game under that id (a scheduled game guessed wrong) never reaches live quality.
+type Identity = (GameId, TeamCode);
+
+/// Whether the home team won `game`, when its result is in and names the same visitors.
+fn home_won(decided: &HashMap<GameId, Decided>, (id, away): Identity) -> Option<bool> {
+    decided
+        .get(&id)
+        .filter(|result| result.away == away)
+        .map(|result| result.home_won)
+}
+
 /// Served probabilities by model version: `(version, [(game, probability)])`.
-pub type ServedByVersion = Vec<(Arc<str>, Vec<(GameId, f64)>)>;
+pub type ServedByVersion = Vec<(Arc<str>, Vec<(Identity, f64)>)>;
 
 /// The latest probability this process served per model version and stored game.
 #[derive(Debug)]
 pub struct ServedPredictions {
-    by_version: Mutex<HashMap<VersionKey, HashMap<GameId, f32>>>,
+    by_version: Mutex<HashMap<VersionKey, HashMap<Identity, f32>>>,
     capacity: usize,
 }
 
@@ -268,7 +287,7 @@ impl ServedPredictions {
         }
     }
 
-    pub fn record(&self, name: &Arc<str>, version: &Arc<str>, game: GameId, probability: f32) {
+    pub fn record(&self, name: &Arc<str>, version: &Arc<str>, game: Identity, probability: f32) {
         let mut by_version = self
             .by_version
             .lock()
@@ -292,7 +311,7 @@ impl ServedPredictions {
             .map(|((_, version), games)| {
                 let served = games
                     .iter()
-                    .filter(|(game, _)| window.contains(game.date()))
+                    .filter(|((id, _), _)| window.contains(id.date()))
                     .map(|(game, p)| (*game, f64::from(*p)))
                     .collect();
                 (Arc::clone(version), served)

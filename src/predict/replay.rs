@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::answer::Prediction;
 use super::recorder::Caller;
 use super::service::PredictService;
+use super::shadow::is_shadowed;
 use crate::cache::Source;
 use crate::features::EmbeddedStore;
 use crate::games::GameRef;
@@ -46,17 +47,21 @@ impl PredictService {
                 .is_some_and(|view| self.source().is_loaded(view))
     }
 
-    /// Records `prediction` served again to `caller`: a hit of this replica's memory, and an
-    /// answer like any other (metrics, the prediction log, live quality).
-    pub fn served_again(&self, prediction: &Prediction, caller: &Caller) {
+    /// Records `prediction` served again to `caller` from `started`: a hit of this replica's
+    /// memory, and an answer like any other (metrics, the version's answer time that the
+    /// rollback guard reads, the prediction log, live quality).
+    pub fn served_again(&self, prediction: &Prediction, caller: &Caller, started: Instant) {
         self.caches().predictions.count_hit();
+        let metrics = prediction.model.pool.metrics();
+        metrics.answer.observe(started.elapsed().as_secs_f64());
         self.recorder().record(prediction, caller);
     }
 
     /// Until when `prediction`, the answer to a request for `game` (routed when the request
     /// pinned no version), may be served again as it is: a fresh answer from this replica's
-    /// memory, with no shadow version to score it, for as long as its cache entry is fresh.
-    /// `None` for any other answer.
+    /// memory that no other version scores beside it (neither a shadow version nor, for a
+    /// canary's answer, the stable one), for as long as its cache entry is fresh. `None` for
+    /// any other answer.
     pub async fn replayable(
         &self,
         game: GameRef,
@@ -72,7 +77,7 @@ impl PredictService {
                 .catalog()
                 .snapshot()
                 .route(&model.name)
-                .is_some_and(|route| !route.shadow().is_empty());
+                .is_some_and(|route| is_shadowed(route, model));
         if shadowed {
             return None;
         }

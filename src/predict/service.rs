@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::NaiveDate;
+
 use super::answer::{Prediction, Served, answer};
 use super::odds::MarketOdds;
 use super::recorder::{Caller, Recorder};
@@ -15,7 +17,7 @@ use crate::features::{
     FEATURE_COUNT, FEATURE_SPEC, FeatureSource, FeatureStore, FeatureVector, GameFeatures,
     GameInfo, ScheduleError, StoreError,
 };
-use crate::games::{GameId, GameRef};
+use crate::games::{GameId, GameRef, TeamCode};
 use crate::models::{Catalog, InferenceError, ModelRef, ResolveError, ServedModel, Snapshot};
 use crate::monitoring::ShadowOutcome;
 
@@ -25,6 +27,21 @@ use crate::monitoring::ShadowOutcome;
 pub enum PredictError {
     #[error("no game `{0}` in the data")]
     GameNotFound(GameId),
+    /// A numbered scheduled game that the data's games of that day rule out: another
+    /// game under its id, or one of its teams in a game that cannot share the day with it.
+    #[error(
+        "{sent_away} at {sent_home}, game {number} on {date}, is not a game of the data: \
+         that day has {stored}, {away} at {home}"
+    )]
+    GameMismatch {
+        sent_home: TeamCode,
+        sent_away: TeamCode,
+        number: u8,
+        date: NaiveDate,
+        stored: GameId,
+        home: TeamCode,
+        away: TeamCode,
+    },
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
     /// PostgreSQL cannot be reached: it passes, and an expired answer may stand in.
@@ -146,6 +163,7 @@ impl PredictService {
             let (found, vector) = store.game(id).ok_or(PredictError::GameNotFound(id))?;
             return Ok((GameFeatures::stored(found, *vector), Source::Fresh));
         }
+        self.check_identity(game).await?;
         let key = FeatureKey {
             version: FEATURE_SPEC.version,
             game,
@@ -157,6 +175,39 @@ impl PredictService {
             .features
             .get_or_compute(key, compute)
             .await
+    }
+
+    /// A scheduled game that gives its number names the id its result is stored under, and
+    /// so reaches the prediction log and live quality: a game the data already has is that
+    /// game, and its teams must be the stored ones (else 422 `game_mismatch`, naming them).
+    /// Without a number the answer names no id, and any matchup may be priced.
+    async fn check_identity(&self, game: GameRef) -> Result<(), PredictError> {
+        let GameRef::Scheduled {
+            home,
+            away,
+            date,
+            number: Some(number),
+        } = game
+        else {
+            return Ok(());
+        };
+        let view = self.inner.source.view().await?;
+        match view
+            .games_on(date)
+            .iter()
+            .find(|stored| stored.excludes(home, away, number).is_some())
+        {
+            None => Ok(()),
+            Some(stored) => Err(PredictError::GameMismatch {
+                sent_home: home,
+                sent_away: away,
+                number,
+                date,
+                stored: stored.id,
+                home: stored.home.team,
+                away: stored.away.team,
+            }),
+        }
     }
 
     async fn read_features(&self, game: GameRef) -> Result<GameFeatures, PredictError> {
@@ -507,6 +558,7 @@ impl Transient for PredictError {
         match self {
             Self::StoreUnavailable(_) => true,
             Self::GameNotFound(_)
+            | Self::GameMismatch { .. }
             | Self::Schedule(_)
             | Self::CorruptData(_)
             | Self::Model(_)

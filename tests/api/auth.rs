@@ -73,8 +73,24 @@ async fn missing_malformed_and_unknown_credentials_get_401_or_400_with_a_challen
 
     let cases = [
         (None, "missing_credentials", r#"Bearer realm="bullpen""#),
+        // Another scheme is no credentials at all (RFC 6750 §3.1): 401, a bare challenge.
         (
             Some("Basic dXNlcjpwYXNz"),
+            "missing_credentials",
+            r#"Bearer realm="bullpen""#,
+        ),
+        (
+            Some("Negotiate"),
+            "missing_credentials",
+            r#"Bearer realm="bullpen""#,
+        ),
+        (
+            Some("Bearer"),
+            "malformed_credentials",
+            r#"Bearer realm="bullpen", error="invalid_request""#,
+        ),
+        (
+            Some("(bad) scheme"),
             "malformed_credentials",
             r#"Bearer realm="bullpen", error="invalid_request""#,
         ),
@@ -141,14 +157,19 @@ async fn two_authorization_headers_are_refused() {
     assert_eq!(predict_with(&app, &key).await.status, 200);
 }
 
-/// Live model quality is served in two places under one rule: scope `predict`, unless
-/// `auth.open_status` opens the status page's numbers. The page itself holds no data.
+/// Live model quality is served in three places under one rule: scope `predict`, unless
+/// `auth.open_status` opens the status page's numbers and the metrics (which carry
+/// `bullpen_model_quality`). The page itself holds no data.
 #[tokio::test]
 async fn the_status_data_needs_the_scope_quality_needs_unless_opened() {
     let (key, entry) = configured("desk", &["predict"], None);
     let (other, other_entry) = configured("features", &["features:read"], None);
     let app = auth_app(vec![entry.clone(), other_entry.clone()], |_| {}).await;
-    for path in ["/status/data", "/api/v1/models/home_win/quality"] {
+    for path in [
+        "/status/data",
+        "/metrics",
+        "/api/v1/models/home_win/quality",
+    ] {
         assert_eq!(
             call(&app, Method::GET, path, None).await.status,
             401,
@@ -166,6 +187,7 @@ async fn the_status_data_needs_the_scope_quality_needs_unless_opened() {
     })
     .await;
     assert_eq!(opened.get("/status/data").await.status, 200);
+    assert_eq!(opened.get("/metrics").await.status, 200);
     let quality = opened.get("/api/v1/models/home_win/quality").await;
     assert_eq!(quality.status, 401, "the API keeps its scope");
 }

@@ -191,6 +191,8 @@ fn environment_settings_that_cannot_work_are_refused_by_name() {
             "redis.cluster_nodes",
         ),
         ("BULLPEN__FEATURES__VERSION", "v9", "features.version"),
+        // Empty is a mistake (an unset secret), never "no database".
+        ("BULLPEN__DATABASE__URL", "", "database.url"),
     ] {
         let output = bullpen(&["features", "spec"], &[(key, value)]);
         assert!(!output.status.success(), "{key}={value} was accepted");
@@ -202,4 +204,32 @@ fn environment_settings_that_cannot_work_are_refused_by_name() {
         &[("BULLPEN__SERVER__MAX_BATCH", "10")],
     );
     assert!(fine.status.success(), "{}", text(&fine.stderr));
+}
+
+/// A private key given where the public key belongs is refused at start, named, and never
+/// printed.
+#[test]
+fn a_private_key_as_the_rs256_public_key_stops_the_start() {
+    let output = bullpen(
+        &["serve"],
+        &[
+            ("BULLPEN__SERVER__PORT", "0"),
+            ("BULLPEN__SERVER__GRPC_PORT", "0"),
+            ("BULLPEN__AUTH__ENABLED", "true"),
+            (
+                "BULLPEN__AUTH__JWT__RS256_PUBLIC_KEY",
+                "tests/fixtures/jwt-rs256-private.pem",
+            ),
+        ],
+    );
+    assert!(!output.status.success(), "a private key was accepted");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("auth.jwt.rs256_public_key") && stderr.contains("private key"),
+        "{stderr}"
+    );
+    let pem = std::fs::read_to_string(repo_path("tests/fixtures/jwt-rs256-private.pem"))
+        .expect("the test key");
+    let body = pem.lines().nth(1).expect("a line of key material");
+    assert!(!stderr.contains(body), "the key reached the log");
 }

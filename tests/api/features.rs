@@ -176,12 +176,17 @@ fn scheduled_games_after_the_data_carry_history_into_the_new_season() {
     let elo = f64::from(v.get("home_elo").expect("feature"));
     assert!(elo > 1500.0 && elo < 1560.0, "regressed toward 1500: {elo}");
 
-    // Marlins history continues from FLO to MIA.
+    // Marlins history continues from FLO to MIA, but the club plays as MIA: FLO names it
+    // only in the seasons it was used.
     assert!(
         store
-            .scheduled_features(team("FLO"), team("BOS"), date("2025-03-27"))
+            .scheduled_features(team("MIA"), team("BOS"), date("2025-03-27"))
             .is_ok()
     );
+    let refused = store
+        .scheduled_features(team("FLO"), team("BOS"), date("2025-03-27"))
+        .expect_err("a retired code");
+    assert!(refused.to_string().contains("MIA"), "{refused}");
 }
 
 #[test]

@@ -62,6 +62,28 @@ async fn impossible_odds_and_dates_are_refused() {
             422,
             "invalid_odds",
         ),
+        // Both sides heavy favourites: a margin of ~98 %, no book's price.
+        (
+            json!({ "game_id": game, "odds": { "home": -10_000, "away": -10_000 } }),
+            422,
+            "invalid_odds",
+        ),
+        (
+            json!({ "game_id": game, "odds": { "home": 1.01, "away": 1.01 } }),
+            422,
+            "invalid_odds",
+        ),
+        // A franchise code that left the data (the Marlins played as FLO until 2011).
+        (
+            json!({ "game": { "home": "FLO", "away": "NYA", "date": "2025-05-01" } }),
+            422,
+            "date_out_of_range",
+        ),
+        (
+            json!({ "game": { "home": "NYA", "away": "FLO", "date": "2013-05-01" } }),
+            422,
+            "date_out_of_range",
+        ),
         (
             json!({ "game": { "home": "NYA", "away": "BOS", "date": "2025-4-5" } }),
             400,
@@ -82,6 +104,18 @@ async fn impossible_odds_and_dates_are_refused() {
         let reply = app.predict(&body).await;
         assert_eq!(reply.status, status, "{body}: {}", reply.body);
         assert_eq!(reply.problem()["code"], code, "{body}");
+        if body.to_string().contains("FLO") {
+            let detail = reply.problem()["detail"].to_string();
+            assert!(
+                detail.contains("MIA") && detail.contains("2011"),
+                "{detail}"
+            );
+        }
+    }
+    // The old code inside its seasons, and its successor, are priced.
+    for (home, away, date) in [("FLO", "NYA", "2011-05-01"), ("MIA", "NYA", "2025-05-01")] {
+        let game = json!({ "game": { "home": home, "away": away, "date": date } });
+        assert_eq!(app.predict(&game).await.status, 200, "{game}");
     }
     // The edges that are real stay open: a long shot, and the next season.
     let long_shot = json!({ "game_id": game, "odds": { "home": -100_000, "away": 100_000 } });

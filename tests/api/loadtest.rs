@@ -156,21 +156,57 @@ async fn an_open_loop_rate_beyond_the_connections_counts_the_unsent_and_ends_on_
     assert!(text.contains("were never sent"), "{text}");
 }
 
+/// Usage and setup errors exit 2 before any load is sent, and say what is wrong: each case
+/// gives the flags whole (no other flag is added, so clap's "used twice" cannot stand in
+/// for the check) and what stderr must name.
 #[tokio::test]
 async fn usage_errors_exit_2() {
     let app = spawn_app().await;
-    for args in [
-        &["--mix", "flights=3"][..],
-        &["--url", "ftp://example"][..],
-        &["--duration", "soon"][..],
-        &["--rate", "0"][..],
-    ] {
-        let (output, _) = loadtest(&app, args, &[]).await;
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
+    let report = tempfile::NamedTempFile::new().expect("temp file");
+    let report = report.path().display().to_string();
+    let url = app.address.as_str();
+    let cases: [(&[&str], &str); 14] = [
+        (&["--url", url, "--mix", "flights=3"], "flights"),
+        (&["--url", "ftp://example"], "ftp://example"),
+        (&["--url", "http://127.0.0.1:99999"], "127.0.0.1:99999"),
+        (&["--url", url, "--duration", "soon"], "soon"),
+        (&["--url", url, "--duration", "0s"], "--duration"),
+        (&["--url", url, "--rate", "0"], "--rate"),
+        (&["--url", url, "--connections", "0"], "--connections"),
+        (&["--url", url, "--threads", "0"], "--threads"),
+        (&["--url", url, "--timeout", "0s"], "--timeout"),
+        (&["--url", url, "--slo-error-rate", "2"], "--slo-error-rate"),
+        (&["--url", url, "--users", "0"], "--users"),
+        (
+            &["--url", url, "--games", "/nonexistent/games.csv"],
+            "/nonexistent/games.csv",
+        ),
+        (
+            &["--url", url, "--json", "/nonexistent/report.json"],
+            "/nonexistent/report.json",
+        ),
+        (
+            &["--url", url, "--json", &report, "--duration", "0s"],
+            "--duration",
+        ),
+    ];
+    for (args, named) in cases {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bullpen"));
+        command
+            .current_dir(repo_path(""))
+            .args(["loadtest", "--quiet"])
+            .args(args);
+        let started = std::time::Instant::now();
+        let output = tokio::task::spawn_blocking(move || command.output().expect("bullpen runs"))
+            .await
+            .expect("joined");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?} names {named}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}: no report");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{args:?}: refused before a run"
         );
     }
 }

@@ -174,6 +174,8 @@ async fn refusals_are_counted_by_reason() {
         settings.auth.enabled = true;
         settings.auth.keys = vec![entry, trader_entry];
         settings.server.max_in_flight = 1;
+        // Read without a key (else the scrape is a refusal too).
+        settings.auth.open_status = true;
     })
     .await;
     let bearer = format!("Bearer {key}");

@@ -33,14 +33,17 @@ async fn grpc_app() -> TestApp {
     spawn_app_with(move |settings| settings.server.grpc_port = port).await
 }
 
-async fn client(app: &TestApp) -> Client {
+async fn channel(app: &TestApp) -> tonic::transport::Channel {
     let address = app.grpc.clone().expect("gRPC is on");
-    let channel = tonic::transport::Channel::from_shared(address)
+    tonic::transport::Channel::from_shared(address)
         .expect("address")
         .connect()
         .await
-        .expect("gRPC connects");
-    GrpcInferenceServiceClient::new(channel)
+        .expect("gRPC connects")
+}
+
+async fn client(app: &TestApp) -> Client {
+    GrpcInferenceServiceClient::new(channel(app).await)
 }
 
 fn bytes_input(name: &str, values: &[&str]) -> InferInputTensor {
@@ -448,6 +451,8 @@ async fn auth_rate_limit_admission_and_metrics_apply_to_both_protocols() {
     let port = free_port();
     let app = auth_app(vec![entry, features_entry], move |settings| {
         settings.server.grpc_port = port;
+        // The metrics read at the end, without spending the key's two tokens.
+        settings.auth.open_status = true;
     })
     .await;
     let body = json!({"inputs": [
@@ -672,4 +677,79 @@ async fn the_prediction_log_holds_each_game_inferred_over_either_protocol_once()
     );
     drop(app);
     database.drop_now().await;
+}
+
+/// Bytes sent as they are: a client that does not speak protobuf.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Self;
+    type Decoder = Self;
+
+    fn encoder(&mut self) -> Self {
+        Self
+    }
+
+    fn decoder(&mut self) -> Self {
+        Self
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let remaining = bytes::Buf::remaining(buf);
+        Ok(Some(bytes::Buf::copy_to_bytes(buf, remaining).to_vec()))
+    }
+}
+
+/// A message that is not protobuf is the caller's mistake (`INVALID_ARGUMENT`, as REST
+/// answers 400), and counted like every other call, though no handler ran.
+#[tokio::test]
+async fn a_malformed_protobuf_is_invalid_argument_and_counted() {
+    let app = grpc_app().await;
+    let mut grpc = tonic::client::Grpc::new(channel(&app).await);
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/inference.GRPCInferenceService/ModelInfer",
+    );
+    // Field 1 with wire type 7, which does not exist.
+    for garbage in [vec![0x0f, 0x01], vec![0x0a, 0xff, 0xff, 0xff]] {
+        grpc.ready().await.expect("ready");
+        let status = grpc
+            .unary::<_, Vec<u8>, _>(Request::new(garbage), path.clone(), RawCodec)
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains("protobuf"), "{status:?}");
+    }
+    let counted = app.scrape().await.lines().find_map(|line| {
+        line.strip_prefix(
+            r#"bullpen_grpc_requests_total{code="INVALID_ARGUMENT",rpc="ModelInfer"} "#,
+        )?
+        .parse::<u64>()
+        .ok()
+    });
+    assert_eq!(counted, Some(2));
 }

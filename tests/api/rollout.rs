@@ -42,6 +42,21 @@ async fn app(dir: &Path, configure: impl FnOnce(&mut bullpen::settings::Settings
     .await
 }
 
+/// Versions 1 and 2 shipped, with the prediction log on in a database of its own; the
+/// folder lives as long as the app.
+async fn logged_app() -> (TestDatabase, tempfile::TempDir, TestApp) {
+    let database = TestDatabase::new().await;
+    db::migrate(&database.pool).await.expect("migrate");
+    let url = database.url();
+    let dir = models("models/home_win/2");
+    let app = app(dir.path(), move |settings| {
+        settings.prediction_log.enabled = true;
+        settings.database.url = url.into();
+    })
+    .await;
+    (database, dir, app)
+}
+
 /// Predicts every game in `games`, in batches of 100 (routed: no version named).
 async fn replay(app: &TestApp, games: &[String]) {
     for chunk in games.chunks(100) {
@@ -74,15 +89,7 @@ async fn shadow_scored(app: &TestApp, version: &str) -> u64 {
 /// live quality, so both versions are compared on the same games.
 #[tokio::test]
 async fn a_shadow_version_scores_every_routed_request_and_is_logged_as_shadow() {
-    let database = TestDatabase::new().await;
-    db::migrate(&database.pool).await.expect("migrate");
-    let url = database.url();
-    let dir = models("models/home_win/2");
-    let app = app(dir.path(), move |settings| {
-        settings.prediction_log.enabled = true;
-        settings.database.url = url.into();
-    })
-    .await;
+    let (database, _dir, app) = logged_app().await;
     let routed = app
         .send(
             app.request(Method::PUT, ROUTING)
@@ -262,4 +269,63 @@ async fn the_guard_keeps_a_canary_that_predicts_as_well_as_stable() {
         json!([]),
         "after {canary_games} paired games"
     );
+}
+
+/// A canary's answer asked again is scored by stable in shadow each time, logged each time,
+/// and counted in the canary's answer times (the guard's latency and error windows), as the
+/// first was: answers kept for serving again are not kept for a canary.
+#[tokio::test]
+async fn a_canary_answer_asked_again_is_shadowed_logged_and_timed_each_time() {
+    let (database, _dir, app) = logged_app().await;
+    let routed = app
+        .send(
+            app.request(Method::PUT, ROUTING)
+                .json(&json!({ "weights": { "1": 90, "2": 10 } })),
+        )
+        .await;
+    assert_eq!(routed.status, 200, "{}", routed.body);
+    let mut canary_game = None;
+    for game in game_ids(2024, 1, 500) {
+        let reply = app.predict(&json!({ "game_id": game })).await;
+        if reply.header("bullpen-model") == Some("home_win@2") {
+            canary_game = Some(game);
+            break;
+        }
+    }
+    let game = canary_game.expect("a game routed to the canary among 500");
+    for _ in 0..4 {
+        let reply = app.predict(&json!({ "game_id": game })).await;
+        assert_eq!(reply.header("bullpen-model"), Some("home_win@2"));
+    }
+    eventually(
+        "stable scored all five answers",
+        Duration::from_secs(10),
+        || async { (shadow_scored(&app, "1").await == 5).then_some(()) },
+    )
+    .await;
+    let answers = metric(
+        &app,
+        "bullpen_model_answer_seconds_count",
+        r#"model="home_win",version="2""#,
+    )
+    .await;
+    assert_eq!(
+        answers, 5,
+        "every answer of the canary is in the guard's window"
+    );
+    let shadow_rows = eventually("five shadow rows", Duration::from_secs(10), || async {
+        let client = database.pool.get().await.ok()?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM prediction_log \
+                 WHERE model_version = '1' AND shadow AND game_id = $1",
+                &[&game],
+            )
+            .await
+            .ok()?;
+        let count: i64 = row.get(0);
+        (count >= 5).then_some(count)
+    })
+    .await;
+    assert_eq!(shadow_rows, 5);
 }

@@ -368,7 +368,21 @@ fn opener_and_later(games: &[Game]) -> (&Game, &Game) {
     (opener, later)
 }
 
+/// Another single game (number 0) on the day of `good`, with `good`'s home team visiting.
+fn second_single_game(good: &Value) -> Value {
+    let mut other = good.clone();
+    other["game_id"] = Value::Null;
+    other["away"]["team"] = good["home"]["team"].clone();
+    other["home"]["team"] = json!(if good["away"]["team"] == "TEX" {
+        "SEA"
+    } else {
+        "TEX"
+    });
+    other
+}
+
 /// Bodies with one thing wrong each: its status, code, and the field the detail names.
+#[expect(clippy::too_many_lines, reason = "one table of cases, read best whole")]
 fn bad_results(good: &Value) -> Vec<(Value, u16, &'static str, &'static str)> {
     let with = |change: &dyn Fn(&mut Value)| {
         let mut sent = good.clone();
@@ -430,6 +444,44 @@ fn bad_results(good: &Value) -> Vec<(Value, u16, &'static str, &'static str)> {
             422,
             "invalid_result",
             "results[0].date",
+        ),
+        (
+            // The number in an id is checked as a number sent alone is: a result the
+            // journal could not replay is never acknowledged.
+            with(&|r| {
+                let id = r["game_id"].as_str().expect("an id");
+                r["game_id"] = json!(format!("{}9", &id[..11]));
+                r["number"] = Value::Null;
+            }),
+            422,
+            "invalid_result",
+            "results[0].game_id",
+        ),
+        (
+            with(&|r| {
+                r["home"]["runs"] = json!(30);
+                r["away"]["batters_faced"] = json!(5);
+            }),
+            422,
+            "invalid_result",
+            "results[0].home.runs",
+        ),
+        (
+            with(&|r| {
+                let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+                r["date"] = json!(tomorrow.to_string());
+                unidentified(r);
+            }),
+            422,
+            "invalid_result",
+            "results[0].date",
+        ),
+        (
+            // The home team also plays a second single game that day, as the visitor.
+            json!({ "results": [good.clone(), second_single_game(good)] }),
+            422,
+            "invalid_result",
+            "results[1].number",
         ),
         (json!({ "results": [] }), 422, "batch_empty", ""),
         (
@@ -784,4 +836,57 @@ async fn without_pubsub_the_history_in_the_key_decides() {
     let keys = feature_keys(&prefix, later).await;
     assert_eq!(keys.len(), 2, "{keys:?}");
     database.drop_now().await;
+}
+
+/// A numbered scheduled game is the stored game of that id, or refused: teams that
+/// disagree with the data are 422 `game_mismatch` naming the stored teams. A prediction for
+/// a game not yet played is scored only by a result for the teams it named.
+#[tokio::test]
+async fn a_numbered_game_is_the_stored_game_and_only_its_teams_reach_quality() {
+    let app = spawn_app().await;
+    let world_series = |home: &str, away: &str, number: Option<u8>| json!({ "game": { "home": home, "away": away, "date": "2024-10-25", "number": number } });
+    for (home, away) in [("LAN", "BOS"), ("NYA", "LAN"), ("BOS", "NYA")] {
+        let reply = app.predict(&world_series(home, away, Some(0))).await;
+        assert_eq!(reply.status, 422, "{home}-{away}: {}", reply.body);
+        assert_eq!(reply.body["code"], "game_mismatch");
+        let detail = reply.body["detail"].as_str().expect("detail");
+        assert!(detail.contains("LAN202410250, NYA at LAN"), "{detail}");
+    }
+    let reply = app.predict(&world_series("LAN", "NYA", Some(0))).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["game"]["game_id"], "LAN202410250");
+    // Without a number the answer names no game: any matchup may be priced.
+    let reply = app.predict(&world_series("LAN", "BOS", None)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["game"].get("game_id"), None, "{}", reply.body);
+
+    let (app, _data, _journal) = app_through_2023().await;
+    let games = season_2024();
+    let opener = &games[0];
+    let mut guessed = scheduled(opener);
+    let wrong = if opener.away.team.as_str() == "TEX" {
+        "SEA"
+    } else {
+        "TEX"
+    };
+    guessed["game"]["away"] = json!(wrong);
+    let reply = app.predict(&guessed).await;
+    assert_eq!(reply.status, 200, "not played yet: {}", reply.body);
+    assert_eq!(reply.body["game"]["game_id"], opener.id.to_string());
+    let posted = app
+        .post_json(
+            "/api/v1/admin/results",
+            &json!({ "results": [result(opener)] }),
+        )
+        .await;
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    let quality = || app.get("/api/v1/models/home_win/quality?from=2024-01-01&to=2024-12-31");
+    let reply = quality().await;
+    assert_eq!(reply.body["versions"], json!([]), "{}", reply.body);
+    let refused = app.predict(&guessed).await;
+    assert_eq!(refused.body["code"], "game_mismatch", "{}", refused.body);
+    let reply = app.predict(&scheduled(opener)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = quality().await;
+    assert_eq!(reply.body["versions"][0]["games"], 1, "{}", reply.body);
 }

@@ -89,12 +89,14 @@ impl Client<'_> {
         status
     }
 
-    /// The open probes, and the status page's numbers (scope `predict`) with `token`.
+    /// The open probe, and the numbers about model quality (scope `predict`) with `token`:
+    /// the status page's and the metrics.
     async fn probes(&mut self, token: &str) {
-        for path in ["/ready", "/metrics"] {
-            assert_eq!(self.call(path, None, None).await, 200, "{path}");
+        assert_eq!(self.call("/ready", None, None).await, 200);
+        for path in ["/status/data", "/metrics"] {
+            assert_eq!(self.call(path, None, None).await, 401, "{path}");
+            assert_eq!(self.call(path, Some(token), None).await, 200, "{path}");
         }
-        assert_eq!(self.call("/status/data", Some(token), None).await, 200);
     }
 }
 
@@ -197,4 +199,64 @@ async fn no_credential_reaches_a_log_line_a_probe_the_status_or_the_metrics() {
         "the two predictions and the batch's good item were logged"
     );
     database.drop_now().await;
+}
+
+/// A password Redis refuses is logged once per kind of failure, not twice a second for
+/// ever; each failure is counted in `bullpen_redis_errors_total`, and requests go on.
+#[tokio::test]
+async fn a_refused_redis_password_is_logged_once_and_counted() {
+    let redis = GuardedRedis::start().await;
+    let server = ServerProcess::start(&[
+        ("BULLPEN__REDIS__ENABLED", "true".to_owned()),
+        (
+            "BULLPEN__REDIS__URL",
+            format!("redis://:not-the-password@127.0.0.1:{}", redis.port),
+        ),
+        (
+            "BULLPEN__REDIS__KEY_PREFIX",
+            format!("bullpen_test:{}:", uuid::Uuid::new_v4().simple()),
+        ),
+        ("BULLPEN__REDIS__BREAKER_COOLDOWN_MS", "200".to_owned()),
+    ]);
+    let http = reqwest::Client::new();
+    let errors = || async {
+        let metrics = http
+            .get(format!("{}/metrics", server.address))
+            .send()
+            .await
+            .expect("scraped")
+            .text()
+            .await
+            .expect("text");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("bullpen_redis_errors_total "))
+            .and_then(|count| count.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Four seconds of retries (every second per channel, every cool-down for the breaker),
+    // with requests that keep meeting the open breaker.
+    for n in 0..40 {
+        let game = format!("KCA2024041{}0", n % 10);
+        let answer = http
+            .post(format!("{}/api/v1/predict", server.address))
+            .json(&json!({ "game_id": game }))
+            .send()
+            .await
+            .expect("sent");
+        assert!(answer.status().is_success() || answer.status() == 404);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counted = errors().await;
+    assert!(counted >= 6, "each failure counted: {counted}");
+    let log = server.log();
+    let warnings = log
+        .lines()
+        .filter(|line| {
+            line.contains(r#""level":"WARN""#) && line.contains(r#""target":"bullpen::cache"#)
+        })
+        .count();
+    // One for the breaker, one per followed channel (invalidations, routing).
+    assert!(warnings <= 3, "{warnings} warnings in 4 s: {log}");
+    assert!(!log.contains("not-the-password"), "the password in the log");
 }
