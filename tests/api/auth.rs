@@ -613,3 +613,50 @@ async fn with_redis_stopped_each_replica_admits_its_share_and_nothing_errors() {
         );
     }
 }
+
+/// An answer served again from a worker's kept answers obeys auth as every answer does: the
+/// rate limit counts each (200, 200, 200, then 429 with `RateLimit-Remaining` falling to 0),
+/// and a key without scope `predict` gets 403 on the very body another key had kept.
+#[tokio::test]
+async fn answers_served_again_obey_auth_scope_and_the_rate_limit() {
+    let (key, entry) = configured("desk", &["predict"], Some((1, 3)));
+    let (reader, reader_entry) = configured("reader", &["features:read"], None);
+    let app = auth_app(vec![entry, reader_entry], |_| {}).await;
+    let ask = |bearer: &str| {
+        let request = app
+            .request(Method::POST, "/api/v1/predict")
+            .header("authorization", format!("Bearer {bearer}"))
+            .body(r#"{"game_id": "KCA202404100"}"#)
+            .header("content-type", "application/json");
+        app.send(request)
+    };
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let reply = ask(&key).await;
+        seen.push((
+            reply.status,
+            reply.header("ratelimit-remaining").map(str::to_owned),
+            reply.body["cached"].clone(),
+        ));
+    }
+    let statuses: Vec<u16> = seen.iter().map(|(status, _, _)| *status).collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 429], "{seen:?}");
+    let remaining: Vec<Option<&str>> = seen.iter().map(|(_, left, _)| left.as_deref()).collect();
+    assert_eq!(
+        remaining,
+        [Some("2"), Some("1"), Some("0"), Some("0"), Some("0")]
+    );
+    // The third was served again from what the worker kept.
+    assert_eq!(seen[2].2, true, "{seen:?}");
+    let refused = ask(&reader).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.problem()["code"], "insufficient_scope");
+    let nobody = app
+        .send(
+            app.request(Method::POST, "/api/v1/predict")
+                .body(r#"{"game_id": "KCA202404100"}"#)
+                .header("content-type", "application/json"),
+        )
+        .await;
+    assert_eq!(nobody.status, 401);
+}

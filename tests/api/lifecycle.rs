@@ -319,6 +319,10 @@ async fn reload_replaces_a_changed_version_and_its_answers() {
         )
         .await;
     assert_ne!(before.body["home_win_probability"], 0.5);
+    // The unpinned body too, three times: its answer is kept and served again.
+    let unpinned = json!({ "game_id": opener });
+    let kept = asked_thrice(&app, &unpinned).await;
+    assert_eq!(kept, before.body["home_win_probability"]);
 
     replace_model_file(dir.path(), "2", HALF_ON_OPENERS);
     add_version(dir.path(), "4");
@@ -334,6 +338,14 @@ async fn reload_replaces_a_changed_version_and_its_answers() {
     assert_eq!(change("2"), Some(json!("reloaded")));
     assert_eq!(change("4"), Some(json!("loaded")));
 
+    // Not the answer kept before: version 2's new file, computed.
+    let unpinned = app.predict(&unpinned).await;
+    assert_eq!(
+        unpinned.body["home_win_probability"], 0.5,
+        "{}",
+        unpinned.body
+    );
+    assert_eq!(unpinned.body["cached"], false, "{}", unpinned.body);
     let after = app
         .send(
             app.request(Method::POST, "/api/v1/predict")
@@ -342,13 +354,29 @@ async fn reload_replaces_a_changed_version_and_its_answers() {
         )
         .await;
     assert_eq!(after.body["home_win_probability"], 0.5, "{}", after.body);
-    assert_eq!(after.body["cached"], false);
     // Routing kept: the newest at start (2) still serves unpinned requests.
     let routing = app.get(&format!("{ADMIN}/home_win/routing")).await;
     assert_eq!(routing.body["weights"], json!({ "2": 100 }));
 }
 
-/// SIGHUP rescans `models.dir` in the real binary.
+/// Asks `body` three times (computed, then from memory, then served again as kept) and
+/// returns the probability, checking that the last two came from memory.
+async fn asked_thrice(app: &TestApp, body: &Value) -> Value {
+    let first = app.predict(body).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    for _ in 0..2 {
+        let again = app.predict(body).await;
+        assert_eq!(again.body["cached"], true, "{}", again.body);
+        assert_eq!(
+            again.body["home_win_probability"],
+            first.body["home_win_probability"]
+        );
+    }
+    first.body["home_win_probability"].clone()
+}
+
+/// SIGHUP rescans `models.dir` in the real binary: a new version is loaded, and a replaced
+/// file serves at once, never the answer kept from the file before.
 #[tokio::test]
 async fn sighup_loads_what_is_new_in_the_models_folder() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -357,9 +385,28 @@ async fn sighup_loads_what_is_new_in_the_models_folder() {
         ("BULLPEN__MODELS__DIR", dir.path().display().to_string()),
         ("BULLPEN__MODELS__DEFAULT", "home_win".to_owned()),
     ]);
+    let client = reqwest::Client::new();
+    let predict = format!("{}/api/v1/predict", server.address);
+    let ask = || async {
+        let answer: Value = client
+            .post(&predict)
+            .json(&json!({ "game_id": "BAL202403280" }))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON");
+        answer
+    };
+    let before = ask().await;
+    for _ in 0..2 {
+        assert_eq!(ask().await["cached"], true);
+    }
+    assert_ne!(before["home_win_probability"], 0.5);
+    replace_model_file(dir.path(), "1", HALF_ON_OPENERS);
     add_version(dir.path(), "2");
     server.send_signal("HUP");
-    let client = reqwest::Client::new();
     let url = format!("{}/api/v1/models", server.address);
     eventually(
         "version 2 loaded after SIGHUP",
@@ -380,6 +427,9 @@ async fn sighup_loads_what_is_new_in_the_models_folder() {
         "{}",
         server.log()
     );
+    let after = ask().await;
+    assert_eq!(after["home_win_probability"], 0.5, "{after}");
+    assert_eq!(after["cached"], false, "{after}");
 }
 
 /// A replica with Redis under `prefix`, serving the versions in `dir`.
@@ -406,6 +456,33 @@ async fn replicas_sharing_redis_route_every_game_alike_and_switch_together() {
     let first = replica(dir.path(), &prefix).await;
     let second = replica(dir.path(), &prefix).await;
     let games = games();
+    // An answer the first replica keeps ends with a routing change made on the second.
+    let kept = json!({ "game_id": games[0] });
+    asked_thrice(&first, &kept).await;
+    assert_eq!(served_by(&first, &games[0], None).await, "1");
+    put_routing(&second, &json!({ "weights": { "2": 100 } })).await;
+    let moved = eventually(
+        "the first replica answers with version 2",
+        Duration::from_secs(1),
+        || async {
+            let answer = first.predict(&kept).await;
+            (answer.header("bullpen-model") == Some("home_win@2")).then_some(answer)
+        },
+    )
+    .await;
+    assert_eq!(moved.body["cached"], false, "{}", moved.body);
+    put_routing(&second, &json!({ "weights": { "1": 100 } })).await;
+    eventually(
+        "the first replica routes to 1 again",
+        Duration::from_secs(1),
+        || async {
+            let routing = first.get(&format!("{ADMIN}/home_win/routing")).await;
+            (routing.body["weights"] == json!({ "1": 100, "2": 0 })
+                || routing.body["weights"] == json!({ "1": 100 }))
+            .then_some(())
+        },
+    )
+    .await;
 
     let routed = put_routing(&first, &json!({ "weights": { "1": 75, "2": 25 } })).await;
     assert_eq!(routed.status, 200, "{}", routed.body);

@@ -186,23 +186,30 @@ async fn odds_are_read_against_the_model() {
     }
 }
 
+/// Single flight: 32 requests for one cold game, each taken by the server (head read, half
+/// the body sent) before any is let go, then released together: one computation, one answer
+/// marked computed, the same probability for all.
 #[tokio::test]
 async fn concurrent_cold_requests_for_one_game_run_one_inference() {
     let app = spawn_app().await;
-    let body = json!({ "game_id": "NYA202409280" });
-    let requests = (0..32).map(|_| app.predict(&body));
-    let replies = futures_util::future::join_all(requests).await;
-    assert!(replies.iter().all(|r| r.status == 200));
-    let first = &replies[0].body["home_win_probability"];
-    assert!(
-        replies
-            .iter()
-            .all(|r| &r.body["home_win_probability"] == first)
-    );
-    assert_eq!(
-        replies.iter().filter(|r| r.body["cached"] == false).count(),
-        1
-    );
+    let body = r#"{"game_id": "NYA202409280"}"#;
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(app.start_slow_post("/api/v1/predict", body).await);
+    }
+    let replies =
+        futures_util::future::join_all(held.into_iter().map(crate::helpers::SlowRequest::finish))
+            .await;
+    let answers: Vec<Value> = replies
+        .iter()
+        .map(|(status, body)| {
+            assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+            serde_json::from_str(body).expect("JSON")
+        })
+        .collect();
+    let first = &answers[0]["home_win_probability"];
+    assert!(answers.iter().all(|a| &a["home_win_probability"] == first));
+    assert_eq!(answers.iter().filter(|a| a["cached"] == false).count(), 1);
     assert_eq!(
         app.inference_calls().await,
         1,

@@ -130,9 +130,28 @@ pub async fn replay(replicas: &[&TestApp], games: &[Game]) -> Replayed {
     let started = Instant::now();
     let mut served = HashMap::new();
     let mut lag = Vec::new();
+    // All-Star sides are not clubs: their game is posted, never asked.
+    let clubs = |day: &[&Game]| -> Vec<Value> {
+        day.iter()
+            .filter(|g| g.phase != Phase::AllStar)
+            .map(|game| scheduled(game))
+            .collect()
+    };
+    let days: Vec<_> = days.into_iter().collect();
     for (index, (date, day)) in days.iter().enumerate() {
         let asked = replicas[index % replicas.len()];
-        // All-Star sides are not clubs: their game is posted, never asked.
+        // Tomorrow's games asked singly, twice, before today's results: the worker keeps
+        // those answers, and today's results must end them.
+        if let Some((_, tomorrow)) = days.get(index + 1) {
+            let asks_tomorrow = replicas[(index + 1) % replicas.len()];
+            for ask in clubs(tomorrow) {
+                for _ in 0..2 {
+                    let reply = asks_tomorrow.predict(&ask).await;
+                    assert_eq!(reply.status, 200, "{date}: {}", reply.body);
+                }
+            }
+        }
+        let singles = clubs(day);
         let clubs: Vec<&&Game> = day.iter().filter(|g| g.phase != Phase::AllStar).collect();
         if !clubs.is_empty() {
             let items: Vec<Value> = clubs.iter().map(|game| scheduled(game)).collect();
@@ -150,6 +169,18 @@ pub async fn replay(replicas: &[&TestApp], games: &[Game]) -> Replayed {
                     game.id.to_string(),
                     prediction["home_win_probability"].as_f64().expect("p"),
                 );
+            }
+            // The same games asked singly (the second served again as kept): the batch's
+            // answers, made since yesterday's results.
+            for (ask, item) in singles.iter().zip(answers) {
+                for _ in 0..2 {
+                    let reply = asked.predict(ask).await;
+                    assert_eq!(
+                        reply.body["home_win_probability"],
+                        item["prediction"]["home_win_probability"],
+                        "{date}: {ask}"
+                    );
+                }
             }
         }
         let results: Vec<Value> = day.iter().map(|game| result(game)).collect();
@@ -235,7 +266,8 @@ fn journal_env(data: &Path, journal: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn post(address: &str, path: &str, body: &Value) -> (u16, Value) {
+/// POSTs `body` and returns the answer, failing the test unless it is 200.
+async fn post(address: &str, path: &str, body: &Value) -> Value {
     let response = reqwest::Client::new()
         .post(format!("{address}{path}"))
         .json(body)
@@ -243,7 +275,9 @@ async fn post(address: &str, path: &str, body: &Value) -> (u16, Value) {
         .await
         .expect("sent");
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let answer = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{path}: {answer}");
+    answer
 }
 
 async fn get(address: &str, path: &str) -> Value {
@@ -275,15 +309,14 @@ async fn the_journal_survives_a_restart_and_reports_a_torn_last_line() {
     let ask = scheduled(later);
 
     let mut first = ServerProcess::start(&env);
-    let before = post(&first.address, "/api/v1/predict", &ask).await.1;
-    let (status, body) = post(
+    let before = post(&first.address, "/api/v1/predict", &ask).await;
+    post(
         &first.address,
         "/api/v1/admin/results",
         &json!({ "results": opening }),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    let after = post(&first.address, "/api/v1/predict", &ask).await.1;
+    let after = post(&first.address, "/api/v1/predict", &ask).await;
     assert_ne!(
         before["home_win_probability"], after["home_win_probability"],
         "the opening results move the features"
@@ -291,7 +324,7 @@ async fn the_journal_survives_a_restart_and_reports_a_torn_last_line() {
     first.terminate(Duration::from_secs(10));
 
     let second = ServerProcess::start(&env);
-    let again = post(&second.address, "/api/v1/predict", &ask).await.1;
+    let again = post(&second.address, "/api/v1/predict", &ask).await;
     assert_eq!(again["home_win_probability"], after["home_win_probability"]);
     let day = get(&second.address, "/api/v1/games?date=2024-03-28").await;
     let on_28th = opening.iter().filter(|r| r["date"] == "2024-03-28").count();
@@ -324,7 +357,7 @@ async fn the_journal_survives_a_restart_and_reports_a_torn_last_line() {
     );
     let kept = std::fs::read(journal.path().join("results.jsonl.torn")).expect("kept aside");
     assert!(kept.starts_with(torn));
-    let again = post(&third.address, "/api/v1/predict", &ask).await.1;
+    let again = post(&third.address, "/api/v1/predict", &ask).await;
     assert_eq!(again["home_win_probability"], after["home_win_probability"]);
     drop(third);
 
