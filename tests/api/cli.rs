@@ -233,3 +233,99 @@ fn a_private_key_as_the_rs256_public_key_stops_the_start() {
     let body = pem.lines().nth(1).expect("a line of key material");
     assert!(!stderr.contains(body), "the key reached the log");
 }
+
+/// A one-shot HTTP server on a free port answering 200 to anything, for `bullpen probe`.
+fn answering_port() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0_u8; 1024];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    port
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The layers in order: the environment over `config/{BULLPEN_ENV}.toml` over
+/// `config/default.toml` over the defaults compiled in. `bullpen probe` GETs `server.port`,
+/// so which layer won is which port it reached.
+#[test]
+fn configuration_layers_override_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (open, closed) = (answering_port(), closed_port());
+    let config = dir.path().display().to_string();
+    let write = |file: &str, port: Option<u16>| {
+        let path = dir.path().join(file);
+        match port {
+            Some(port) => std::fs::write(path, format!("[server]\nport = {port}\n")),
+            None => std::fs::remove_file(path).or(Ok(())),
+        }
+        .expect("write config");
+    };
+    let probe = |env_port: Option<u16>| {
+        let port = env_port.map(|p| p.to_string());
+        let mut env = vec![("BULLPEN_ENV", "staging")];
+        if let Some(port) = &port {
+            env.push(("BULLPEN__SERVER__PORT", port));
+        }
+        let output = bullpen(
+            &["--config-dir", &config, "probe", "--path", "/ready"],
+            &env,
+        );
+        output.status.code()
+    };
+    // Each layer wins over the ones below it, and loses to the one above.
+    write("default.toml", Some(closed));
+    write("staging.toml", Some(closed));
+    assert_eq!(probe(Some(open)), Some(0), "the environment wins");
+    write("staging.toml", Some(open));
+    assert_eq!(
+        probe(None),
+        Some(0),
+        "{{BULLPEN_ENV}}.toml over default.toml"
+    );
+    assert_eq!(
+        probe(Some(closed)),
+        Some(1),
+        "the environment over the files"
+    );
+    write("staging.toml", None);
+    write("default.toml", Some(open));
+    assert_eq!(probe(None), Some(0), "default.toml over the defaults");
+    write("staging.toml", Some(closed));
+    assert_eq!(
+        probe(None),
+        Some(1),
+        "{{BULLPEN_ENV}}.toml over default.toml"
+    );
+}
+
+/// `bullpen probe` (the image's HEALTHCHECK) against a real server: 0 when `/ready` says
+/// ready, 1 for a path that is not 2xx.
+#[test]
+fn probe_passes_on_a_ready_server_and_fails_on_a_missing_path() {
+    let server = ServerProcess::start(&[]);
+    let port = server
+        .address
+        .rsplit(':')
+        .next()
+        .expect("a port")
+        .to_owned();
+    let env = [("BULLPEN__SERVER__PORT", port.as_str())];
+    let ready = bullpen(&["probe", "--path", "/ready"], &env);
+    assert_eq!(ready.status.code(), Some(0), "{}", text(&ready.stderr));
+    let missing = bullpen(&["probe", "--path", "/nope"], &env);
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing.stderr));
+}

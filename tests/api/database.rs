@@ -739,3 +739,100 @@ fn migrate_names_a_missing_database_and_the_cause() {
     );
     assert!(!stderr.contains("Timed out"), "{stderr}");
 }
+
+/// `bullpen` on this database, its exit status and what it printed.
+fn bullpen_on(database: &TestDatabase, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bullpen"))
+        .current_dir(repo_path(""))
+        .args(args)
+        .env("BULLPEN__DATABASE__URL", database.url())
+        .env("BULLPEN__TELEMETRY__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("bullpen runs")
+}
+
+/// Each migration in turn on a database that holds data written at every version before it
+/// (a game with its features, a key, logged predictions), the last ones by `bullpen migrate`
+/// as an operator runs it: every row kept, and read back by the commands that read them.
+#[tokio::test]
+async fn each_migration_upgrades_a_populated_database() {
+    let database = TestDatabase::new().await;
+    let mut client = database.pool.get().await.expect("connection");
+    let run_to =
+        |version: u32| v1_only::migrations::runner().set_target(refinery::Target::Version(version));
+    let logged = |version: u32| {
+        format!(
+            "INSERT INTO prediction_log (request_id, predicted_at, model_name, model_version, \
+             game_id, home_team, away_team, game_date, feature_hash, home_win_probability, \
+             cached, key_id) VALUES ('at-v{version}', now(), 'home_win', '1', 'KCA202404100', \
+             'KCA', 'MIN', '2024-04-10', 7, 0.5, false, 1)"
+        )
+    };
+    run_to(1).run_async(&mut *client).await.expect("V1");
+    client
+        .batch_execute(&format!(
+            "INSERT INTO games VALUES ('KCA202404100', '2024-04-10', 0, 'regular', 'KCA', 'MIN', \
+             4, 2, 8, 6, 3, 2, 1, 0, 7, 9, 140, 150, 36, 33, 'teams-2024.csv.gz'); \
+             INSERT INTO game_features (game_id, feature_version, features) \
+             VALUES ('KCA202404100', 'v1', array_fill(0.5::real, ARRAY[27])); \
+             INSERT INTO api_keys (name, key_hash, scopes, rate_per_minute) \
+             VALUES ('desk', decode(repeat('01', 32), 'hex'), '{{predict}}', 60); {}",
+            logged(1)
+        ))
+        .await
+        .expect("V1 data");
+    for version in 2..=3 {
+        run_to(version)
+            .run_async(&mut *client)
+            .await
+            .unwrap_or_else(|error| panic!("V{version}: {error}"));
+        client
+            .batch_execute(&logged(version))
+            .await
+            .unwrap_or_else(|error| panic!("data at V{version}: {error}"));
+    }
+    drop(client);
+
+    let migrated = bullpen_on(&database, &["migrate"]);
+    let log = String::from_utf8_lossy(&migrated.stderr);
+    assert!(migrated.status.success(), "{log}");
+    assert!(log.contains(r#""applied":"[4, 5]""#), "{log}");
+    let again = bullpen_on(&database, &["migrate"]);
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{log}");
+    assert!(log.contains(r#""applied":"[]""#), "{log}");
+
+    for (table, rows) in [
+        ("games", 1),
+        ("game_features", 1),
+        ("api_keys", 1),
+        ("prediction_log", 3),
+    ] {
+        assert_eq!(database.count(table).await, rows, "{table}");
+    }
+    let client = database.pool.get().await.expect("connection");
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM prediction_log WHERE NOT shadow), \
+             (SELECT count(*) FROM model_outcomes), (SELECT revision FROM games)",
+            &[],
+        )
+        .await
+        .expect("the upgraded schema");
+    let (unshadowed, outcomes, revision): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((unshadowed, outcomes, revision), (3, 3, 0));
+    let keys = bullpen_on(&database, &["keys", "list"]);
+    let listed = String::from_utf8_lossy(&keys.stdout);
+    assert!(
+        keys.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keys.stderr)
+    );
+    assert!(
+        listed.contains("\tdesk\t") && listed.contains("\t60\tdefault\t"),
+        "{listed}"
+    );
+    drop(client);
+    database.drop_now().await;
+}

@@ -232,6 +232,21 @@ impl TestApp {
     }
 
     /// Inference calls the default model has made so far.
+    /// Asks `body` until the answer is computed again (`cached: false`), up to `within`: an
+    /// invalidation sent from elsewhere reaches this replica when it reaches it, and each ask
+    /// before that only reads the entry it will drop.
+    pub async fn computed_again(&self, body: &Value, within: Duration) -> Reply {
+        eventually(
+            "the entry dropped here, so computed again",
+            within,
+            || async {
+                let reply = self.predict(body).await;
+                (reply.body["cached"] == false).then_some(reply)
+            },
+        )
+        .await
+    }
+
     pub async fn inference_calls(&self) -> u64 {
         let models = self.get("/api/v1/models").await;
         models.body["models"][0]["inference_calls"]

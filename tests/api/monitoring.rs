@@ -543,7 +543,18 @@ async fn the_status_page_shows_live_numbers_in_headless_chromium() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The sampler has seen the load: the page has numbers to show.
+    let live = || async {
+        let data = app.get("/status/data").await;
+        let live = &data.body["live"];
+        (live["requests_per_second"].as_f64()? > 0.0).then(|| live["requests_total"].as_f64())?
+    };
+    eventually(
+        "the sampler measured the load",
+        Duration::from_secs(10),
+        &live,
+    )
+    .await;
     let url = format!("{}/status", app.address);
 
     let first = chromium(url.clone(), 5000, None).await;
@@ -565,7 +576,11 @@ async fn the_status_page_shows_live_numbers_in_headless_chromium() {
         "requests per second shown under load"
     );
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A sample taken after the first page was read.
+    eventually("a later sample", Duration::from_secs(10), || async {
+        live().await.filter(|total| *total > served_then)
+    })
+    .await;
     let second = chromium(url.clone(), 3000, None).await;
     let served_now = number_in(&second, "requests-total");
     assert!(served_now > served_then, "{served_then} → {served_now}");

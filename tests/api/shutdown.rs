@@ -77,8 +77,11 @@ async fn sigterm_stops_every_background_task_within_the_timeout() {
             .expect("request sent");
         assert_eq!(answer.status(), 200);
     }
-    // The sampler has ticked, so it is running.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The sampler has ticked (it measured the requests), so it is running.
+    crate::helpers::eventually("the sampler ticked", Duration::from_secs(5), || async {
+        (metric(&server.address, "bullpen_http_requests_per_second").await? > 0.0).then_some(())
+    })
+    .await;
 
     let (status, took) = server
         .terminate(Duration::from_secs(timeout_secs + 5))
@@ -138,7 +141,11 @@ async fn sigterm_drains_under_load_then_exits_cleanly() {
             tokio::spawn(keep_sending(address, games, n * 37, sigterm, load_for))
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The load is flowing: the clients' first predictions are answered.
+    crate::helpers::eventually("predictions answered", Duration::from_secs(5), || async {
+        (metric(&server.address, "bullpen_predictions_total").await? > 0.0).then_some(())
+    })
+    .await;
 
     let probe = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -352,21 +359,30 @@ async fn a_log_pipe_closed_while_serving_drops_lines_and_the_drain_still_ends() 
         "the dropped lines counted while draining",
         Duration::from_secs(2),
         || async {
-            let metrics = reqwest::get(format!("{address}/metrics"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            metrics
-                .lines()
-                .find_map(|line| line.strip_prefix("bullpen_log_lines_dropped_total "))
-                .and_then(|count| count.parse::<u64>().ok())
-                .filter(|count| *count > 0)
+            let dropped = metric(&address, "bullpen_log_lines_dropped_total").await?;
+            (dropped > 0.0).then_some(dropped)
         },
     )
     .await;
-    assert!(dropped > 0);
+    assert!(dropped > 0.0);
     let status = terminate_within(&mut child, Duration::from_secs(20));
     assert!(status.success(), "{status}");
+}
+
+/// The sum of every series of metric `name` on the server at `address`.
+async fn metric(address: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{address}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|line| {
+                line.starts_with(&format!("{name} ")) || line.starts_with(&format!("{name}{{"))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
 }
