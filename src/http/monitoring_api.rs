@@ -15,13 +15,16 @@ use crate::monitoring::{CacheTier, Live, Metrics, PoolName, Sampler};
 use crate::predict::{PredictError, PredictService};
 
 /// The state gauges, read now, then every metric in the Prometheus text format.
+/// They carry live model quality (`bullpen_model_quality`), so they need scope `predict` as
+/// the status page's numbers do, unless `auth.open_status`.
 #[utoipa::path(
     get,
     path = "/metrics",
-    tag = "probes",
+    tag = "monitoring",
     operation_id = "metrics",
     responses((status = 200, description = "Prometheus text format",
                content_type = "text/plain; version=0.0.4", body = String)),
+    security(("bearer" = ["predict"]), ()),
 )]
 pub(super) async fn metrics(
     metrics: web::Data<Metrics>,

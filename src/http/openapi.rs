@@ -77,8 +77,8 @@ struct OipErrorBody {
         (name = "models", description = "The served model versions and their live quality"),
         (name = "features", description = "Point-in-time features of stored games"),
         (name = "admin", description = "Cache invalidation and the model lifecycle (scope `admin`)"),
-        (name = "probes", description = "Liveness, readiness and metrics"),
-        (name = "monitoring", description = "The status page and its numbers"),
+        (name = "probes", description = "Liveness and readiness"),
+        (name = "monitoring", description = "The status page, its numbers and the Prometheus metrics (live quality: scope `predict` unless `auth.open_status`)"),
         (name = "open inference protocol", description = "The Open Inference Protocol (KServe v2) over REST, as Triton and KServe serve it, \
             with Triton's binary tensor data extension and bullpen's game inputs (`game_id`; `home`, `away`, `date`). \
             Errors are `{\"error\": \"<message>\"}`, as the protocol says."),
