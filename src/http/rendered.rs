@@ -51,8 +51,8 @@ pub(super) fn serve(
     header: &'static str,
 ) -> Option<HttpResponse> {
     TABLE.with_borrow(|table| {
-        let started = Instant::now();
         let rendered = table.answers.get(body)?;
+        let started = Instant::now();
         let stands = rendered.until > started
             && table
                 .stamp
