@@ -142,3 +142,21 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The sum of every series of metric `name` on the server at `address`.
+pub async fn metric(address: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{address}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|line| {
+                line.starts_with(&format!("{name} ")) || line.starts_with(&format!("{name}{{"))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}

@@ -222,21 +222,6 @@ async fn a_refused_redis_password_is_logged_once_and_counted() {
         ("BULLPEN__REDIS__BREAKER_COOLDOWN_MS", "200".to_owned()),
     ]);
     let http = reqwest::Client::new();
-    let errors = || async {
-        let metrics = http
-            .get(format!("{}/metrics", server.address))
-            .send()
-            .await
-            .expect("scraped")
-            .text()
-            .await
-            .expect("text");
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("bullpen_redis_errors_total "))
-            .and_then(|count| count.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
     // Four seconds of retries (every second per channel, every cool-down for the breaker),
     // with requests that keep meeting the open breaker.
     for n in 0..40 {
@@ -250,8 +235,10 @@ async fn a_refused_redis_password_is_logged_once_and_counted() {
         assert!(answer.status().is_success() || answer.status() == 404);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let counted = errors().await;
-    assert!(counted >= 6, "each failure counted: {counted}");
+    let counted = crate::process::metric(&server.address, "bullpen_redis_errors_total")
+        .await
+        .expect("scraped");
+    assert!(counted >= 6.0, "each failure counted: {counted}");
     let log = server.log();
     let warnings = log
         .lines()

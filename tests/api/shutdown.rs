@@ -79,7 +79,8 @@ async fn sigterm_stops_every_background_task_within_the_timeout() {
     }
     // The sampler has ticked (it measured the requests), so it is running.
     crate::helpers::eventually("the sampler ticked", Duration::from_secs(5), || async {
-        (metric(&server.address, "bullpen_http_requests_per_second").await? > 0.0).then_some(())
+        (crate::process::metric(&server.address, "bullpen_http_requests_per_second").await? > 0.0)
+            .then_some(())
     })
     .await;
 
@@ -143,7 +144,8 @@ async fn sigterm_drains_under_load_then_exits_cleanly() {
         .collect();
     // The load is flowing: the clients' first predictions are answered.
     crate::helpers::eventually("predictions answered", Duration::from_secs(5), || async {
-        (metric(&server.address, "bullpen_predictions_total").await? > 0.0).then_some(())
+        (crate::process::metric(&server.address, "bullpen_predictions_total").await? > 0.0)
+            .then_some(())
     })
     .await;
 
@@ -359,7 +361,8 @@ async fn a_log_pipe_closed_while_serving_drops_lines_and_the_drain_still_ends() 
         "the dropped lines counted while draining",
         Duration::from_secs(2),
         || async {
-            let dropped = metric(&address, "bullpen_log_lines_dropped_total").await?;
+            let dropped =
+                crate::process::metric(&address, "bullpen_log_lines_dropped_total").await?;
             (dropped > 0.0).then_some(dropped)
         },
     )
@@ -367,22 +370,4 @@ async fn a_log_pipe_closed_while_serving_drops_lines_and_the_drain_still_ends() 
     assert!(dropped > 0.0);
     let status = terminate_within(&mut child, Duration::from_secs(20));
     assert!(status.success(), "{status}");
-}
-
-/// The sum of every series of metric `name` on the server at `address`.
-async fn metric(address: &str, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{address}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(
-        text.lines()
-            .filter(|line| {
-                line.starts_with(&format!("{name} ")) || line.starts_with(&format!("{name}{{"))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
 }
