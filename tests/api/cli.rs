@@ -234,7 +234,9 @@ fn a_private_key_as_the_rs256_public_key_stops_the_start() {
     assert!(!stderr.contains(body), "the key reached the log");
 }
 
-/// A one-shot HTTP server on a free port answering 200 to anything, for `bullpen probe`.
+/// An HTTP server on a free port answering 200 to any GET, for `bullpen probe`. It reads the
+/// whole request head before answering: closing a socket with unread bytes resets the
+/// connection, and the client may then never read the answer.
 fn answering_port() -> u16 {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -242,8 +244,11 @@ fn answering_port() -> u16 {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut head = [0_u8; 1024];
-            let _ = stream.read(&mut head);
+            let mut head = Vec::new();
+            let mut byte = [0_u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && matches!(stream.read(&mut byte), Ok(1)) {
+                head.push(byte[0]);
+            }
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
         }
     });
