@@ -333,7 +333,8 @@ async fn a_log_pipe_closed_before_start_neither_stops_the_start_nor_the_shutdown
 #[tokio::test]
 async fn a_log_pipe_closed_while_serving_drops_lines_and_the_drain_still_ends() {
     use std::io::{BufRead, BufReader};
-    let mut child = ServerProcess::command(&[("BULLPEN__SERVER__DRAIN_SECS", "2".to_owned())])
+    // The drain is long enough for a loaded machine to read the metric inside it.
+    let mut child = ServerProcess::command(&[("BULLPEN__SERVER__DRAIN_SECS", "8".to_owned())])
         .spawn()
         .expect("bullpen starts");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -359,7 +360,7 @@ async fn a_log_pipe_closed_while_serving_drops_lines_and_the_drain_still_ends() 
     assert!(sent.success());
     let dropped = crate::helpers::eventually(
         "the dropped lines counted while draining",
-        Duration::from_secs(2),
+        Duration::from_secs(7),
         || async {
             let dropped =
                 crate::process::metric(&address, "bullpen_log_lines_dropped_total").await?;
