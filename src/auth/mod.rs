@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use jwt::{JwtSetupError, JwtVerifier};
 pub use key_store::{KeyRecord, KeyStore};
-pub use rate_limit::{Decision, Rate, RateLimiter};
+pub use rate_limit::{Decision, Leasing, Mode as RateLimitMode, Rate, RateLimiter};
 pub use scope::{Scope, ScopeError, Scopes};
 pub use settings::{AuthSettings, ConfiguredKey, JwtSettings, KeyStoreKind, RateLimitSettings};
 
@@ -211,7 +211,7 @@ impl Gatekeeper {
         let jwt = JwtVerifier::new(&auth.jwt)?;
         let limiter = limits
             .enabled
-            .then(|| RateLimiter::new(shared.cloned(), limits.replicas));
+            .then(|| RateLimiter::new(shared.cloned(), limits.replicas, limits.leasing()));
         tracing::info!(
             key_store = ?auth.key_store,
             jwt = jwt.is_some(),

@@ -8,10 +8,25 @@
 //! then moves the TAT on by `cost` intervals. A cost above the burst is admitted only with the
 //! allowance full, and the credential then waits until the debt is paid down to the burst: a
 //! credential gets exactly its rate in items, whatever the size of its requests.
+//!
+//! Asking Redis on every request costs a round trip each (a quarter of a replica's
+//! throughput), so by default (`rate_limit.mode = "lease"`) a replica takes a *lease*: a
+//! block of tokens debited from the shared GCRA in one script call, spent locally, and
+//! returned (credited back to the TAT) with the next call when unspent. The block is
+//! `min(rate_limit.lease_tokens, burst / (2 × rate_limit.replicas))`, and a lease is spent
+//! only for `rate_limit.lease_ms`. Every admitted request was debited from the one shared
+//! allowance, so over a credential's life the replicas admit no more than exact mode; what
+//! leases change is *when*: tokens a replica holds were debited before they are spent, so in
+//! any window the replicas together admit at most `replicas × (block - 1)` more than the
+//! exact limit (at most half the burst), and a replica holding tokens it does not need can
+//! make another refuse up to as many early. A block of 1 (bursts below `2 × replicas`) is
+//! exact mode. `rate_limit.mode = "exact"` asks Redis on every request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
 
 use crate::cache::{RateLimitKey, SharedTier};
 
@@ -112,16 +127,107 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_ta
 return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
 ";
 
+/// A lease: GCRA for `cost` tokens that grants up to `want` when the allowance has them,
+/// after crediting back `returned` unspent tokens of the replica's last lease. KEYS[1]: the
+/// credential's TAT; ARGV: interval, burst, cost, want, returned. Returns `{granted,
+/// remaining, reset_us, retry_us}` (granted 0: refused).
+const LEASE_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
+local returned = tonumber(ARGV[5])
+local tat = (tonumber(redis.call('GET', KEYS[1])) or now) - returned * interval
+if tat < now then tat = now end
+local allow_at = tat + cost * interval - math.max(burst, cost) * interval
+if now < allow_at then
+  if returned > 0 then
+    redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
+  end
+  return {0, 0, tat - now, allow_at - now}
+end
+local available = math.floor((now + burst * interval - tat) / interval)
+local granted = cost
+if cost <= burst then granted = math.min(math.max(want, cost), available) end
+local new_tat = tat + granted * interval
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return {granted, math.max(available - granted, 0), new_tat - now, 0}
+";
+
+/// How replicas share a credential's allowance through Redis (`rate_limit.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Blocks of tokens taken from Redis and spent locally (see the module documentation).
+    Lease,
+    /// One Redis call per request.
+    Exact,
+}
+
+/// How leases are taken: `rate_limit.lease_tokens` at most per block, spent for
+/// `rate_limit.lease_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct Leasing {
+    pub mode: Mode,
+    pub max_tokens: u32,
+    pub ttl: Duration,
+}
+
+impl Leasing {
+    /// Tokens per lease for `rate` shared by `replicas`: 1 means a call per request.
+    fn block(self, rate: Rate, replicas: u32) -> u32 {
+        match self.mode {
+            Mode::Exact => 1,
+            Mode::Lease => (rate.burst / (2 * replicas.max(1))).clamp(1, self.max_tokens.max(1)),
+        }
+    }
+}
+
+/// The tokens one replica holds for one credential.
+#[derive(Debug)]
+struct Lease {
+    tokens: u32,
+    /// Unspent tokens are not spent after this (they go back with the next call).
+    spend_until: Instant,
+    /// What the last grant said was left in the shared allowance, and when it is full.
+    shared_remaining: i64,
+    reset_at: Instant,
+}
+
+impl Lease {
+    fn spend(&mut self, cost: u32, rate: Rate, now: Instant) -> Option<Decision> {
+        if now >= self.spend_until || self.tokens < cost {
+            return None;
+        }
+        self.tokens -= cost;
+        let reset_us = i64::try_from(self.reset_at.saturating_duration_since(now).as_micros())
+            .unwrap_or(i64::MAX);
+        Some(Decision::from_micros(
+            true,
+            rate,
+            self.shared_remaining + i64::from(self.tokens),
+            reset_us,
+            0,
+        ))
+    }
+}
+
 /// Credentials tracked in process before the expired ones are swept.
 const LOCAL_CAPACITY: usize = 100_000;
 
 pub struct RateLimiter {
     shared: Option<Arc<SharedTier>>,
     script: redis::Script,
+    lease_script: redis::Script,
+    leasing: Leasing,
     replicas: u32,
     started: Instant,
     /// Per-credential TATs (µs since `started`) for when Redis is not there.
     local: Mutex<HashMap<String, i64>>,
+    /// Per-credential leases; a credential's refill waits for the one before it.
+    leases: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Lease>>>>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -129,18 +235,22 @@ impl std::fmt::Debug for RateLimiter {
         f.debug_struct("RateLimiter")
             .field("shared", &self.shared.is_some())
             .field("replicas", &self.replicas)
+            .field("leasing", &self.leasing)
             .finish_non_exhaustive()
     }
 }
 
 impl RateLimiter {
-    pub fn new(shared: Option<Arc<SharedTier>>, replicas: u32) -> Self {
+    pub fn new(shared: Option<Arc<SharedTier>>, replicas: u32, leasing: Leasing) -> Self {
         Self {
             shared,
             script: redis::Script::new(GCRA_SCRIPT),
+            lease_script: redis::Script::new(LEASE_SCRIPT),
+            leasing,
             replicas,
             started: Instant::now(),
             local: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::new()),
         }
     }
 
@@ -149,15 +259,107 @@ impl RateLimiter {
     pub async fn check(&self, identity: &str, rate: Rate, cost: u32) -> Decision {
         let cost = cost.max(1);
         if let Some(shared) = &self.shared {
-            let args = [rate.interval_us(), i64::from(rate.burst), i64::from(cost)];
-            let key = RateLimitKey(identity);
-            if let Some(reply) = shared.run_script(&self.script, &key, &args).await
-                && let [admitted, remaining, reset_us, retry_us] = reply[..]
-            {
-                return Decision::from_micros(admitted == 1, rate, remaining, reset_us, retry_us);
+            let block = self.leasing.block(rate, self.replicas);
+            let decision = if block > 1 {
+                self.check_leased(shared, identity, rate, cost, block).await
+            } else {
+                let args = [rate.interval_us(), i64::from(rate.burst), i64::from(cost)];
+                shared
+                    .run_script(&self.script, &RateLimitKey(identity), &args)
+                    .await
+                    .and_then(|reply| match reply[..] {
+                        [admitted, remaining, reset_us, retry_us] => Some(Decision::from_micros(
+                            admitted == 1,
+                            rate,
+                            remaining,
+                            reset_us,
+                            retry_us,
+                        )),
+                        _ => None,
+                    })
+            };
+            if let Some(decision) = decision {
+                return decision;
             }
         }
         self.check_locally(identity, rate.share(self.replicas), cost)
+    }
+
+    /// From this replica's lease, or a new lease of `block` tokens with the unspent ones
+    /// returned in the same call; `None` when Redis did not answer.
+    async fn check_leased(
+        &self,
+        shared: &SharedTier,
+        identity: &str,
+        rate: Rate,
+        cost: u32,
+        block: u32,
+    ) -> Option<Decision> {
+        let lease = self.lease(identity);
+        let mut lease = lease.lock().await;
+        let now = Instant::now();
+        if let Some(decision) = lease.spend(cost, rate, now) {
+            return Some(decision);
+        }
+        let args = [
+            rate.interval_us(),
+            i64::from(rate.burst),
+            i64::from(cost),
+            i64::from(block.max(cost)),
+            i64::from(lease.tokens),
+        ];
+        // What was held is returned by the call, or lost with it when the call fails:
+        // never spent twice.
+        lease.tokens = 0;
+        let reply = shared
+            .run_script(&self.lease_script, &RateLimitKey(identity), &args)
+            .await?;
+        let [granted, remaining, reset_us, retry_us] = reply[..] else {
+            return None;
+        };
+        if granted < i64::from(cost) {
+            return Some(Decision::from_micros(false, rate, 0, reset_us, retry_us));
+        }
+        let now = Instant::now();
+        let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
+        *lease = Lease {
+            tokens: u32::try_from(granted).unwrap_or(u32::MAX),
+            spend_until: now + self.leasing.ttl,
+            shared_remaining: remaining,
+            reset_at: now + micros(reset_us),
+        };
+        lease.spend(cost, rate, now)
+    }
+
+    /// The lease of `identity`, made empty on first use.
+    fn lease(&self, identity: &str) -> Arc<tokio::sync::Mutex<Lease>> {
+        let mut leases = self
+            .leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(lease) = leases.get(identity) {
+            return Arc::clone(lease);
+        }
+        if leases.len() >= LOCAL_CAPACITY {
+            // Leases in use or still to be spent stay; the others can go (their tokens are
+            // lost to this replica, never spent twice).
+            let now = Instant::now();
+            leases.retain(|_, lease| {
+                Arc::strong_count(lease) > 1
+                    || lease
+                        .try_lock()
+                        .map_or(true, |lease| lease.spend_until > now)
+            });
+        }
+        let now = Instant::now();
+        let lease = Arc::new(tokio::sync::Mutex::new(Lease {
+            tokens: 0,
+            spend_until: now,
+            shared_remaining: 0,
+            reset_at: now,
+        }));
+        leases.insert(identity.to_owned(), Arc::clone(&lease));
+        lease
     }
 
     fn check_locally(&self, identity: &str, rate: Rate, cost: u32) -> Decision {
@@ -243,6 +445,56 @@ mod tests {
         assert_eq!(early.retry_after_secs, 1);
         let (after, _) = gcra(Some(tat), 8 * second, RATE, 1);
         assert!(after.allowed, "paid down: admitted again");
+    }
+
+    #[test]
+    fn a_lease_block_is_at_most_half_the_burst_shared_by_the_replicas() {
+        let leasing = Leasing {
+            mode: Mode::Lease,
+            max_tokens: 100,
+            ttl: Duration::from_secs(1),
+        };
+        let rate = |burst| Rate {
+            per_minute: 600,
+            burst,
+        };
+        assert_eq!(leasing.block(rate(1_000_000), 3), 100);
+        assert_eq!(leasing.block(rate(60), 1), 30);
+        assert_eq!(leasing.block(rate(60), 5), 6);
+        assert_eq!(
+            leasing.block(rate(3), 2),
+            1,
+            "small bursts: a call per request"
+        );
+        let exact = Leasing {
+            mode: Mode::Exact,
+            ..leasing
+        };
+        assert_eq!(exact.block(rate(1_000_000), 1), 1);
+    }
+
+    #[test]
+    fn a_lease_is_spent_until_it_runs_out_or_its_time_is_up() {
+        let now = Instant::now();
+        let mut lease = Lease {
+            tokens: 3,
+            spend_until: now + Duration::from_secs(1),
+            shared_remaining: 10,
+            reset_at: now + Duration::from_secs(2),
+        };
+        let decision = lease.spend(2, RATE, now).expect("held");
+        assert!(decision.allowed);
+        assert_eq!(
+            decision.remaining, 3,
+            "the shared 10 + 1 held, within the burst"
+        );
+        assert_eq!(decision.reset_secs, 2);
+        assert!(lease.spend(2, RATE, now).is_none(), "1 held, 2 asked");
+        assert!(
+            lease.spend(1, RATE, now + Duration::from_secs(1)).is_none(),
+            "time is up"
+        );
+        assert_eq!(lease.tokens, 1, "returned with the next call");
     }
 
     #[test]

@@ -2,12 +2,13 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::api_key::{self, KeyHash};
-use super::rate_limit::Rate;
+use super::rate_limit::{Leasing, Mode, Rate};
 use super::scope::Scopes;
 use crate::validation::{InvalidSetting, at_least_one};
 
@@ -65,6 +66,11 @@ pub struct RateLimitSettings {
     pub per_minute: u32,
     pub burst: u32,
     pub replicas: u32,
+    pub mode: Mode,
+    /// The most tokens one lease takes.
+    pub lease_tokens: u32,
+    /// How long a lease's tokens may be spent.
+    pub lease_ms: u64,
 }
 
 impl RateLimitSettings {
@@ -76,11 +82,22 @@ impl RateLimitSettings {
         }
     }
 
+    /// How replicas share allowances through Redis.
+    pub fn leasing(&self) -> Leasing {
+        Leasing {
+            mode: self.mode,
+            max_tokens: self.lease_tokens,
+            ttl: Duration::from_millis(self.lease_ms),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         at_least_one(&[
             ("rate_limit.per_minute", u64::from(self.per_minute)),
             ("rate_limit.burst", u64::from(self.burst)),
             ("rate_limit.replicas", u64::from(self.replicas)),
+            ("rate_limit.lease_tokens", u64::from(self.lease_tokens)),
+            ("rate_limit.lease_ms", self.lease_ms),
         ])
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bullpen::auth::{ConfiguredKey, Scopes, api_key, key_store};
+use bullpen::auth::{ConfiguredKey, RateLimitMode, Scopes, api_key, key_store};
 use bullpen::settings::Settings;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
@@ -533,21 +533,30 @@ async fn hammer(
     (admitted, statuses, started.elapsed())
 }
 
-#[tokio::test]
-async fn two_replicas_sharing_redis_admit_one_keys_rate_together() {
+/// Two replicas of `entry` sharing a fresh Redis prefix, with `mode` and `replicas` set
+/// and leases spendable for 5 s.
+async fn two_replicas(entry: ConfiguredKey, mode: RateLimitMode, replicas: u32) -> [TestApp; 2] {
     let prefix = format!("bullpen_test:{}:", uuid::Uuid::new_v4().simple());
-    // 600/min is one request per 100 ms after a burst of 10.
-    let (key, entry) = configured("desk", &["predict"], Some((600, 10)));
     let replica = |entry: ConfiguredKey| {
         let prefix = prefix.clone();
         auth_app(vec![entry], move |settings| {
             settings.redis.enabled = true;
             settings.redis.key_prefix = prefix;
             settings.redis.timeout_ms = 1000;
+            settings.rate_limit.mode = mode;
+            settings.rate_limit.replicas = replicas;
+            // Leases outlive the tests' pauses: a window can start with tokens held.
+            settings.rate_limit.lease_ms = 5000;
         })
     };
-    let first = replica(entry.clone()).await;
-    let second = replica(entry).await;
+    [replica(entry.clone()).await, replica(entry).await]
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_redis_admit_one_keys_rate_together() {
+    // 600/min is one request per 100 ms after a burst of 10.
+    let (key, entry) = configured("desk", &["predict"], Some((600, 10)));
+    let [first, second] = two_replicas(entry, RateLimitMode::Exact, 1).await;
 
     let (admitted, statuses, elapsed) = hammer(
         &[&first, &second],
@@ -578,6 +587,61 @@ async fn two_replicas_sharing_redis_admit_one_keys_rate_together() {
     assert!(per_replica(0) > 0 && per_replica(1) > 0, "{statuses:?}");
     let ready = first.get("/ready").await;
     assert_eq!(ready.body["shared_cache"]["breaker"], "closed");
+}
+
+/// Leases: over a stream from two replicas, no more than the shared allowance is ever
+/// admitted, and no fewer than it less the tokens each replica may still hold (block - 1).
+#[tokio::test]
+async fn two_replicas_taking_leases_admit_the_keys_rate_less_what_they_hold() {
+    // A burst of 20 shared by 2 replicas: blocks of 20 / (2 × 2) = 5 tokens.
+    let (key, entry) = configured("desk", &["predict"], Some((600, 20)));
+    let [first, second] = two_replicas(entry, RateLimitMode::Lease, 2).await;
+    let (admitted, statuses, elapsed) = hammer(
+        &[&first, &second],
+        &key,
+        60,
+        Duration::from_millis(1500),
+        Duration::from_millis(5),
+    )
+    .await;
+    let allowance = 20 + usize::try_from(elapsed.as_millis() / 100).expect("small");
+    assert!(
+        allowance.saturating_sub(2 * 4 + 2) <= admitted && admitted <= allowance + 1,
+        "admitted {admitted} in {elapsed:?}: expected {allowance} less at most 8 held"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+/// The bound the lease scheme documents: tokens debited before a window and spent in it
+/// let the replicas admit up to `replicas × (block - 1)` more than the exact limit in
+/// that window, and no more.
+#[tokio::test]
+async fn leases_overshoot_a_window_by_at_most_replicas_times_the_block() {
+    let (key, entry) = configured("desk", &["predict"], Some((600, 20)));
+    let [first, second] = two_replicas(entry, RateLimitMode::Lease, 2).await;
+    // Each replica takes a lease of 5 and spends 1 of it: 4 held by each.
+    for app in [&first, &second] {
+        let (admitted, _, _) = hammer(&[app], &key, 1, Duration::ZERO, Duration::ZERO).await;
+        assert_eq!(admitted, 1);
+    }
+    // The allowance refills whatever was debited (20 tokens at 100 ms each: a wrong block
+    // of 10 would have debited them all); the held tokens are still spendable.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (admitted, statuses, elapsed) = hammer(
+        &[&first, &second],
+        &key,
+        60,
+        Duration::from_millis(500),
+        Duration::ZERO,
+    )
+    .await;
+    let exact = 20 + usize::try_from(elapsed.as_millis() / 100).expect("small");
+    assert!(
+        admitted <= exact + 2 * 4 + 1,
+        "admitted {admitted} in {elapsed:?}: the exact limit is {exact}, the bound {}",
+        exact + 8
+    );
+    assert!(admitted > exact, "the held tokens were spent: {statuses:?}");
 }
 
 #[tokio::test]
