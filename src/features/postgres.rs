@@ -10,6 +10,8 @@
 //! cache keys are computed from (each game's history digest), so it moves as one: a result
 //! written by any replica, or by hand, reaches it when [`PostgresStore::refresh`] runs —
 //! on the results channel at once, and every `features.refresh_ms` whatever the channel does.
+//! Stored games are answered from the view too; a request reads the tables only for a game
+//! the view does not hold yet.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -292,10 +294,9 @@ impl PostgresStore {
         }
         Ok(decided)
     }
-}
 
-impl FeatureStore for PostgresStore {
-    async fn game(&self, id: GameId) -> Result<Option<GameFeatures>, StoreError> {
+    /// A stored game and the features `bullpen import` (or an ingestion) wrote for it.
+    async fn game_from_table(&self, id: GameId) -> Result<Option<GameFeatures>, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
         let query = format!(
             "SELECT {}, f.features FROM games g JOIN game_features f USING (game_id) \
@@ -330,6 +331,20 @@ impl FeatureStore for PostgresStore {
             )
         })?;
         Ok(Some(GameFeatures::stored(&game, FeatureVector(values))))
+    }
+}
+
+impl FeatureStore for PostgresStore {
+    /// From this replica's view of the games, with no round trip; from the table only for
+    /// a game the view does not hold (written since the last refresh, or before the first
+    /// view is built).
+    async fn game(&self, id: GameId) -> Result<Option<GameFeatures>, StoreError> {
+        if let Some(view) = self.view.load().as_ref()
+            && let Some((game, vector)) = view.store.game(id)
+        {
+            return Ok(Some(GameFeatures::stored(game, *vector)));
+        }
+        self.game_from_table(id).await
     }
 
     /// From this replica's view of the games.

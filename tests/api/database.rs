@@ -7,7 +7,7 @@ use bullpen::db::{self, Pool};
 use bullpen::features::{FeatureStore, PostgresStore};
 use tokio_postgres::NoTls;
 
-use crate::helpers::{repo_path, store, test_settings};
+use crate::helpers::{TestApp, repo_path, store, test_settings};
 
 const ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
 
@@ -48,6 +48,39 @@ impl TestDatabase {
             .await
             .expect("count")
             .get(0)
+    }
+
+    /// Writes a copy of the stored game `from` (its row and features) as game `number` of
+    /// the same day, `home_runs` set when given: a game a replica's view of the games does
+    /// not hold until its next refresh.
+    pub async fn copy_game(&self, from: &str, number: u8, home_runs: Option<i16>) -> String {
+        let id = format!("{}{number}", &from[..from.len() - 1]);
+        let runs = home_runs.map_or_else(String::new, |runs| format!(", home_runs = {runs}"));
+        self.pool
+            .get()
+            .await
+            .expect("connection")
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE copied AS SELECT * FROM games WHERE game_id = '{from}'; \
+                 UPDATE copied SET game_id = '{id}', number = {number}{runs}; \
+                 INSERT INTO games SELECT * FROM copied; \
+                 INSERT INTO game_features (game_id, feature_version, features) \
+                 SELECT '{id}', feature_version, features FROM game_features \
+                 WHERE game_id = '{from}'"
+            ))
+            .await
+            .expect("a copied game");
+        id
+    }
+
+    /// A copy of the stored game `from`, written once `app`'s view of the games is built
+    /// (a scheduled game needs it): with `features.refresh_ms` long, a game only the table
+    /// holds, which a request reads from PostgreSQL.
+    pub async fn game_only_the_table_holds(&self, app: &TestApp, from: &str) -> String {
+        let scheduled =
+            serde_json::json!({ "game": { "home": "NYA", "away": "BOS", "date": "2025-04-05" } });
+        assert_eq!(app.predict(&scheduled).await.status, 200);
+        self.copy_game(from, 1, None).await
     }
 
     pub async fn drop_now(self) {
@@ -368,7 +401,7 @@ async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games()
 async fn postgres_app(
     database: &TestDatabase,
     configure: impl FnOnce(&mut bullpen::settings::Settings),
-) -> crate::helpers::TestApp {
+) -> TestApp {
     let url = database.url();
     crate::helpers::spawn_app_with(move |settings| {
         settings.features.store = bullpen::features::StoreKind::Postgres;
@@ -421,7 +454,13 @@ async fn the_server_answers_from_postgres_like_from_the_embedded_store() {
 #[tokio::test]
 async fn with_postgres_gone_cached_answers_still_flow_and_the_pool_recovers() {
     let database = TestDatabase::imported().await;
-    let app = postgres_app(&database, |_| {}).await;
+    let app = postgres_app(&database, |settings| {
+        settings.features.refresh_ms = 3_600_000;
+    })
+    .await;
+    let cold_game = database
+        .game_only_the_table_holds(&app, "NYA202409280")
+        .await;
     let warm = serde_json::json!({ "game_id": "KCA202404100" });
     let first = app.predict(&warm).await;
     assert_eq!(first.status, 200);
@@ -435,8 +474,12 @@ async fn with_postgres_gone_cached_answers_still_flow_and_the_pool_recovers() {
         cached.body["home_win_probability"],
         first.body["home_win_probability"]
     );
-    let cold = app
+    let viewed = app
         .predict(&serde_json::json!({ "game_id": "NYA202409280" }))
+        .await;
+    assert_eq!(viewed.status, 200, "from the view: {}", viewed.body);
+    let cold = app
+        .predict(&serde_json::json!({ "game_id": cold_game }))
         .await;
     assert_eq!(cold.status, 503);
     assert_eq!(cold.problem()["code"], "feature_store_unavailable");
@@ -451,7 +494,7 @@ async fn with_postgres_gone_cached_answers_still_flow_and_the_pool_recovers() {
     // PostgreSQL is back: the same pool serves again, no restart.
     reconnect(&database).await;
     let recovered = app
-        .predict(&serde_json::json!({ "game_id": "NYA202409280" }))
+        .predict(&serde_json::json!({ "game_id": cold_game }))
         .await;
     assert_eq!(recovered.status, 200, "{}", recovered.body);
     assert_eq!(app.get("/ready").await.body["features"]["database"], "up");
@@ -569,18 +612,25 @@ async fn every_served_prediction_is_logged_once_through_a_burst_and_a_graceful_s
     database.drop_now().await;
 }
 
+/// During an outage, the games this replica's view holds answer fresh (no round trip to
+/// PostgreSQL); a game only the table holds is served from its expired entry, flagged stale.
 #[tokio::test]
 async fn during_an_outage_expired_entries_are_served_flagged_stale() {
     let database = TestDatabase::imported().await;
     let app = postgres_app(&database, |settings| {
         settings.cache.features_ttl_secs = 1;
         settings.cache.predictions_ttl_secs = 1;
+        settings.features.refresh_ms = 3_600_000;
     })
     .await;
-    let body = serde_json::json!({ "game_id": "KCA202404100" });
+    let in_view = serde_json::json!({ "game_id": "KCA202404100" });
+    let body = serde_json::json!({
+        "game_id": database.game_only_the_table_holds(&app, "KCA202404100").await
+    });
     let fresh = app.predict(&body).await;
     assert_eq!(fresh.status, 200);
     assert!(fresh.body.get("stale").is_none(), "no flag while fresh");
+    assert_eq!(app.predict(&in_view).await.status, 200);
 
     cut_off(&database).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -592,6 +642,9 @@ async fn during_an_outage_expired_entries_are_served_flagged_stale() {
         stale.body["home_win_probability"],
         fresh.body["home_win_probability"]
     );
+    let viewed = app.predict(&in_view).await;
+    assert_eq!(viewed.status, 200, "{}", viewed.body);
+    assert!(viewed.body.get("stale").is_none(), "{}", viewed.body);
 
     reconnect(&database).await;
     let again = app.predict(&body).await;
@@ -603,8 +656,11 @@ async fn during_an_outage_expired_entries_are_served_flagged_stale() {
     database.drop_now().await;
 }
 
-/// A row that cannot be decoded is a data error: 500 `internal` with the request id, its
-/// cause in the log, and neither a stale answer nor a 503 that would hide it.
+/// A row that cannot be decoded is a data error. Written after this replica's view of the
+/// games was built, it stops the view from moving (each refresh logs its cause) while the
+/// games the view holds still serve; a game only the table holds answers 500 `internal`
+/// with the request id and its cause in the log, neither a stale answer nor a 503 that
+/// would hide it.
 #[tokio::test]
 async fn a_corrupt_row_is_a_logged_data_error_not_a_stale_answer_or_an_outage() {
     let database = TestDatabase::imported().await;
@@ -614,6 +670,15 @@ async fn a_corrupt_row_is_a_logged_data_error_not_a_stale_answer_or_an_outage() 
         ("BULLPEN__CACHE__FEATURES_TTL_SECS", "1".to_owned()),
         ("BULLPEN__CACHE__PREDICTIONS_TTL_SECS", "1".to_owned()),
     ]);
+    let wait = std::time::Duration::from_secs(10);
+    assert!(
+        server
+            .logged(wait, |line| line.contains("games loaded in memory"))
+            .await
+            .is_some(),
+        "the view is built at start: {}",
+        server.log()
+    );
     let client = reqwest::Client::new();
     let predict = async |game: &str, request_id: &str| {
         let response = client
@@ -629,28 +694,41 @@ async fn a_corrupt_row_is_a_logged_data_error_not_a_stale_answer_or_an_outage() 
             response.json::<serde_json::Value>().await.expect("JSON"),
         )
     };
-    for game in ["KCA202404100", "NYA202404050"] {
-        assert_eq!(predict(game, "warm").await.0, 200, "{game} is cached first");
-    }
-    let client_db = database.pool.get().await.expect("connection");
-    client_db
-        .batch_execute(
-            "UPDATE games SET home_runs = -1 WHERE game_id = 'KCA202404100'; \
-             UPDATE game_features SET features = features[1:3] WHERE game_id = 'NYA202404050'",
-        )
+    let (status, before) = predict("KCA202404100", "before").await;
+    assert_eq!(status, 200, "{before}");
+    // Two games written after the view was built, one with a corrupt result and one with
+    // corrupt features, and a game the view holds corrupted.
+    let corrupt_runs = database.copy_game("KCA202404100", 2, Some(-1)).await;
+    let corrupt_features = database.copy_game("KCA202404100", 1, None).await;
+    database
+        .pool
+        .get()
         .await
-        .expect("corrupt two rows");
-    drop(client_db);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        .expect("connection")
+        .batch_execute(&format!(
+            "UPDATE game_features SET features = features[1:3] WHERE game_id = '{corrupt_features}'; \
+             UPDATE games SET home_runs = -1 WHERE game_id = 'KCA202404100'"
+        ))
+        .await
+        .expect("corrupt rows");
+    let refused = server
+        .logged(wait, |line| {
+            line.contains("cannot check the games") && line.contains("`home_runs` holds `-1`")
+        })
+        .await;
+    assert!(refused.is_some(), "the refresh logs why: {}", server.log());
+    let (status, held) = predict("KCA202404100", "held").await;
+    assert_eq!(status, 200, "the view still serves: {held}");
+    assert_eq!(held["home_win_probability"], before["home_win_probability"]);
 
     let cases = [
         (
-            "KCA202404100",
+            &corrupt_runs,
             "corrupt-runs",
             "column `home_runs` holds `-1`",
         ),
         (
-            "NYA202404050",
+            &corrupt_features,
             "corrupt-features",
             "column `features` holds 3 values",
         ),
@@ -665,7 +743,7 @@ async fn a_corrupt_row_is_a_logged_data_error_not_a_stale_answer_or_an_outage() 
             "the cause stays in the log: {body}"
         );
         let logged = server
-            .logged(std::time::Duration::from_secs(5), |line| {
+            .logged(wait, |line| {
                 line.contains(request_id) && line.contains(cause)
             })
             .await;

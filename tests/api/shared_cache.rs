@@ -575,10 +575,11 @@ async fn in_flight(app: &TestApp) -> f64 {
         .expect("the in-flight gauge")
 }
 
-/// 32 requests for one game while the feature store is held (a lock on `game_features`), so they
-/// all wait together whatever the machine's speed; released, they must have made what one
-/// request makes: one inference and one request's Redis lookups. Then again once every
-/// entry has expired, the path that used to let every caller recompute and skip Redis.
+/// 32 requests for one game while the feature store is held (a lock on `game_features`, read
+/// for a game written after the replica's view of the games was built), so they all wait
+/// together whatever the machine's speed; released, they must have made what one request
+/// makes: one inference and one request's Redis lookups. Then again once every entry has
+/// expired, the path that used to let every caller recompute and skip Redis.
 #[tokio::test]
 async fn single_flight_holds_for_held_requests_cold_and_after_expiry() {
     let database = crate::database::TestDatabase::imported().await;
@@ -591,8 +592,13 @@ async fn single_flight_holds_for_held_requests_cold_and_after_expiry() {
         settings.redis.key_prefix = prefix;
         settings.cache.predictions_ttl_secs = 1;
         settings.cache.features_ttl_secs = 1;
+        // The view is built once and not moved by the game written below.
+        settings.features.refresh_ms = 3_600_000;
     })
     .await;
+    let only_in_table = database
+        .game_only_the_table_holds(&app, "KCA202404100")
+        .await;
     // What one request costs: a game of its own, cold.
     let (lookups, inferences) = (redis_lookups(&app).await, app.inference_calls().await);
     assert_eq!(
@@ -604,7 +610,7 @@ async fn single_flight_holds_for_held_requests_cold_and_after_expiry() {
     let one_request = redis_lookups(&app).await - lookups;
     assert_eq!(app.inference_calls().await - inferences, 1);
 
-    let body = json!({ "game_id": "KCA202404100" });
+    let body = json!({ "game_id": only_in_table });
     for round in ["cold", "after expiry"] {
         if round == "after expiry" {
             // Waiting for time itself: both TTLs (1 s) run out.
