@@ -11,22 +11,25 @@
 //!
 //! Asking Redis on every request costs a round trip each (a quarter of a replica's
 //! throughput), so by default (`rate_limit.mode = "lease"`) a replica takes a *lease*: a
-//! block of tokens debited from the shared GCRA in one script call, spent locally, and
-//! returned (credited back to the TAT) with the next call when unspent. The block is
-//! `min(rate_limit.lease_tokens, burst / (2 × rate_limit.replicas))`, and a lease is spent
-//! only for `rate_limit.lease_ms`. Every admitted request was debited from the one shared
-//! allowance, so over a credential's life the replicas admit no more than exact mode; what
-//! leases change is *when*: tokens a replica holds were debited before they are spent, so in
-//! any window the replicas together admit at most `replicas × (block - 1)` more than the
-//! exact limit (at most half the burst), and a replica holding tokens it does not need can
-//! make another refuse up to as many early. A block of 1 (bursts below `2 × replicas`) is
-//! exact mode. `rate_limit.mode = "exact"` asks Redis on every request.
+//! block of tokens debited from the shared GCRA in one script call and spent locally. The
+//! block is `min(rate_limit.lease_tokens, burst / (2 × rate_limit.replicas))`. The request
+//! that leaves a lease half spent tops it up to a block (the others keep spending
+//! meanwhile); one that finds it empty takes a new one, returning (crediting back to the
+//! TAT) tokens held past `rate_limit.lease_ms`. A replica never holds more than a block.
+//! Every admitted request was debited from the one shared allowance, so over a credential's
+//! life the replicas admit no more than exact mode; what leases change is *when*: tokens a
+//! replica holds were debited before they are spent, so in any window the replicas together
+//! admit at most `replicas × block` more than the exact limit (at most half the burst), and
+//! a replica holding tokens it does not need can make another refuse up to as many early.
+//! A block of 1 (bursts below `2 × replicas`) is exact mode. `rate_limit.mode = "exact"`
+//! asks Redis on every request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use tokio::sync::Notify;
 
 use crate::cache::{RateLimitKey, SharedTier};
 
@@ -130,7 +133,8 @@ return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
 /// A lease: GCRA for `cost` tokens that grants up to `want` when the allowance has them,
 /// after crediting back `returned` unspent tokens of the replica's last lease. KEYS[1]: the
 /// credential's TAT; ARGV: interval, burst, cost, want, returned. Returns `{granted,
-/// remaining, reset_us, retry_us}` (granted 0: refused).
+/// remaining, reset_us, retry_us}`: refused when granted < cost. A cost of 0 tops a lease up
+/// with what the allowance has, up to `want`.
 const LEASE_SCRIPT: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -152,7 +156,9 @@ local available = math.floor((now + burst * interval - tat) / interval)
 local granted = cost
 if cost <= burst then granted = math.min(math.max(want, cost), available) end
 local new_tat = tat + granted * interval
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+if new_tat > now then
+  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+end
 return {granted, math.max(available - granted, 0), new_tat - now, 0}
 ";
 
@@ -194,9 +200,38 @@ struct Lease {
     /// What the last grant said was left in the shared allowance, and when it is full.
     shared_remaining: i64,
     reset_at: Instant,
+    /// A call for more tokens is on its way: one at a time per credential.
+    refilling: bool,
+    /// The last call found the allowance spent: refused here until then, with no call.
+    refused_until: Instant,
+}
+
+/// What a request does once it has looked at its credential's lease.
+enum Next {
+    /// Spent from the lease.
+    Spent(Decision),
+    /// Spent from the lease, which is now half empty: this request tops it up to a block.
+    SpentThenTopUp(Decision, u32),
+    /// The lease cannot pay: this request asks for a new one, returning what was held.
+    Take { returned: u32, want: u32 },
+    /// The lease cannot pay and another request is already asking: this one waits for it.
+    Wait,
+    /// The allowance was found spent: refused without a call until `refused_until`.
+    Refused(Decision),
 }
 
 impl Lease {
+    fn empty(now: Instant) -> Self {
+        Self {
+            tokens: 0,
+            spend_until: now,
+            shared_remaining: 0,
+            reset_at: now,
+            refilling: false,
+            refused_until: now,
+        }
+    }
+
     fn spend(&mut self, cost: u32, rate: Rate, now: Instant) -> Option<Decision> {
         if now >= self.spend_until || self.tokens < cost {
             return None;
@@ -212,6 +247,92 @@ impl Lease {
             0,
         ))
     }
+
+    /// Spends `cost` when the lease can pay, and says what else to do: the lease never
+    /// holds more than `block` tokens.
+    fn next(&mut self, cost: u32, rate: Rate, block: u32, now: Instant) -> Next {
+        if let Some(decision) = self.spend(cost, rate, now) {
+            if self.refilling || self.tokens >= block / 2 {
+                return Next::Spent(decision);
+            }
+            self.refilling = true;
+            return Next::SpentThenTopUp(decision, block - self.tokens);
+        }
+        if self.refilling {
+            return Next::Wait;
+        }
+        if now < self.refused_until {
+            let micros = |until: Instant| {
+                i64::try_from(until.saturating_duration_since(now).as_micros()).unwrap_or(i64::MAX)
+            };
+            return Next::Refused(Decision::from_micros(
+                false,
+                rate,
+                0,
+                micros(self.reset_at),
+                micros(self.refused_until),
+            ));
+        }
+        self.refilling = true;
+        // Tokens past their time go back; tokens still good stay and are topped up.
+        let returned = if now >= self.spend_until {
+            std::mem::take(&mut self.tokens)
+        } else {
+            0
+        };
+        Next::Take {
+            returned,
+            want: block.saturating_sub(self.tokens).max(cost),
+        }
+    }
+
+    /// Adds `granted` tokens (less `cost`, spent by the request that asked) from a grant
+    /// that left `remaining` in the shared allowance, full again `reset_us` from now.
+    fn add(&mut self, grant: Grant, cost: u32, ttl: Duration) {
+        let now = Instant::now();
+        self.tokens += grant.granted.saturating_sub(cost);
+        self.spend_until = now + ttl;
+        self.shared_remaining = grant.remaining;
+        self.reset_at = now + micros(grant.reset_us);
+    }
+
+    /// Remembers a refusal: until it may succeed, requests are refused without a call.
+    fn refuse(&mut self, grant: Grant) {
+        let now = Instant::now();
+        self.reset_at = now + micros(grant.reset_us);
+        self.refused_until = now + micros(grant.retry_us);
+    }
+}
+
+fn micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
+/// One credential's lease, and the requests waiting for its refill.
+#[derive(Debug)]
+struct Slot {
+    lease: Mutex<Lease>,
+    refilled: Notify,
+}
+
+/// A refill on its way: when it ends, however it ends (a request dropped mid-call
+/// included), the next one may start and those waiting look again.
+struct Refill<'a>(&'a Slot);
+
+impl Drop for Refill<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.lease).refilling = false;
+        self.0.refilled.notify_waiters();
+    }
+}
+
+/// A lease script's answer.
+#[derive(Debug, Clone, Copy)]
+struct Grant {
+    granted: u32,
+    remaining: i64,
+    reset_us: i64,
+    retry_us: i64,
 }
 
 /// Credentials tracked in process before the expired ones are swept.
@@ -226,8 +347,8 @@ pub struct RateLimiter {
     started: Instant,
     /// Per-credential TATs (µs since `started`) for when Redis is not there.
     local: Mutex<HashMap<String, i64>>,
-    /// Per-credential leases; a credential's refill waits for the one before it.
-    leases: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Lease>>>>,
+    /// Per-credential leases, locked only to look and to add (never across a call).
+    leases: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -285,8 +406,8 @@ impl RateLimiter {
         self.check_locally(identity, rate.share(self.replicas), cost)
     }
 
-    /// From this replica's lease, or a new lease of `block` tokens with the unspent ones
-    /// returned in the same call; `None` when Redis did not answer.
+    /// From this replica's lease of the credential's tokens, taking or topping up the lease
+    /// when it runs low; `None` when Redis did not answer.
     async fn check_leased(
         &self,
         shared: &SharedTier,
@@ -295,79 +416,116 @@ impl RateLimiter {
         cost: u32,
         block: u32,
     ) -> Option<Decision> {
-        let lease = self.lease(identity);
-        let mut lease = lease.lock().await;
-        let now = Instant::now();
-        if let Some(decision) = lease.spend(cost, rate, now) {
-            return Some(decision);
+        let slot = self.slot(identity);
+        loop {
+            let next = lock(&slot.lease).next(cost, rate, block, Instant::now());
+            return match next {
+                Next::Spent(decision) | Next::Refused(decision) => Some(decision),
+                Next::SpentThenTopUp(decision, want) => {
+                    let _refill = Refill(&slot);
+                    let grant = self.take(shared, identity, rate, 0, want, 0).await;
+                    if let Some(grant) = grant {
+                        lock(&slot.lease).add(grant, 0, self.leasing.ttl);
+                    }
+                    Some(decision)
+                }
+                Next::Take { returned, want } => {
+                    let _refill = Refill(&slot);
+                    let grant = self
+                        .take(shared, identity, rate, cost, want, returned)
+                        .await;
+                    let mut lease = lock(&slot.lease);
+                    // Returned tokens the call did not reach are lost: never spent twice.
+                    let grant = grant?;
+                    if grant.granted < cost {
+                        lease.refuse(grant);
+                        return Some(Decision::from_micros(
+                            false,
+                            rate,
+                            0,
+                            grant.reset_us,
+                            grant.retry_us,
+                        ));
+                    }
+                    lease.add(grant, cost, self.leasing.ttl);
+                    Some(Decision::from_micros(
+                        true,
+                        rate,
+                        grant.remaining + i64::from(lease.tokens),
+                        grant.reset_us,
+                        0,
+                    ))
+                }
+                Next::Wait => {
+                    let refilled = slot.refilled.notified();
+                    tokio::pin!(refilled);
+                    refilled.as_mut().enable();
+                    // Registered before looking again: a refill ending in between is seen.
+                    if lock(&slot.lease).refilling {
+                        refilled.await;
+                    }
+                    continue;
+                }
+            };
         }
+    }
+
+    /// One lease script call: `cost` tokens needed, up to `want` taken, `returned` given back.
+    async fn take(
+        &self,
+        shared: &SharedTier,
+        identity: &str,
+        rate: Rate,
+        cost: u32,
+        want: u32,
+        returned: u32,
+    ) -> Option<Grant> {
         let args = [
             rate.interval_us(),
             i64::from(rate.burst),
             i64::from(cost),
-            i64::from(block.max(cost)),
-            i64::from(lease.tokens),
+            i64::from(want),
+            i64::from(returned),
         ];
-        // What was held is returned by the call, or lost with it when the call fails:
-        // never spent twice.
-        lease.tokens = 0;
         let reply = shared
             .run_script(&self.lease_script, &RateLimitKey(identity), &args)
             .await?;
         let [granted, remaining, reset_us, retry_us] = reply[..] else {
             return None;
         };
-        if granted < i64::from(cost) {
-            return Some(Decision::from_micros(false, rate, 0, reset_us, retry_us));
-        }
-        let now = Instant::now();
-        let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
-        *lease = Lease {
-            tokens: u32::try_from(granted).unwrap_or(u32::MAX),
-            spend_until: now + self.leasing.ttl,
-            shared_remaining: remaining,
-            reset_at: now + micros(reset_us),
-        };
-        lease.spend(cost, rate, now)
+        Some(Grant {
+            granted: u32::try_from(granted).unwrap_or(0),
+            remaining,
+            reset_us,
+            retry_us,
+        })
     }
 
     /// The lease of `identity`, made empty on first use.
-    fn lease(&self, identity: &str) -> Arc<tokio::sync::Mutex<Lease>> {
-        let mut leases = self
-            .leases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(lease) = leases.get(identity) {
-            return Arc::clone(lease);
-        }
-        if leases.len() >= LOCAL_CAPACITY {
-            // Leases in use or still to be spent stay; the others can go (their tokens are
-            // lost to this replica, never spent twice).
-            let now = Instant::now();
-            leases.retain(|_, lease| {
-                Arc::strong_count(lease) > 1
-                    || lease
-                        .try_lock()
-                        .map_or(true, |lease| lease.spend_until > now)
-            });
+    fn slot(&self, identity: &str) -> Arc<Slot> {
+        let mut slots = lock(&self.leases);
+        if let Some(slot) = slots.get(identity) {
+            return Arc::clone(slot);
         }
         let now = Instant::now();
-        let lease = Arc::new(tokio::sync::Mutex::new(Lease {
-            tokens: 0,
-            spend_until: now,
-            shared_remaining: 0,
-            reset_at: now,
-        }));
-        leases.insert(identity.to_owned(), Arc::clone(&lease));
-        lease
+        if slots.len() >= LOCAL_CAPACITY {
+            // Leases in use or still to be spent stay; the others can go (their tokens are
+            // lost to this replica, never spent twice).
+            slots.retain(|_, slot| {
+                Arc::strong_count(slot) > 1 || lock(&slot.lease).spend_until > now
+            });
+        }
+        let slot = Arc::new(Slot {
+            lease: Mutex::new(Lease::empty(now)),
+            refilled: Notify::new(),
+        });
+        slots.insert(identity.to_owned(), Arc::clone(&slot));
+        slot
     }
 
     fn check_locally(&self, identity: &str, rate: Rate, cost: u32) -> Decision {
         let now = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
-        let mut tats = self
-            .local
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tats = lock(&self.local);
         let (decision, new_tat) = gcra(tats.get(identity).copied(), now, rate, cost);
         if let Some(tat) = tats.get_mut(identity) {
             *tat = new_tat;
@@ -380,6 +538,14 @@ impl RateLimiter {
         }
         decision
     }
+}
+
+/// A mutex held only for a few instructions: a panic while it was held leaves nothing
+/// half done worth refusing requests over.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -481,6 +647,8 @@ mod tests {
             spend_until: now + Duration::from_secs(1),
             shared_remaining: 10,
             reset_at: now + Duration::from_secs(2),
+            refilling: false,
+            refused_until: now,
         };
         let decision = lease.spend(2, RATE, now).expect("held");
         assert!(decision.allowed);
@@ -495,6 +663,90 @@ mod tests {
             "time is up"
         );
         assert_eq!(lease.tokens, 1, "returned with the next call");
+    }
+
+    #[test]
+    fn a_half_spent_lease_is_topped_up_once_and_an_empty_one_taken_anew() {
+        let now = Instant::now();
+        let grant = |granted| Grant {
+            granted,
+            remaining: 0,
+            reset_us: 0,
+            retry_us: 0,
+        };
+        let mut lease = Lease::empty(now);
+        let Next::Take {
+            returned: 0,
+            want: 10,
+        } = lease.next(1, RATE, 10, now)
+        else {
+            panic!("an empty lease is taken: a block");
+        };
+        lease.add(grant(10), 1, Duration::from_secs(1));
+        lease.refilling = false;
+        assert_eq!(lease.tokens, 9);
+        for _ in 0..4 {
+            assert!(matches!(lease.next(1, RATE, 10, now), Next::Spent(_)));
+        }
+        let Next::SpentThenTopUp(decision, 6) = lease.next(1, RATE, 10, now) else {
+            panic!("4 left of 10: topped up to 10");
+        };
+        assert!(decision.allowed);
+        assert!(
+            matches!(lease.next(1, RATE, 10, now), Next::Spent(_)),
+            "one top-up at a time"
+        );
+        assert!(
+            matches!(lease.next(5, RATE, 10, now), Next::Wait),
+            "3 left, 5 asked, a top-up on its way"
+        );
+        lease.add(grant(6), 0, Duration::from_secs(1));
+        lease.refilling = false;
+        assert_eq!(lease.tokens, 9, "never more than a block");
+        let later = now + Duration::from_secs(2);
+        let Next::Take {
+            returned: 9,
+            want: 10,
+        } = lease.next(1, RATE, 10, later)
+        else {
+            panic!("tokens past their time go back");
+        };
+    }
+
+    #[test]
+    fn a_refill_dropped_midway_lets_the_next_one_start() {
+        let now = Instant::now();
+        let slot = Slot {
+            lease: Mutex::new(Lease::empty(now)),
+            refilled: Notify::new(),
+        };
+        let next = || lock(&slot.lease).next(1, RATE, 10, now);
+        assert!(matches!(next(), Next::Take { .. }));
+        assert!(matches!(next(), Next::Wait));
+        // A request dropped while its call is on its way drops its refill with it.
+        drop(Refill(&slot));
+        assert!(matches!(next(), Next::Take { .. }));
+    }
+
+    #[test]
+    fn a_spent_allowance_refuses_without_a_call_until_it_may_succeed() {
+        let now = Instant::now();
+        let mut lease = Lease::empty(now);
+        assert!(matches!(lease.next(1, RATE, 10, now), Next::Take { .. }));
+        lease.refilling = false;
+        lease.refuse(Grant {
+            granted: 0,
+            remaining: 0,
+            reset_us: 3_000_000,
+            retry_us: 1_000_000,
+        });
+        let Next::Refused(decision) = lease.next(1, RATE, 10, Instant::now()) else {
+            panic!("refused here");
+        };
+        assert!(!decision.allowed);
+        assert_eq!(decision.retry_after_secs, 1);
+        let later = Instant::now() + Duration::from_millis(1100);
+        assert!(matches!(lease.next(1, RATE, 10, later), Next::Take { .. }));
     }
 
     #[test]
