@@ -1,5 +1,5 @@
-//! The shared (L2) tier: one Redis server through bb8-redis, or a Redis Cluster through the
-//! `redis` crate's cluster client (bb8-redis has none), under a key prefix.
+//! The shared (L2) tier: one Redis server through a bb8 pool of multiplexed connections, or
+//! a Redis Cluster through the `redis` crate's cluster client, under a key prefix.
 //!
 //! Redis must never hurt a request: every call has a short timeout, failures are counted
 //! and never returned, and a circuit breaker stops calling a Redis that keeps failing. After
@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bb8_redis::RedisConnectionManager;
 use chrono::NaiveDate;
 use prometheus::IntCounter;
 use redis::AsyncCommands;
@@ -120,9 +119,41 @@ impl Breaker {
     }
 }
 
+/// Pooled connections to one Redis server. bb8-redis's manager sends a PING on every
+/// checkout, a round trip before each call; here a connection is trusted until a call on it
+/// fails or never finishes, and then replaced.
+#[derive(Debug)]
+struct Manager(redis::Client);
+
+struct Pooled {
+    connection: redis::aio::MultiplexedConnection,
+    /// A call started and has not ended well (set before, cleared after).
+    in_doubt: bool,
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = Pooled;
+    type Error = redis::RedisError;
+
+    async fn connect(&self) -> Result<Pooled, redis::RedisError> {
+        Ok(Pooled {
+            connection: self.0.get_multiplexed_async_connection().await?,
+            in_doubt: false,
+        })
+    }
+
+    async fn is_valid(&self, pooled: &mut Pooled) -> Result<(), redis::RedisError> {
+        redis::cmd("PING").query_async(&mut pooled.connection).await
+    }
+
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        pooled.in_doubt
+    }
+}
+
 /// Where the shared tier lives.
 enum Backend {
-    Server(bb8::Pool<RedisConnectionManager>),
+    Server(bb8::Pool<Manager>),
     /// Connected on first use, so a cluster that is down at start is just an open breaker.
     Cluster {
         client: Box<ClusterClient>,
@@ -142,8 +173,24 @@ impl std::fmt::Debug for Backend {
 /// One connection of either backend; commands sent through it go where they belong (in a
 /// cluster, to the node holding the key's slot).
 enum Connection<'a> {
-    Server(bb8::PooledConnection<'a, RedisConnectionManager>),
+    Server(bb8::PooledConnection<'a, Manager>),
     Cluster(ClusterConnection),
+}
+
+impl Connection<'_> {
+    /// Marks a pooled connection in doubt until [`Self::ended_well`]: dropped mid-call (a
+    /// timeout) or failed, it is replaced instead of reused.
+    fn starting(&mut self) {
+        if let Self::Server(pooled) = self {
+            pooled.in_doubt = true;
+        }
+    }
+
+    fn ended_well(&mut self) {
+        if let Self::Server(pooled) = self {
+            pooled.in_doubt = false;
+        }
+    }
 }
 
 impl redis::aio::ConnectionLike for Connection<'_> {
@@ -152,7 +199,7 @@ impl redis::aio::ConnectionLike for Connection<'_> {
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
-            Self::Server(connection) => connection.req_packed_command(cmd),
+            Self::Server(pooled) => pooled.connection.req_packed_command(cmd),
             Self::Cluster(connection) => connection.req_packed_command(cmd),
         }
     }
@@ -164,14 +211,16 @@ impl redis::aio::ConnectionLike for Connection<'_> {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
-            Self::Server(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Server(pooled) => pooled
+                .connection
+                .req_packed_commands(pipeline, offset, count),
             Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Server(connection) => connection.get_db(),
+            Self::Server(pooled) => pooled.connection.get_db(),
             Self::Cluster(connection) => connection.get_db(),
         }
     }
@@ -180,10 +229,11 @@ impl redis::aio::ConnectionLike for Connection<'_> {
 impl Backend {
     fn new(settings: &RedisSettings, timeout: Duration) -> Result<Self, RedisUrlError> {
         if settings.cluster_nodes.is_empty() {
-            let manager = RedisConnectionManager::new(settings.url.expose_secret())?;
+            let manager = Manager(redis::Client::open(settings.url.expose_secret())?);
             let pool = bb8::Pool::builder()
                 .max_size(settings.max_connections)
                 .connection_timeout(timeout)
+                .test_on_check_out(false)
                 .build_unchecked(manager);
             return Ok(Self::Server(pool));
         }
@@ -299,7 +349,10 @@ impl SharedTier {
         }
         let attempt = async {
             let mut connection = self.backend.connection().await?;
-            call(&mut connection).await.ok()
+            connection.starting();
+            let value = call(&mut connection).await.ok()?;
+            connection.ended_well();
+            Some(value)
         };
         if let Ok(Some(value)) = tokio::time::timeout(self.timeout, attempt).await {
             self.breaker.succeeded();
@@ -526,6 +579,7 @@ impl SharedTier {
     ) -> Option<u64> {
         let full = format!("{}{pattern}", self.prefix);
         let mut connection = self.backend.connection().await?;
+        connection.starting();
         let mut deleted = 0;
         match &mut connection {
             Connection::Server(_) => {
@@ -542,6 +596,7 @@ impl SharedTier {
                 }
             }
         }
+        connection.ended_well();
         Some(deleted)
     }
 
