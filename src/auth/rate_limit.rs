@@ -110,32 +110,14 @@ fn gcra(tat: Option<i64>, now: i64, rate: Rate, cost: u32) -> (Decision, i64) {
     )
 }
 
-/// The same step in Redis, atomically, on Redis's clock (one clock for every replica).
-/// KEYS[1]: the credential's TAT; ARGV: interval, burst and cost. Returns
-/// `{admitted, remaining, reset_us, retry_us}`.
-const GCRA_SCRIPT: &str = r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local new_tat = tat + cost * interval
-local allow_at = new_tat - math.max(burst, cost) * interval
-if now < allow_at then
-  return {0, 0, tat - now, allow_at - now}
-end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
-";
-
-/// A lease: GCRA for `cost` tokens that grants up to `want` when the allowance has them,
-/// after crediting back `returned` unspent tokens of the replica's last lease. KEYS[1]: the
-/// credential's TAT; ARGV: interval, burst, cost, want, returned. Returns `{granted,
-/// remaining, reset_us, retry_us}`: refused when granted < cost. A cost of 0 tops a lease up
-/// with what the allowance has, up to `want`.
-const LEASE_SCRIPT: &str = r"
+/// The same step in Redis, atomically, on Redis's clock (one clock for every replica), for
+/// `cost` tokens, granting up to `want` when the allowance has them (a lease), after
+/// crediting back `returned` unspent tokens of the replica's last lease. Exact mode asks
+/// with `want = cost` and nothing returned: [`gcra`] itself. KEYS[1]: the credential's TAT;
+/// ARGV: interval, burst, cost, want, returned. Returns `{granted, remaining, reset_us,
+/// retry_us}`: refused when granted < cost. A cost of 0 tops a lease up with what the
+/// allowance has, up to `want`.
+const SCRIPT: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local interval = tonumber(ARGV[1])
@@ -341,7 +323,6 @@ const LOCAL_CAPACITY: usize = 100_000;
 pub struct RateLimiter {
     shared: Option<Arc<SharedTier>>,
     script: redis::Script,
-    lease_script: redis::Script,
     leasing: Leasing,
     replicas: u32,
     started: Instant,
@@ -365,8 +346,7 @@ impl RateLimiter {
     pub fn new(shared: Option<Arc<SharedTier>>, replicas: u32, leasing: Leasing) -> Self {
         Self {
             shared,
-            script: redis::Script::new(GCRA_SCRIPT),
-            lease_script: redis::Script::new(LEASE_SCRIPT),
+            script: redis::Script::new(SCRIPT),
             leasing,
             replicas,
             started: Instant::now(),
@@ -384,19 +364,16 @@ impl RateLimiter {
             let decision = if block > 1 {
                 self.check_leased(shared, identity, rate, cost, block).await
             } else {
-                let args = [rate.interval_us(), i64::from(rate.burst), i64::from(cost)];
-                shared
-                    .run_script(&self.script, &RateLimitKey(identity), &args)
+                self.take(shared, identity, rate, cost, cost, 0)
                     .await
-                    .and_then(|reply| match reply[..] {
-                        [admitted, remaining, reset_us, retry_us] => Some(Decision::from_micros(
-                            admitted == 1,
+                    .map(|grant| {
+                        Decision::from_micros(
+                            grant.granted >= cost,
                             rate,
-                            remaining,
-                            reset_us,
-                            retry_us,
-                        )),
-                        _ => None,
+                            grant.remaining,
+                            grant.reset_us,
+                            grant.retry_us,
+                        )
                     })
             };
             if let Some(decision) = decision {
@@ -470,7 +447,7 @@ impl RateLimiter {
         }
     }
 
-    /// One lease script call: `cost` tokens needed, up to `want` taken, `returned` given back.
+    /// One script call: `cost` tokens needed, up to `want` taken, `returned` given back.
     async fn take(
         &self,
         shared: &SharedTier,
@@ -488,7 +465,7 @@ impl RateLimiter {
             i64::from(returned),
         ];
         let reply = shared
-            .run_script(&self.lease_script, &RateLimitKey(identity), &args)
+            .run_script(&self.script, &RateLimitKey(identity), &args)
             .await?;
         let [granted, remaining, reset_us, retry_us] = reply[..] else {
             return None;
