@@ -217,7 +217,11 @@ search() {
     done
     scripts/local-cluster --dir "$cluster" down > /dev/null
     largest[$replicas]=$low
-    echo "$replicas replica(s): the SLO holds up to $low req/s"
+    # Within 5 % of the top of the range: the range was too small, not the replicas.
+    if awk -v l="$low" -v h="$((replicas * ${SEARCH_HIGH:-6000}))" 'BEGIN { exit !(l >= 0.95 * h) }'; then
+      largest[$replicas]="at least $low (the top of the range searched; raise SEARCH_HIGH)"
+    fi
+    echo "$replicas replica(s): the SLO holds up to ${largest[$replicas]} req/s"
   done
 }
 
