@@ -219,13 +219,11 @@ impl Lease {
             return None;
         }
         self.tokens -= cost;
-        let reset_us = i64::try_from(self.reset_at.saturating_duration_since(now).as_micros())
-            .unwrap_or(i64::MAX);
         Some(Decision::from_micros(
             true,
             rate,
             self.shared_remaining + i64::from(self.tokens),
-            reset_us,
+            micros_until(self.reset_at, now),
             0,
         ))
     }
@@ -244,15 +242,12 @@ impl Lease {
             return Next::Wait;
         }
         if now < self.refused_until {
-            let micros = |until: Instant| {
-                i64::try_from(until.saturating_duration_since(now).as_micros()).unwrap_or(i64::MAX)
-            };
             return Next::Refused(Decision::from_micros(
                 false,
                 rate,
                 0,
-                micros(self.reset_at),
-                micros(self.refused_until),
+                micros_until(self.reset_at, now),
+                micros_until(self.refused_until, now),
             ));
         }
         self.refilling = true;
@@ -290,6 +285,11 @@ fn micros(us: i64) -> Duration {
     Duration::from_micros(u64::try_from(us).unwrap_or(0))
 }
 
+/// Microseconds from `now` to `until` (0 when it has passed).
+fn micros_until(until: Instant, now: Instant) -> i64 {
+    i64::try_from(until.saturating_duration_since(now).as_micros()).unwrap_or(i64::MAX)
+}
+
 /// One credential's lease, and the requests waiting for its refill.
 #[derive(Debug)]
 struct Slot {
@@ -315,6 +315,22 @@ struct Grant {
     remaining: i64,
     reset_us: i64,
     retry_us: i64,
+}
+
+impl Grant {
+    /// The decision for a request of `cost` tokens, with `held` more in this replica's lease
+    /// once admitted (the script says 0 remaining and a retry time when refusing).
+    fn decision(self, rate: Rate, cost: u32, held: u32) -> Decision {
+        let allowed = self.granted >= cost;
+        let held = if allowed { i64::from(held) } else { 0 };
+        Decision::from_micros(
+            allowed,
+            rate,
+            self.remaining + held,
+            self.reset_us,
+            self.retry_us,
+        )
+    }
 }
 
 /// Credentials tracked in process before the expired ones are swept.
@@ -366,15 +382,7 @@ impl RateLimiter {
             } else {
                 self.take(shared, identity, rate, cost, cost, 0)
                     .await
-                    .map(|grant| {
-                        Decision::from_micros(
-                            grant.granted >= cost,
-                            rate,
-                            grant.remaining,
-                            grant.reset_us,
-                            grant.retry_us,
-                        )
-                    })
+                    .map(|grant| grant.decision(rate, cost, 0))
             };
             if let Some(decision) = decision {
                 return decision;
@@ -416,22 +424,10 @@ impl RateLimiter {
                     let grant = grant?;
                     if grant.granted < cost {
                         lease.refuse(grant);
-                        return Some(Decision::from_micros(
-                            false,
-                            rate,
-                            0,
-                            grant.reset_us,
-                            grant.retry_us,
-                        ));
+                    } else {
+                        lease.add(grant, cost, self.leasing.ttl);
                     }
-                    lease.add(grant, cost, self.leasing.ttl);
-                    Some(Decision::from_micros(
-                        true,
-                        rate,
-                        grant.remaining + i64::from(lease.tokens),
-                        grant.reset_us,
-                        0,
-                    ))
+                    Some(grant.decision(rate, cost, lease.tokens))
                 }
                 Next::Wait => {
                     let refilled = slot.refilled.notified();
