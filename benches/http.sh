@@ -13,6 +13,13 @@
 # ceiling, then their medians. Also, once: GET /health, batches of 100 with the cache warm
 # and disabled (predictions/s is 100 × req/s), the time from start to /ready and each
 # server's peak RSS.
+#
+# And the distinct-body case, ceiling and cache warm in each round: a script that builds
+# every request in Lua, a random 2024 game with odds that change from one request to the
+# next (a client pricing games as their lines move), so no body comes twice. The cycling
+# script's bodies repeat, and bullpen serves a repeated body from the bytes it kept for it
+# (http::rendered) without parsing it; a distinct body is parsed, found by what it asks and
+# gets its own market. The ceiling ignores the odds and answers the same bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +53,25 @@ predict_bodies > "$work/bodies.lua"
 } > "$work/batches.lua"
 cycling_post_lua "$work/bodies.lua" "$work/predict.lua" "Bearer peer-token"
 cycling_post_lua "$work/batches.lua" "$work/batch.lua"
+{
+  echo 'local ids = {'
+  sed 's/.*/  "&",/' "$work/ids"
+  echo '}'
+  cat <<'LUA'
+local headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer peer-token" }
+local n = 0
+function init(args)
+  n = math.random(1000)
+end
+-- American odds with a bookmaker's margin: home -120 to -169, away +100 to +109.
+function request()
+  n = n + 1
+  local body = string.format('{"game_id": "%s", "odds": {"home": %d, "away": %d}}',
+    ids[math.random(#ids)], -120 - n % 50, 100 + n % 10)
+  return wrk.format("POST", "/api/v1/predict", headers, body)
+end
+LUA
+} > "$work/distinct.lua"
 
 [ -f "$CEILING_DIR/Cargo.toml" ] || { echo "no ceiling in $CEILING_DIR (set CEILING_DIR)" >&2; exit 1; }
 cargo build --release --quiet --manifest-path "$CEILING_DIR/Cargo.toml" --target-dir "$CEILING_TARGET"
@@ -109,16 +135,18 @@ until curl -s -o /dev/null "http://127.0.0.1:$CEILING_PORT/"; do
 done
 
 ceiling_rounds=(); cached_rounds=(); uncached_rounds=(); cached_ratios=(); uncached_ratios=()
-worker_rounds=(); shared_rounds=()
+worker_rounds=(); shared_rounds=(); distinct_ceiling_rounds=(); distinct_rounds=(); distinct_ratios=()
 batching() { # $1: worker | shared
   echo BULLPEN__INFERENCE__BATCHING="$1" BULLPEN__INFERENCE__BATCH_WAIT_US="$BATCH_WAIT_US"
 }
 for round in $(seq "$ROUNDS"); do
   run_wrk /api/v1/predict "$work/predict.lua" "$CEILING_PORT" > /dev/null   # warm
   ceiling_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua" "$CEILING_PORT")")
+  distinct_ceiling_rounds+=("$(run_wrk /api/v1/predict "$work/distinct.lua" "$CEILING_PORT")")
   start_server true
   run_wrk /api/v1/predict "$work/predict.lua" > /dev/null   # every 2024 game into the cache
   cached_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
+  distinct_rounds+=("$(run_wrk /api/v1/predict "$work/distinct.lua")")
   if [ "$round" = 1 ]; then
     record "batch of 100, cache warm" "$(run_wrk /api/v1/predict/batch "$work/batch.lua")"
   fi
@@ -149,7 +177,8 @@ for round in $(seq "$ROUNDS"); do
   c=${ceiling_rounds[-1]%% *}
   cached_ratios+=("$(awk -v a="${cached_rounds[-1]%% *}" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
   uncached_ratios+=("$(awk -v a="${uncached_rounds[-1]%% *}" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
-  echo "round $round: ceiling ${ceiling_rounds[-1]} | cached ${cached_rounds[-1]} (${cached_ratios[-1]}) | uncached ${uncached_rounds[-1]} (${uncached_ratios[-1]}) | batched per worker ${worker_rounds[-1]} | shared ${shared_rounds[-1]}"
+  distinct_ratios+=("$(awk -v a="${distinct_rounds[-1]%% *}" -v b="${distinct_ceiling_rounds[-1]%% *}" 'BEGIN { printf "%.3f", a / b }')")
+  echo "round $round: ceiling ${ceiling_rounds[-1]} | cached ${cached_rounds[-1]} (${cached_ratios[-1]}) | uncached ${uncached_rounds[-1]} (${uncached_ratios[-1]}) | batched per worker ${worker_rounds[-1]} | shared ${shared_rounds[-1]} | distinct bodies: ceiling ${distinct_ceiling_rounds[-1]}, cached ${distinct_rounds[-1]} (${distinct_ratios[-1]})"
 done
 kill -TERM $ceiling; wait $ceiling 2>/dev/null || true
 
@@ -160,9 +189,12 @@ record "predict, cache warm" "$(medians "${cached_rounds[@]}")"
 record "predict, cache disabled, batching off" "$(medians "${uncached_rounds[@]}")"
 record "predict, cache disabled, batching per worker (${BATCH_WAIT_US} µs)" "$(medians "${worker_rounds[@]}")"
 record "predict, cache disabled, batching shared (${BATCH_WAIT_US} µs)" "$(medians "${shared_rounds[@]}")"
+record "ceiling, distinct bodies" "$(medians "${distinct_ceiling_rounds[@]}")"
+record "predict, distinct bodies with odds, cache warm" "$(medians "${distinct_rounds[@]}")"
 cached_ratio=$(col 1 "${cached_ratios[@]}")
 uncached_ratio=$(col 1 "${uncached_ratios[@]}")
-echo "vs the ceiling, median of per-round ratios: cached $cached_ratio (${cached_ratios[*]}), uncached $uncached_ratio (${uncached_ratios[*]})"
+distinct_ratio=$(col 1 "${distinct_ratios[@]}")
+echo "vs the ceiling, median of per-round ratios: cached $cached_ratio (${cached_ratios[*]}), uncached $uncached_ratio (${uncached_ratios[*]}), distinct bodies $distinct_ratio (${distinct_ratios[*]})"
 echo "start to /ready: ${ready_cached} ms and ${ready_uncached} ms; peak RSS: ${rss_cached} MB (cache on), ${rss_uncached} MB (cache off)"
 
 if $write; then
@@ -184,6 +216,7 @@ if $write; then
       case "$label" in
         "predict, cache warm") vs_ceiling=$cached_ratio ;;
         "predict, cache disabled, batching off") vs_ceiling=$uncached_ratio ;;
+        "predict, distinct bodies"*) vs_ceiling=$distinct_ratio ;;
         "ceiling"*) vs_ceiling=1.00 ;;
         *) vs_ceiling=$(awk -v a="$rps" -v b="$ceiling_rps" 'BEGIN { printf "%.2f", a / b }') ;;
       esac
@@ -191,7 +224,7 @@ if $write; then
       echo "| $label | $rps | $vs_ceiling | $ratio | $p50 | $p99 |"
     done
     echo
-    echo "Per-round ratios to the ceiling: cached ${cached_ratios[*]}; uncached ${uncached_ratios[*]}."
+    echo "Per-round ratios to the ceiling: cached ${cached_ratios[*]}; uncached ${uncached_ratios[*]}; distinct bodies (to the ceiling's distinct-body round) ${distinct_ratios[*]}."
     echo "Start to \`/ready\`: ${ready_cached} ms (cache on), ${ready_uncached} ms (cache off). Peak RSS: ${rss_cached} MB (cache on, every 2024 game cached), ${rss_uncached} MB (cache off)."
   } >> BENCHMARKS.md
 fi

@@ -10,7 +10,7 @@ use super::Limits;
 use super::access::{Charge, KeyId, insert_rate_limit_headers};
 use super::errors::{self, ApiError, Problem};
 use super::json::{ApiJson, JsonBody};
-use super::rendered::{self, Rendered};
+use super::rendered::{self, Question, Rendered};
 use super::request_id;
 use crate::features::{FEATURE_SPEC, GameInfo};
 use crate::models::{ModelRef, ModelRefError};
@@ -157,30 +157,55 @@ pub(super) async fn predict(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     // A body asked before, by a request that pins no version by header, may have its answer
-    // rendered already (http::rendered).
+    // rendered already (http::rendered): under the body, else under what it asks.
     let keepable =
         body.0.len() <= rendered::MAX_BODY && !http.headers().contains_key(VERSION_HEADER);
-    if keepable {
-        let caller = || caller(key.clone(), Protocol::V1);
-        if let Some(response) = rendered::serve(&service, &body.0, caller, MODEL_HEADER) {
-            return Ok(response);
-        }
+    let caller_of = |key: &Option<web::ReqData<KeyId>>| {
+        let key = key.clone();
+        move || caller(key, Protocol::V1)
+    };
+    if keepable
+        && let Some(response) = rendered::serve(&service, &body.0, caller_of(&key), MODEL_HEADER)
+    {
+        return Ok(response);
+    }
+    let request = PredictRequest::try_from(body.parse::<PredictBody>()?)?;
+    let question = keepable.then(|| Question {
+        game: request.game,
+        model: request.model.clone(),
+    });
+    if let Some(question) = &question
+        && let Some(response) = rendered::serve_question(
+            &service,
+            question,
+            request.odds,
+            caller_of(&key),
+            MODEL_HEADER,
+        )
+    {
+        return Ok(response);
     }
     // Boxed: what asking the service takes is large, and a kept answer needs none of it.
-    Box::pin(ask(service, key, http, body, keepable)).await
+    Box::pin(ask(
+        service,
+        key,
+        http,
+        request,
+        question.map(|q| (q, body)),
+    ))
+    .await
 }
 
-/// Asks the prediction service and answers; keeps the rendered answer when `keepable` and
-/// the service says it may be served again.
+/// Asks the prediction service and answers; keeps the rendered answer under `kept`'s question
+/// (and body, when it has no odds) when the service says it may be served again.
 async fn ask(
     service: web::Data<PredictService>,
     key: Option<web::ReqData<KeyId>>,
     http: HttpRequest,
-    body: JsonBody,
-    keepable: bool,
+    mut request: PredictRequest,
+    kept: Option<(Question, JsonBody)>,
 ) -> Result<HttpResponse, ApiError> {
-    let stamp = keepable.then(|| service.stamp());
-    let mut request = PredictRequest::try_from(body.parse::<PredictBody>()?)?;
+    let stamp = kept.is_some().then(|| service.stamp());
     if let Some(version) = pinned_version(&http)? {
         pin(
             &mut request,
@@ -201,16 +226,31 @@ async fn ask(
     };
     let answer = Bytes::from(answer);
     let response = rendered::response(MODEL_HEADER, model.clone(), answer.clone());
-    if let Some(stamp) = stamp
+    if let (Some(stamp), Some((question, body))) = (stamp, kept)
         && let Some(until) = service.replayable(game, routed, &prediction).await
     {
+        let with_odds = prediction.market.is_some();
+        let plain = if with_odds {
+            let mut plain = PredictionBody::from(&prediction);
+            plain.market = None;
+            match serde_json::to_vec(&plain) {
+                Ok(plain) => Bytes::from(plain),
+                Err(_) => return Ok(response),
+            }
+        } else {
+            answer
+        };
         let kept = Rendered {
-            body: answer,
+            body: plain,
             model,
-            prediction,
+            prediction: Prediction {
+                market: None,
+                ..prediction
+            },
             until,
         };
-        rendered::keep(&service, stamp, &body.0, kept);
+        let body = (!with_odds).then_some(&body.0[..]);
+        rendered::keep(&service, stamp, question, body, kept);
     }
     Ok(response)
 }

@@ -5,6 +5,11 @@
 //! entry would expire. A worker keeps its own, so serving one takes no lock and no shared
 //! reference. Requests that pin a version by header, and bodies over [`MAX_BODY`] bytes, are
 //! not kept.
+//!
+//! The same answers, without a market, are kept under their [`Question`] too: a body that
+//! differs only in its odds (a client pricing a game as its line moves: every body new) is
+//! parsed and its market rendered onto the kept bytes, with no lookup and no other
+//! serialising. Bodies with odds are kept only there, since they rarely come twice.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,7 +19,9 @@ use actix_web::HttpResponse;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::web::Bytes;
 
-use crate::predict::{Caller, PredictService, Prediction, Stamp};
+use crate::games::GameRef;
+use crate::models::ModelRef;
+use crate::predict::{Caller, MarketOdds, PredictService, Prediction, Stamp};
 
 /// The largest request body whose answer is kept: a game id and odds fit many times over.
 pub(super) const MAX_BODY: usize = 256;
@@ -22,8 +29,15 @@ pub(super) const MAX_BODY: usize = 256;
 /// Answers kept per worker; a full table starts again empty. Two seasons of games fit.
 const CAPACITY: usize = 8192;
 
+/// What a request asks, odds aside.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct Question {
+    pub game: GameRef,
+    pub model: Option<ModelRef>,
+}
+
 /// An answer as served, with what it records.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Rendered {
     pub body: Bytes,
     /// `name@version`, for the `Bullpen-Model` header.
@@ -37,6 +51,26 @@ struct Table {
     /// What every kept answer was made from.
     stamp: Option<Stamp>,
     answers: HashMap<Box<[u8]>, Rendered, foldhash::fast::RandomState>,
+    /// The same answers without a market, by what they answer.
+    questions: HashMap<Question, Rendered, foldhash::fast::RandomState>,
+}
+
+impl Table {
+    /// `rendered`, when what it was made from stands and it has not expired.
+    fn standing<'a>(
+        &self,
+        service: &PredictService,
+        rendered: Option<&'a Rendered>,
+        now: Instant,
+    ) -> Option<&'a Rendered> {
+        let rendered = rendered?;
+        let stands = rendered.until > now
+            && self
+                .stamp
+                .as_ref()
+                .is_some_and(|stamp| service.stands(stamp));
+        stands.then_some(rendered)
+    }
 }
 
 thread_local! {
@@ -51,22 +85,51 @@ pub(super) fn serve(
     header: &'static str,
 ) -> Option<HttpResponse> {
     TABLE.with_borrow(|table| {
-        let rendered = table.answers.get(body)?;
         let started = Instant::now();
-        let stands = rendered.until > started
-            && table
-                .stamp
-                .as_ref()
-                .is_some_and(|stamp| service.stands(stamp));
-        if !stands {
-            return None;
-        }
+        let rendered = table.standing(service, table.answers.get(body), started)?;
         service.served_again(&rendered.prediction, &caller(), started);
         Some(response(
             header,
             rendered.model.clone(),
             rendered.body.clone(),
         ))
+    })
+}
+
+/// The kept answer to `question`, with the market of `odds` when given, recorded as served to
+/// `caller`, when there is one that stands. Byte for byte the answer the service would make:
+/// the market is the answer's last member.
+pub(super) fn serve_question(
+    service: &PredictService,
+    question: &Question,
+    odds: Option<MarketOdds>,
+    caller: impl FnOnce() -> Caller,
+    header: &'static str,
+) -> Option<HttpResponse> {
+    TABLE.with_borrow(|table| {
+        let started = Instant::now();
+        let rendered = table.standing(service, table.questions.get(question), started)?;
+        let Some(odds) = odds else {
+            service.served_again(&rendered.prediction, &caller(), started);
+            return Some(response(
+                header,
+                rendered.model.clone(),
+                rendered.body.clone(),
+            ));
+        };
+        let market = odds.evaluate(f64::from(rendered.prediction.home_win_probability));
+        let plain = rendered.body.strip_suffix(b"}")?;
+        let mut body = Vec::with_capacity(plain.len() + 512);
+        body.extend_from_slice(plain);
+        body.extend_from_slice(b",\"market\":");
+        serde_json::to_writer(&mut body, &market).ok()?;
+        body.push(b'}');
+        let prediction = Prediction {
+            market: Some(market),
+            ..rendered.prediction.clone()
+        };
+        service.served_again(&prediction, &caller(), started);
+        Some(response(header, rendered.model.clone(), Bytes::from(body)))
     })
 }
 
@@ -78,9 +141,16 @@ pub(super) fn response(header: &'static str, model: HeaderValue, body: Bytes) ->
         .body(body)
 }
 
-/// Keeps `rendered` as the answer to `body`, made under `stamp`. Answers made under an older
-/// stamp are dropped; an answer whose stamp no longer stands is not kept.
-pub(super) fn keep(service: &PredictService, stamp: Stamp, body: &[u8], rendered: Rendered) {
+/// Keeps `rendered`, an answer without a market, as the answer to `question`, and to `body`
+/// when given (a body without odds), made under `stamp`. Answers made under an older stamp
+/// are dropped; an answer whose stamp no longer stands is not kept.
+pub(super) fn keep(
+    service: &PredictService,
+    stamp: Stamp,
+    question: Question,
+    body: Option<&[u8]>,
+    rendered: Rendered,
+) {
     if !service.stands(&stamp) {
         return;
     }
@@ -89,10 +159,14 @@ pub(super) fn keep(service: &PredictService, stamp: Stamp, body: &[u8], rendered
             .stamp
             .as_ref()
             .is_some_and(|kept| service.stands(kept));
-        if !current || table.answers.len() >= CAPACITY {
+        if !current || table.answers.len() >= CAPACITY || table.questions.len() >= CAPACITY {
             table.answers.clear();
+            table.questions.clear();
         }
         table.stamp = Some(stamp);
-        table.answers.insert(body.into(), rendered);
+        if let Some(body) = body {
+            table.answers.insert(body.into(), rendered.clone());
+        }
+        table.questions.insert(question, rendered);
     });
 }

@@ -13,7 +13,7 @@ use super::pool::InferencePool;
 use super::runtime::RuntimeError;
 
 /// `name` or `name@version`, as a request or the configuration names a model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelRef {
     pub name: String,
     pub version: Option<String>,

@@ -110,6 +110,29 @@ async fn an_answer_served_again_is_the_same_counted_and_gone_once_invalidated() 
     assert_eq!(app.inference_calls().await, 2);
 }
 
+/// A body that differs only in its odds (every one new) is answered from the answer kept
+/// for what it asks, with its own market: the same answer, market and all, as one computed
+/// by a server without a cache.
+#[tokio::test]
+async fn bodies_differing_only_in_odds_get_the_kept_answer_with_their_own_market() {
+    let app = spawn_app().await;
+    let uncached = spawn_app_with(|settings| settings.cache.enabled = false).await;
+    let plain = json!({ "game_id": "KCA202404100" });
+    app.predict(&plain).await;
+    app.predict(&plain).await;
+    for (home, away) in [(-135, 115), (-150, 130), (-121, 101)] {
+        let body = json!({ "game_id": "KCA202404100", "odds": { "home": home, "away": away } });
+        let mut kept = app.predict(&body).await.body;
+        let mut computed = uncached.predict(&body).await.body;
+        assert_eq!(kept["cached"], true);
+        assert_eq!(computed["cached"], false);
+        kept["cached"] = json!(null);
+        computed["cached"] = json!(null);
+        assert_eq!(kept, computed);
+    }
+    assert_eq!(app.inference_calls().await, 1);
+}
+
 #[tokio::test]
 async fn scheduled_games_are_predicted_from_the_games_before_them() {
     let app = spawn_app().await;
