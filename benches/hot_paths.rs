@@ -121,7 +121,7 @@ fn cached_prediction(c: &mut Criterion) {
         FeatureSource::Embedded(Arc::new(LiveStore::in_memory(store()))),
         catalog,
         Caches::new(&settings.cache, None, &metrics),
-        Recorder::new(None),
+        Recorder::new(None, None),
         ShadowQueue::new(1).0,
     );
     let caller = Caller::default();

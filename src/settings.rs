@@ -15,7 +15,7 @@ use crate::features::{DataSettings, FeatureSettings};
 use crate::http::ServerSettings;
 use crate::models::{InferenceSettings, ModelSettings};
 use crate::monitoring::MonitoringSettings;
-use crate::predict::{PredictionLogSettings, RolloutSettings};
+use crate::predict::{PredictionLogSettings, RolloutSettings, ScheduleSettings};
 use crate::telemetry::TelemetrySettings;
 use crate::validation::InvalidSetting;
 
@@ -35,6 +35,7 @@ pub struct Settings {
     pub models: ModelSettings,
     pub inference: InferenceSettings,
     pub rollout: RolloutSettings,
+    pub schedule: ScheduleSettings,
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
@@ -94,6 +95,7 @@ impl Settings {
         self.redis.validate()?;
         self.inference.validate()?;
         self.rollout.validate()?;
+        self.schedule.validate()?;
         self.telemetry.validate()?;
         self.auth.validate(&self.environment)?;
         self.rate_limit.validate()?;

@@ -24,7 +24,7 @@ use crate::http::{self, Admission, BodyLimit, Drain, HeadLimits, Limits};
 use crate::models::{Catalog, CatalogOptions};
 use crate::monitoring::{Metrics, Sampler};
 use crate::predict::{
-    self, LogWriter, PredictService, PredictionLog, Recorder, RolloutSettings, ShadowJobs,
+    self, Demand, LogWriter, PredictService, PredictionLog, Recorder, RolloutSettings, ShadowJobs,
     ShadowQueue,
 };
 use crate::settings::Settings;
@@ -93,8 +93,9 @@ impl Application {
         let tasks = TaskTracker::new();
         let metrics = Metrics::new(&settings.monitoring)?;
         let (log, log_writer) = start_prediction_log(settings, &metrics)?.unzip();
-        let (service, shadow_jobs) =
-            load_service(settings, &metrics, Recorder::new(log), &tasks).await?;
+        let demand = Demand::load(&settings.schedule)?.map(Arc::new);
+        let recorder = Recorder::new(log, demand.clone());
+        let (service, shadow_jobs) = load_service(settings, &metrics, recorder, &tasks).await?;
         let drain = Drain::default();
         let background = BackgroundWork {
             metrics: &metrics,
@@ -103,7 +104,7 @@ impl Application {
             stop: &stop,
             tasks: &tasks,
         };
-        background.start(&service, shadow_jobs).await;
+        background.start(&service, shadow_jobs, demand).await;
         let sampler = web::Data::new(Sampler::default());
         let metrics = web::Data::new(metrics);
         {
@@ -449,9 +450,18 @@ struct BackgroundWork<'a> {
 impl BackgroundWork<'_> {
     /// Shadow scoring, the rollback guard and (PostgreSQL store) results written elsewhere;
     /// with Redis, invalidations and routing set on any replica; on SIGHUP, a rescan of
-    /// `models.dir`.
-    async fn start(&self, service: &PredictService, shadow_jobs: ShadowJobs) {
+    /// `models.dir`; with a schedule, its gauges.
+    async fn start(
+        &self,
+        service: &PredictService,
+        shadow_jobs: ShadowJobs,
+        demand: Option<Arc<Demand>>,
+    ) {
         let (stop, tasks) = (self.stop, self.tasks);
+        if let Some(demand) = demand {
+            let (metrics, stop) = (self.metrics.clone(), stop.clone());
+            tasks.spawn(async move { follow_schedule(&demand, &metrics, &stop).await });
+        }
         tasks.spawn(
             stop.clone()
                 .run_until_cancelled_owned(service.clone().run_shadow(shadow_jobs)),
@@ -478,6 +488,15 @@ impl BackgroundWork<'_> {
             let (service, stop) = (service.clone(), stop.clone());
             tasks.spawn(async move { reload_on_sighup(&service, &stop).await });
         }
+    }
+}
+
+/// Sets the schedule's gauges (and reads its file again when it changed) every
+/// `schedule.refresh_ms`, until `stop`.
+async fn follow_schedule(demand: &Demand, metrics: &Metrics, stop: &CancellationToken) {
+    let mut ticks = tokio::time::interval(demand.refresh_every());
+    while stop.run_until_cancelled(ticks.tick()).await.is_some() {
+        demand.refresh(metrics);
     }
 }
 

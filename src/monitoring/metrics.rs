@@ -284,6 +284,8 @@ pub struct Metrics {
     pub log_dropped: IntCounter,
     pub log_failed: IntCounter,
     pub requests_per_second: Gauge,
+    pub schedule_games_starting: IntGauge,
+    pub schedule_expected_requests_per_second: Gauge,
     model_quality: GaugeVec,
     routing_weight: IntGaugeVec,
     guard_trips: IntCounterVec,
@@ -347,6 +349,16 @@ impl Metrics {
             "HTTP requests per second, smoothed over about 10 s (for autoscaling).",
         ))?;
         registry.register(Box::new(requests_per_second.clone()))?;
+        let schedule_games_starting = IntGauge::with_opts(opts(
+            "schedule_games_starting",
+            "Games of the schedule whose first pitch is within schedule.lookahead_minutes (for autoscaling ahead of them).",
+        ))?;
+        registry.register(Box::new(schedule_games_starting.clone()))?;
+        let schedule_expected_requests_per_second = Gauge::with_opts(opts(
+            "schedule_expected_requests_per_second",
+            "Requests per second this replica expects from the games starting within the lookahead, from what the games before them drew here.",
+        ))?;
+        registry.register(Box::new(schedule_expected_requests_per_second.clone()))?;
         let model_quality = GaugeVec::new(
             opts(
                 "model_quality",
@@ -475,6 +487,8 @@ impl Metrics {
                 "Predictions lost because PostgreSQL refused their batch after every retry.",
             )?,
             requests_per_second,
+            schedule_games_starting,
+            schedule_expected_requests_per_second,
             model_quality,
             registry,
             count_requests: settings.request_metrics,

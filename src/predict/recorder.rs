@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use super::answer::Prediction;
 use super::log::{LogEntry, PredictionLog};
+use super::schedule::Demand;
 use crate::cache::Source;
 use crate::db::Pool;
 use crate::features::{Decided, FeatureSource, StoreError};
@@ -39,15 +40,18 @@ pub struct Recorder {
     /// The database of the prediction log, where quality is read from when the log is on.
     log_pool: Option<Pool>,
     served: ServedPredictions,
+    /// The schedule's games, counting the predictions each draws before its first pitch.
+    demand: Option<Arc<Demand>>,
 }
 
 impl Recorder {
-    pub fn new(log: Option<(PredictionLog, Pool)>) -> Self {
+    pub fn new(log: Option<(PredictionLog, Pool)>, demand: Option<Arc<Demand>>) -> Self {
         let (log, log_pool) = log.unzip();
         Self {
             log,
             log_pool,
             served: ServedPredictions::new(SERVED_CAPACITY),
+            demand,
         }
     }
 
@@ -69,6 +73,9 @@ impl Recorder {
             .pool
             .metrics()
             .served(caller.protocol, answered, 1);
+        if let Some(demand) = &self.demand {
+            demand.asked(&prediction.game);
+        }
         self.keep(prediction, caller, false);
     }
 

@@ -624,3 +624,78 @@ async fn a_full_prediction_log_drops_and_counts_without_slowing_answers() {
     crate::database::reconnect(&database).await;
     database.drop_now().await;
 }
+
+/// Scaling ahead of first pitch: the games of `schedule.file` within the lookahead, and the
+/// rate they are expected to bring, from `requests_per_game` until a game this replica
+/// counted has started, then from what that game drew.
+#[tokio::test]
+async fn the_schedule_gauges_count_the_games_ahead_and_what_the_games_before_drew() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("schedule.csv");
+    let now = chrono::Utc::now();
+    let at = |seconds: i64| (now + chrono::TimeDelta::seconds(seconds)).to_rfc3339();
+    std::fs::write(
+        &file,
+        format!(
+            "date,home,away,number,first_pitch\n2024-04-10,KCA,HOU,0,{}\n2024-04-11,KCA,HOU,0,{}\n",
+            at(4),
+            at(1800),
+        ),
+    )
+    .expect("the schedule is written");
+    let app = spawn_app_with(|settings| {
+        settings.schedule.file = file.display().to_string();
+        settings.schedule.requests_per_game = 36.0;
+        settings.schedule.refresh_ms = 100;
+    })
+    .await;
+    let gauges = || async {
+        let scrape = scrape(&app).await;
+        let samples = samples(&scrape);
+        let value = |name: &str| samples.get(&(name.to_owned(), BTreeMap::new())).cloned();
+        let expected = value("bullpen_schedule_expected_requests_per_second")
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        (value("bullpen_schedule_games_starting"), expected)
+    };
+    eventually(
+        "both games ahead, at the configured guess",
+        Duration::from_secs(3),
+        || async {
+            let (starting, expected) = gauges().await;
+            (starting.as_deref() == Some("2") && (expected - 2.0 * 36.0 / 3600.0).abs() < 1e-9)
+                .then_some(())
+        },
+    )
+    .await;
+    // Five predictions of the first game before its first pitch (two asked as a scheduled
+    // game), one of a game not on the schedule.
+    for _ in 0..3 {
+        assert_eq!(
+            app.predict(&json!({ "game_id": "KCA202404100" }))
+                .await
+                .status,
+            200
+        );
+    }
+    for _ in 0..2 {
+        let scheduled = json!({ "game": { "home": "KCA", "away": "HOU", "date": "2024-04-10" } });
+        assert_eq!(app.predict(&scheduled).await.status, 200);
+    }
+    assert_eq!(
+        app.predict(&json!({ "game_id": "NYA202404050" }))
+            .await
+            .status,
+        200
+    );
+    eventually(
+        "the first game started: one ahead, at what it drew",
+        Duration::from_secs(10),
+        || async {
+            let (starting, expected) = gauges().await;
+            (starting.as_deref() == Some("1") && (expected - 5.0 / 3600.0).abs() < 1e-9)
+                .then_some(())
+        },
+    )
+    .await;
+}
