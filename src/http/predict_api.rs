@@ -160,12 +160,9 @@ pub(super) async fn predict(
     // rendered already (http::rendered): under the body, else under what it asks.
     let keepable =
         body.0.len() <= rendered::MAX_BODY && !http.headers().contains_key(VERSION_HEADER);
-    let caller_of = |key: &Option<web::ReqData<KeyId>>| {
-        let key = key.clone();
-        move || caller(key, Protocol::V1)
-    };
+    let served_again_to = || caller(key.clone(), Protocol::V1);
     if keepable
-        && let Some(response) = rendered::serve(&service, &body.0, caller_of(&key), MODEL_HEADER)
+        && let Some(response) = rendered::serve(&service, &body.0, served_again_to, MODEL_HEADER)
     {
         return Ok(response);
     }
@@ -179,7 +176,7 @@ pub(super) async fn predict(
             &service,
             question,
             request.odds,
-            caller_of(&key),
+            served_again_to,
             MODEL_HEADER,
         )
     {

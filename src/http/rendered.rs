@@ -21,7 +21,7 @@ use actix_web::web::Bytes;
 
 use crate::games::GameRef;
 use crate::models::ModelRef;
-use crate::predict::{Caller, MarketOdds, PredictService, Prediction, Stamp};
+use crate::predict::{Caller, MarketOdds, MarketView, PredictService, Prediction, Stamp};
 
 /// The largest request body whose answer is kept: a game id and odds fit many times over.
 pub(super) const MAX_BODY: usize = 256;
@@ -30,7 +30,7 @@ pub(super) const MAX_BODY: usize = 256;
 const CAPACITY: usize = 8192;
 
 /// What a request asks, odds aside.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(super) struct Question {
     pub game: GameRef,
     pub model: Option<ModelRef>,
@@ -73,6 +73,35 @@ impl Table {
     }
 }
 
+impl Rendered {
+    /// This answer (or, with `priced`, its bytes and market for the request's odds), recorded
+    /// as served again to `caller`.
+    fn replay(
+        &self,
+        service: &PredictService,
+        priced: Option<(Bytes, MarketView)>,
+        caller: impl FnOnce() -> Caller,
+        started: Instant,
+        header: &'static str,
+    ) -> HttpResponse {
+        let body = match priced {
+            None => {
+                service.served_again(&self.prediction, &caller(), started);
+                self.body.clone()
+            }
+            Some((body, market)) => {
+                let prediction = Prediction {
+                    market: Some(market),
+                    ..self.prediction.clone()
+                };
+                service.served_again(&prediction, &caller(), started);
+                body
+            }
+        };
+        response(header, self.model.clone(), body)
+    }
+}
+
 thread_local! {
     static TABLE: RefCell<Table> = RefCell::default();
 }
@@ -87,12 +116,7 @@ pub(super) fn serve(
     TABLE.with_borrow(|table| {
         let started = Instant::now();
         let rendered = table.standing(service, table.answers.get(body), started)?;
-        service.served_again(&rendered.prediction, &caller(), started);
-        Some(response(
-            header,
-            rendered.model.clone(),
-            rendered.body.clone(),
-        ))
+        Some(rendered.replay(service, None, caller, started, header))
     })
 }
 
@@ -110,12 +134,7 @@ pub(super) fn serve_question(
         let started = Instant::now();
         let rendered = table.standing(service, table.questions.get(question), started)?;
         let Some(odds) = odds else {
-            service.served_again(&rendered.prediction, &caller(), started);
-            return Some(response(
-                header,
-                rendered.model.clone(),
-                rendered.body.clone(),
-            ));
+            return Some(rendered.replay(service, None, caller, started, header));
         };
         let market = odds.evaluate(f64::from(rendered.prediction.home_win_probability));
         let plain = rendered.body.strip_suffix(b"}")?;
@@ -124,12 +143,8 @@ pub(super) fn serve_question(
         body.extend_from_slice(b",\"market\":");
         serde_json::to_writer(&mut body, &market).ok()?;
         body.push(b'}');
-        let prediction = Prediction {
-            market: Some(market),
-            ..rendered.prediction.clone()
-        };
-        service.served_again(&prediction, &caller(), started);
-        Some(response(header, rendered.model.clone(), Bytes::from(body)))
+        let priced = (Bytes::from(body), market);
+        Some(rendered.replay(service, Some(priced), caller, started, header))
     })
 }
 

@@ -296,6 +296,15 @@ pub struct Metrics {
     grpc_duration: HistogramVec,
 }
 
+/// `collector`, registered with `registry`.
+fn registered<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: C,
+) -> Result<C, MetricsError> {
+    registry.register(Box::new(collector.clone()))?;
+    Ok(collector)
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot register the metrics: {0}")]
 pub struct MetricsError(#[from] prometheus::Error);
@@ -334,31 +343,41 @@ impl Metrics {
             registry.register(Box::new(vec.clone()))?;
             Ok::<_, MetricsError>(vec)
         };
-        let in_flight = IntGauge::with_opts(opts(
-            "http_requests_in_flight",
-            "HTTP requests being served now.",
-        ))?;
-        registry.register(Box::new(in_flight.clone()))?;
-        let redis_breaker = IntGauge::with_opts(opts(
-            "redis_breaker_state",
-            "The Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
-        ))?;
-        registry.register(Box::new(redis_breaker.clone()))?;
-        let requests_per_second = Gauge::with_opts(opts(
-            "http_requests_per_second",
-            "HTTP requests per second, smoothed over about 10 s (for autoscaling).",
-        ))?;
-        registry.register(Box::new(requests_per_second.clone()))?;
-        let schedule_games_starting = IntGauge::with_opts(opts(
-            "schedule_games_starting",
-            "Games of the schedule whose first pitch is within schedule.lookahead_minutes (for autoscaling ahead of them).",
-        ))?;
-        registry.register(Box::new(schedule_games_starting.clone()))?;
-        let schedule_expected_requests_per_second = Gauge::with_opts(opts(
-            "schedule_expected_requests_per_second",
-            "Requests per second this replica expects from the games starting within the lookahead, from what the games before them drew here.",
-        ))?;
-        registry.register(Box::new(schedule_expected_requests_per_second.clone()))?;
+        let in_flight = registered(
+            &registry,
+            IntGauge::with_opts(opts(
+                "http_requests_in_flight",
+                "HTTP requests being served now.",
+            ))?,
+        )?;
+        let redis_breaker = registered(
+            &registry,
+            IntGauge::with_opts(opts(
+                "redis_breaker_state",
+                "The Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ))?,
+        )?;
+        let requests_per_second = registered(
+            &registry,
+            Gauge::with_opts(opts(
+                "http_requests_per_second",
+                "HTTP requests per second, smoothed over about 10 s (for autoscaling).",
+            ))?,
+        )?;
+        let schedule_games_starting = registered(
+            &registry,
+            IntGauge::with_opts(opts(
+                "schedule_games_starting",
+                "Games of the schedule whose first pitch is within schedule.lookahead_minutes (for autoscaling ahead of them).",
+            ))?,
+        )?;
+        let schedule_expected_requests_per_second = registered(
+            &registry,
+            Gauge::with_opts(opts(
+                "schedule_expected_requests_per_second",
+                "Requests per second this replica expects from the games starting within the lookahead, from what the games before them drew here.",
+            ))?,
+        )?;
         let model_quality = GaugeVec::new(
             opts(
                 "model_quality",

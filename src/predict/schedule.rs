@@ -116,7 +116,9 @@ impl Demand {
         if settings.file.is_empty() {
             return Ok(None);
         }
-        let (games, modified) = read(Path::new(&settings.file))?;
+        let path = Path::new(&settings.file);
+        let modified = modified(path);
+        let games = read(path)?;
         Ok(Some(Self {
             settings: settings.clone(),
             lookahead: TimeDelta::minutes(i64::from(settings.lookahead_minutes)),
@@ -161,9 +163,7 @@ impl Demand {
 
     fn reload(&self) {
         let path = Path::new(&self.settings.file);
-        let modified = std::fs::metadata(path)
-            .and_then(|meta| meta.modified())
-            .ok();
+        let modified = modified(path);
         let mut seen = self
             .modified
             .lock()
@@ -171,8 +171,9 @@ impl Demand {
         if modified == *seen {
             return;
         }
+        *seen = modified;
         match read(path) {
-            Ok((games, modified)) => {
+            Ok(games) => {
                 let old = self.games.load();
                 for ((date, home), fresh) in &games {
                     for game in fresh {
@@ -188,11 +189,9 @@ impl Demand {
                     }
                 }
                 self.games.store(Arc::new(games));
-                *seen = modified;
                 tracing::info!(file = %path.display(), "schedule reloaded");
             }
             Err(error) => {
-                *seen = modified;
                 tracing::warn!(%error, "the schedule file changed and does not read; keeping the schedule as it was");
             }
         }
@@ -227,20 +226,21 @@ impl Demand {
     }
 }
 
-/// The games of the file at `path`, and when it was last changed.
-fn read(path: &Path) -> Result<(Games, Option<SystemTime>), ScheduleError> {
-    let shown = || path.display().to_string();
-    let modified = std::fs::metadata(path)
+/// When the file at `path` was last changed, if that can be told.
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path)
         .and_then(|meta| meta.modified())
-        .map_err(|source| ScheduleError::Read {
-            path: shown(),
-            source,
-        })?;
-    let mut reader = csv::Reader::from_path(path).map_err(|error| ScheduleError::Row {
+        .ok()
+}
+
+/// The games of the file at `path`.
+fn read(path: &Path) -> Result<Games, ScheduleError> {
+    let shown = || path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| ScheduleError::Read {
         path: shown(),
-        line: 1,
-        reason: error.to_string(),
+        source,
     })?;
+    let mut reader = csv::Reader::from_reader(file);
     let mut games = Games::new();
     for row in reader.deserialize::<Row>() {
         let row = row.map_err(|error| ScheduleError::Row {
@@ -257,7 +257,7 @@ fn read(path: &Path) -> Result<(Games, Option<SystemTime>), ScheduleError> {
                 asked: AtomicU64::new(0),
             }));
     }
-    Ok((games, Some(modified)))
+    Ok(games)
 }
 
 #[cfg(test)]
