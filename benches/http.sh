@@ -14,12 +14,14 @@
 # and disabled (predictions/s is 100 × req/s), the time from start to /ready and each
 # server's peak RSS.
 #
-# And the distinct-body case, ceiling and cache warm in each round: a script that builds
-# every request in Lua, a random 2024 game with odds that change from one request to the
-# next (a client pricing games as their lines move), so no body comes twice. The cycling
-# script's bodies repeat, and bullpen serves a repeated body from the bytes it kept for it
-# (http::rendered) without parsing it; a distinct body is parsed, found by what it asks and
-# gets its own market. The ceiling ignores the odds and answers the same bytes.
+# And the distinct-body case in each round, ceiling, cache warm and cache disabled (batching
+# off and per worker): a script that builds every request in Lua, a random 2024 game with
+# odds that change from one request to the next (a client pricing games as their lines
+# move), so no body comes twice. The cycling script's bodies repeat, and bullpen serves a
+# repeated body from the bytes it kept for it (http::rendered) without parsing it; a
+# distinct body is parsed, found by what it asks and gets its own market. The ceiling
+# ignores the odds and answers the same bytes. This is the shape of the independent harness
+# of issue 31 (wrk building each request in Lua over every 2024 game).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -136,6 +138,7 @@ done
 
 ceiling_rounds=(); cached_rounds=(); uncached_rounds=(); cached_ratios=(); uncached_ratios=()
 worker_rounds=(); shared_rounds=(); distinct_ceiling_rounds=(); distinct_rounds=(); distinct_ratios=()
+distinct_uncached_rounds=(); distinct_uncached_ratios=(); distinct_worker_rounds=()
 batching() { # $1: worker | shared
   echo BULLPEN__INFERENCE__BATCHING="$1" BULLPEN__INFERENCE__BATCH_WAIT_US="$BATCH_WAIT_US"
 }
@@ -153,6 +156,7 @@ for round in $(seq "$ROUNDS"); do
   stop_server
   start_server false BULLPEN__INFERENCE__BATCH_WAIT_US=0
   uncached_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
+  distinct_uncached_rounds+=("$(run_wrk /api/v1/predict "$work/distinct.lua")")
   if [ "$round" = 1 ]; then
     ready_uncached=$ready_ms
     record "batch of 100, cache disabled" "$(run_wrk /api/v1/predict/batch "$work/batch.lua")"
@@ -169,6 +173,7 @@ for round in $(seq "$ROUNDS"); do
   # shellcheck disable=SC2046 # the settings are words
   start_server false $(batching worker)
   worker_rounds+=("$(run_wrk /api/v1/predict "$work/predict.lua")")
+  distinct_worker_rounds+=("$(run_wrk /api/v1/predict "$work/distinct.lua")")
   stop_server
   # shellcheck disable=SC2046
   start_server false $(batching shared)
@@ -177,8 +182,10 @@ for round in $(seq "$ROUNDS"); do
   c=${ceiling_rounds[-1]%% *}
   cached_ratios+=("$(awk -v a="${cached_rounds[-1]%% *}" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
   uncached_ratios+=("$(awk -v a="${uncached_rounds[-1]%% *}" -v b="$c" 'BEGIN { printf "%.3f", a / b }')")
-  distinct_ratios+=("$(awk -v a="${distinct_rounds[-1]%% *}" -v b="${distinct_ceiling_rounds[-1]%% *}" 'BEGIN { printf "%.3f", a / b }')")
-  echo "round $round: ceiling ${ceiling_rounds[-1]} | cached ${cached_rounds[-1]} (${cached_ratios[-1]}) | uncached ${uncached_rounds[-1]} (${uncached_ratios[-1]}) | batched per worker ${worker_rounds[-1]} | shared ${shared_rounds[-1]} | distinct bodies: ceiling ${distinct_ceiling_rounds[-1]}, cached ${distinct_rounds[-1]} (${distinct_ratios[-1]})"
+  d=${distinct_ceiling_rounds[-1]%% *}
+  distinct_ratios+=("$(awk -v a="${distinct_rounds[-1]%% *}" -v b="$d" 'BEGIN { printf "%.3f", a / b }')")
+  distinct_uncached_ratios+=("$(awk -v a="${distinct_uncached_rounds[-1]%% *}" -v b="$d" 'BEGIN { printf "%.3f", a / b }')")
+  echo "round $round: ceiling ${ceiling_rounds[-1]} | cached ${cached_rounds[-1]} (${cached_ratios[-1]}) | uncached ${uncached_rounds[-1]} (${uncached_ratios[-1]}) | batched per worker ${worker_rounds[-1]} | shared ${shared_rounds[-1]} | distinct bodies: ceiling ${distinct_ceiling_rounds[-1]}, cached ${distinct_rounds[-1]} (${distinct_ratios[-1]}), uncached ${distinct_uncached_rounds[-1]} (${distinct_uncached_ratios[-1]}), batched per worker ${distinct_worker_rounds[-1]}"
 done
 kill -TERM $ceiling; wait $ceiling 2>/dev/null || true
 
@@ -191,10 +198,13 @@ record "predict, cache disabled, batching per worker (${BATCH_WAIT_US} µs)" "$(
 record "predict, cache disabled, batching shared (${BATCH_WAIT_US} µs)" "$(medians "${shared_rounds[@]}")"
 record "ceiling, distinct bodies" "$(medians "${distinct_ceiling_rounds[@]}")"
 record "predict, distinct bodies with odds, cache warm" "$(medians "${distinct_rounds[@]}")"
+record "predict, distinct bodies with odds, cache disabled, batching off" "$(medians "${distinct_uncached_rounds[@]}")"
+record "predict, distinct bodies with odds, cache disabled, batching per worker (${BATCH_WAIT_US} µs)" "$(medians "${distinct_worker_rounds[@]}")"
 cached_ratio=$(col 1 "${cached_ratios[@]}")
 uncached_ratio=$(col 1 "${uncached_ratios[@]}")
 distinct_ratio=$(col 1 "${distinct_ratios[@]}")
-echo "vs the ceiling, median of per-round ratios: cached $cached_ratio (${cached_ratios[*]}), uncached $uncached_ratio (${uncached_ratios[*]}), distinct bodies $distinct_ratio (${distinct_ratios[*]})"
+distinct_uncached_ratio=$(col 1 "${distinct_uncached_ratios[@]}")
+echo "vs the ceiling, median of per-round ratios: cached $cached_ratio (${cached_ratios[*]}), uncached $uncached_ratio (${uncached_ratios[*]}), distinct bodies cached $distinct_ratio (${distinct_ratios[*]}), uncached $distinct_uncached_ratio (${distinct_uncached_ratios[*]})"
 echo "start to /ready: ${ready_cached} ms and ${ready_uncached} ms; peak RSS: ${rss_cached} MB (cache on), ${rss_uncached} MB (cache off)"
 
 if $write; then
@@ -216,7 +226,10 @@ if $write; then
       case "$label" in
         "predict, cache warm") vs_ceiling=$cached_ratio ;;
         "predict, cache disabled, batching off") vs_ceiling=$uncached_ratio ;;
-        "predict, distinct bodies"*) vs_ceiling=$distinct_ratio ;;
+        "predict, distinct bodies with odds, cache warm") vs_ceiling=$distinct_ratio ;;
+        "predict, distinct bodies with odds, cache disabled, batching off") vs_ceiling=$distinct_uncached_ratio ;;
+        "predict, distinct bodies"*)
+          vs_ceiling=$(awk -v a="$rps" -v b="$(col 1 "${distinct_ceiling_rounds[@]}")" 'BEGIN { printf "%.2f", a / b }') ;;
         "ceiling"*) vs_ceiling=1.00 ;;
         *) vs_ceiling=$(awk -v a="$rps" -v b="$ceiling_rps" 'BEGIN { printf "%.2f", a / b }') ;;
       esac
@@ -224,7 +237,7 @@ if $write; then
       echo "| $label | $rps | $vs_ceiling | $ratio | $p50 | $p99 |"
     done
     echo
-    echo "Per-round ratios to the ceiling: cached ${cached_ratios[*]}; uncached ${uncached_ratios[*]}; distinct bodies (to the ceiling's distinct-body round) ${distinct_ratios[*]}."
+    echo "Per-round ratios to the ceiling: cached ${cached_ratios[*]}; uncached ${uncached_ratios[*]}; distinct bodies (to the ceiling's distinct-body round) cached ${distinct_ratios[*]}, uncached ${distinct_uncached_ratios[*]}."
     echo "Start to \`/ready\`: ${ready_cached} ms (cache on), ${ready_uncached} ms (cache off). Peak RSS: ${rss_cached} MB (cache on, every 2024 game cached), ${rss_uncached} MB (cache off)."
   } >> BENCHMARKS.md
 fi
