@@ -262,13 +262,14 @@ class Scenario:
 class LoadRun:
     """`bullpen loadtest` in the background; seconds are counted from when it started."""
 
-    def __init__(self, binary, url, work, name, args):
+    def __init__(self, binary, url, work, name, args, env=None):
         self.report_path = work / f"{name}.json"
         self.started = time.time()
         self.process = subprocess.Popen(
             [binary, "loadtest", "--quiet", "--url", url, "--json", self.report_path,
              "--timeout", "10s", *map(str, args)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(work / f"{name}.log", "ab"),
+            env=dict(os.environ, **(env or {})),
         )
 
     def at(self):

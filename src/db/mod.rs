@@ -5,6 +5,7 @@ mod settings;
 
 use std::time::Duration;
 
+use bb8::ManageConnection;
 use bb8_postgres::PostgresConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::NoTls;
@@ -15,7 +16,7 @@ pub use games::{
 };
 pub use settings::DatabaseSettings;
 
-pub type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+pub type Pool = bb8::Pool<Manager>;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -51,10 +52,49 @@ impl DbError {
     }
 }
 
+/// What a pool's connections must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The primary, which takes writes: a connection to a member that has become a replica
+    /// (a failover or switchover behind a multi-host `database.url`, a proxy, a moved DNS
+    /// name) is dropped at check-out and a new one made, which
+    /// `target_session_attrs=read-write` sends to the new primary.
+    Primary,
+    /// Any member: reads (`database.read_url`).
+    Any,
+}
+
+/// bb8-postgres's connections, with a check-out probe that also refuses a replica where the
+/// primary is wanted.
+#[derive(Debug)]
+pub struct Manager {
+    connections: PostgresConnectionManager<NoTls>,
+    /// Sent on every check-out: one round trip either way. `pg_current_wal_lsn()` fails on a
+    /// replica ("recovery is in progress") and writes nothing on the primary.
+    probe: &'static str,
+}
+
+impl ManageConnection for Manager {
+    type Connection = tokio_postgres::Client;
+    type Error = tokio_postgres::Error;
+
+    async fn connect(&self) -> Result<Self::Connection, Self::Error> {
+        self.connections.connect().await
+    }
+
+    async fn is_valid(&self, client: &mut Self::Connection) -> Result<(), Self::Error> {
+        client.simple_query(self.probe).await.map(|_| ())
+    }
+
+    fn has_broken(&self, client: &mut Self::Connection) -> bool {
+        self.connections.has_broken(client)
+    }
+}
+
 /// A pool for `url`, with the configured size and timeouts; each connection runs with the
 /// configured statement timeout. Connections are made on demand, so a pool can be built while
 /// PostgreSQL is down and recovers by itself when it comes back.
-pub fn pool(settings: &DatabaseSettings, url: &SecretString) -> Result<Pool, DbError> {
+pub fn pool(settings: &DatabaseSettings, url: &SecretString, role: Role) -> Result<Pool, DbError> {
     let mut config: tokio_postgres::Config = url.expose_secret().parse().map_err(DbError::Url)?;
     config
         .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
@@ -63,15 +103,22 @@ pub fn pool(settings: &DatabaseSettings, url: &SecretString) -> Result<Pool, DbE
             settings.statement_timeout_ms
         ))
         .application_name("bullpen");
-    let manager = PostgresConnectionManager::new(config, NoTls);
+    let manager = Manager {
+        connections: PostgresConnectionManager::new(config, NoTls),
+        probe: match role {
+            Role::Primary => "SELECT pg_current_wal_lsn()",
+            Role::Any => "",
+        },
+    };
     Ok(bb8::Pool::builder()
         .max_size(settings.max_connections)
         .min_idle(Some(settings.min_connections))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
-        // Each check-out is probed with an empty query. It costs a round trip (measured:
+        // Each check-out is probed (`Manager::probe`). It costs a round trip (measured:
         // uncached PostgreSQL reads ~15% faster without it), but without it a connection
         // whose backend was killed is handed out before its task notices, and the first
-        // request after PostgreSQL returns fails.
+        // request after PostgreSQL returns fails; and a primary pool would keep writing to
+        // a member that is no longer the primary.
         .test_on_check_out(true)
         .build_unchecked(manager))
 }
@@ -81,7 +128,7 @@ pub fn read_pool(settings: &DatabaseSettings, primary: &Pool) -> Result<Pool, Db
     if settings.read_url.expose_secret().is_empty() {
         Ok(primary.clone())
     } else {
-        pool(settings, &settings.read_url)
+        pool(settings, &settings.read_url, Role::Any)
     }
 }
 
