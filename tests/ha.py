@@ -7,7 +7,8 @@ the primary is SIGKILLed with its Patroni, as a lost host, and later started aga
 Judged: no failed prediction; result writes back within 15 s of the kill (RTO); every result
 the server acknowledged is on the new primary (RPO 0: synchronous mode); no prediction-log
 row lost; the old primary rejoins as a replica by itself (pg_rewind). Then a planned
-switchover (`patronictl switchover`): no failed prediction, writes paused at most 3 s.
+switchover (`patronictl switchover`): no failed prediction, writes paused at most 3 s; and
+HAProxy (deploy/haproxy/postgres.cfg) in front of the members reaches the primary after both.
 
     tests/ha.py                    # CI: 100 req/s, under a minute and a half in all
     tests/ha.py --bench --write    # 500 req/s, longer; the figures appended to BENCHMARKS.md
@@ -173,7 +174,8 @@ class Writer(threading.Thread):
 
 def drill(args, work):
     checks, notes, figures = [], [], {}
-    url = pg_ha(work, "up", "--members", "3")[-1]
+    lines = pg_ha(work, "up", "--members", "3", "--haproxy", str(free_port()))
+    url, haproxy = lines[-1], lines[-2].removeprefix("haproxy: ")
     data = work / "data"
     data.mkdir()
     for season in range(2010, 2024):
@@ -268,6 +270,10 @@ def drill(args, work):
         figures["log_rows"], figures["answered"] = rows, int(answered)
         notes.append(f"prediction log: {rows} rows for {answered:.0f} answers")
         checks.append(("no prediction-log row lost", rows >= answered > 0))
+        # HAProxy (deploy/haproxy/postgres.cfg) follows the leader through both moves.
+        recovery = sql(haproxy, "SELECT pg_is_in_recovery()")
+        notes.append(f"through HAProxy after the moves: pg_is_in_recovery() = {recovery}")
+        checks.append(("HAProxy's /primary check reaches the current primary", recovery == "f"))
     finally:
         server.stop()
         redis.stop()
