@@ -8,7 +8,7 @@ promoted by the cluster.
 Judged: no failed prediction (misses are fine), and the Redis hit ratio back within 10 s of
 the kill to 90 % of what it was before.
 
-    tests/redis_failover.py                  # 100 batches of 10 a second, about 40 s
+    tests/redis_failover.py                  # CI: 100 batches of 10 a second, about 45 s
     tests/redis_failover.py --bench --write  # longer; the figures appended to BENCHMARKS.md
 
 Exit status: 0 every goal held, 1 one missed.
