@@ -280,17 +280,12 @@ def drill(args, work):
     return checks, notes, figures
 
 
-def markdown(args, checks, notes, figures):
+def markdown(title, setup, checks, notes, figures):
+    """A drill's section of BENCHMARKS.md: how it ran, its figures, notes and goals."""
     lines = [
-        f"## PostgreSQL failover under load, {datetime.date.today()}",
+        f"## {title}, {datetime.date.today()}",
         "",
-        f"Machine: {os.cpu_count()} cores, {platform.machine()}; `tests/ha.py"
-        f"{' --bench' if args.bench else ''}`: a 3-member Patroni cluster (`scripts/pg-ha`, "
-        "synchronous mode, ttl 10 s), one bullpen replica on its multi-host URL "
-        "(`target_session_attrs=read-write`; PostgreSQL feature store, prediction log, Redis), "
-        f"`bullpen loadtest` open loop at {args.profile['rate']} req/s (60 % stored, 40 % "
-        "scheduled, half with odds), a day of 2024 results posted every second; the primary "
-        "SIGKILLed with its Patroni, started again, then a planned switchover.",
+        f"Machine: {os.cpu_count()} cores, {platform.machine()}; {setup}",
         "",
         "| figure | measured |",
         "|---|---|",
@@ -301,30 +296,51 @@ def markdown(args, checks, notes, figures):
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def drill_arguments(bench, quick):
+    """The command line every drill takes: --bin, --bench (the `bench` profile instead of
+    `quick`), --write."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.split("\n\n")[0])
     parser.add_argument("--bin", default=str(ROOT / "target" / "release" / "bullpen"))
     parser.add_argument("--bench", action="store_true")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    # The load lasts long enough for the kill, the return and the switchover, then some.
-    args.profile = ({"rate": 500, "lead": 20, "seconds": 90} if args.bench
-                    else {"rate": 100, "lead": 8, "seconds": 50})
-    work = Path(tempfile.mkdtemp(prefix="bullpen-ha-"))
-    # The postgres user (Patroni's members) reaches its folders through this one.
-    work.chmod(0o755)
-    try:
-        checks, notes, figures = drill(args, work)
-    finally:
-        subprocess.run([sys.executable, PG_HA, "--dir", work / "pg", "down"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    text = markdown(args, checks, notes, figures)
+    args.profile = bench if args.bench else quick
+    return args
+
+
+def finish(args, title, setup, result):
+    """Prints the drill's report (and appends it to BENCHMARKS.md with --write); the exit
+    status: 0 when every goal held."""
+    checks, notes, figures = result
+    text = markdown(title, setup, checks, notes, figures)
     print(text)
     if args.write:
         with open(ROOT / "BENCHMARKS.md", "a") as out:
             out.write("\n" + text)
-    shutil.rmtree(work, ignore_errors=True)
     return 0 if all(ok for _, ok in checks) else 1
+
+
+def main():
+    # The load lasts long enough for the kill, the return and the switchover, then some.
+    args = drill_arguments(bench={"rate": 500, "lead": 20, "seconds": 90},
+                           quick={"rate": 100, "lead": 8, "seconds": 50})
+    work = Path(tempfile.mkdtemp(prefix="bullpen-ha-"))
+    # The postgres user (Patroni's members) reaches its folders through this one.
+    work.chmod(0o755)
+    try:
+        result = drill(args, work)
+    finally:
+        subprocess.run([sys.executable, PG_HA, "--dir", work / "pg", "down"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+    setup = (
+        f"`tests/ha.py{' --bench' if args.bench else ''}`: a 3-member Patroni cluster "
+        "(`scripts/pg-ha`, synchronous mode, ttl 10 s), one bullpen replica on its multi-host "
+        "URL (`target_session_attrs=read-write`; PostgreSQL feature store, prediction log, "
+        f"Redis), `bullpen loadtest` open loop at {args.profile['rate']} req/s (60 % stored, "
+        "40 % scheduled, half with odds), a day of 2024 results posted every second; the "
+        "primary SIGKILLed with its Patroni, started again, then a planned switchover.")
+    return finish(args, "PostgreSQL failover under load", setup, result)
 
 
 if __name__ == "__main__":

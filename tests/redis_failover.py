@@ -14,10 +14,6 @@ the kill to 90 % of what it was before.
 Exit status: 0 every goal held, 1 one missed.
 """
 
-import argparse
-import datetime
-import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -27,8 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from faults import ROOT, LoadRun, export_ids, free_port, metric_value, wait_port  # noqa: E402
-from ha import Server  # noqa: E402
+from faults import LoadRun, export_ids, free_port, metric_value, wait_port  # noqa: E402
+from ha import Server, drill_arguments, finish  # noqa: E402
 
 RECOVERY_GOAL = 10.0
 # How long a silent node is given before the cluster fails it over (cluster-node-timeout).
@@ -194,45 +190,21 @@ def drill(args, work):
     return checks, notes, figures
 
 
-def markdown(args, checks, notes, figures):
-    lines = [
-        f"## A Redis Cluster master lost under load, {datetime.date.today()}",
-        "",
-        f"Machine: {os.cpu_count()} cores, {platform.machine()}; `tests/redis_failover.py"
-        f"{' --bench' if args.bench else ''}`: six Redis nodes (three masters, a replica "
-        f"each, cluster-node-timeout {NODE_TIMEOUT_MS} ms), one bullpen with it as the shared "
-        "tier and an in-process tier of 64 entries, `bullpen loadtest` open loop at "
-        f"{args.profile['rate']} batches of 10 a second over the 2024 games; one master "
-        "SIGKILLed.",
-        "",
-        "| figure | measured |",
-        "|---|---|",
-    ]
-    lines += [f"| {key} | {value} |" for key, value in figures.items()]
-    lines += ["", *[f"- {note}" for note in notes],
-              *[f"- {'held' if ok else 'MISSED'}: {name}" for name, ok in checks], ""]
-    return "\n".join(lines)
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bin", default=str(ROOT / "target" / "release" / "bullpen"))
-    parser.add_argument("--bench", action="store_true")
-    parser.add_argument("--write", action="store_true")
-    args = parser.parse_args()
-    args.profile = ({"rate": 300, "lead": 20, "seconds": 60} if args.bench
-                    else {"rate": 100, "lead": 12, "seconds": 35})
+    args = drill_arguments(bench={"rate": 300, "lead": 20, "seconds": 60},
+                           quick={"rate": 100, "lead": 12, "seconds": 35})
     work = Path(tempfile.mkdtemp(prefix="bullpen-redis-failover-"))
     try:
-        checks, notes, figures = drill(args, work)
+        result = drill(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = markdown(args, checks, notes, figures)
-    print(text)
-    if args.write:
-        with open(ROOT / "BENCHMARKS.md", "a") as out:
-            out.write("\n" + text)
-    return 0 if all(ok for _, ok in checks) else 1
+    setup = (
+        f"`tests/redis_failover.py{' --bench' if args.bench else ''}`: six Redis nodes (three "
+        f"masters, a replica each, cluster-node-timeout {NODE_TIMEOUT_MS} ms), one bullpen "
+        "with it as the shared tier and an in-process tier of 64 entries, `bullpen loadtest` "
+        f"open loop at {args.profile['rate']} batches of 10 a second over the 2024 games; one "
+        "master SIGKILLed.")
+    return finish(args, "A Redis Cluster master lost under load", setup, result)
 
 
 if __name__ == "__main__":
