@@ -302,11 +302,7 @@ fn start_prediction_log(
     if !settings.prediction_log.enabled {
         return Ok(None);
     }
-    let pool = db::pool(
-        &settings.database,
-        &settings.database.url,
-        db::Role::Primary,
-    )?;
+    let pool = db::pool(&settings.database)?;
     let (log, writer) = PredictionLog::start(pool.clone(), &settings.prediction_log, metrics);
     Ok(Some(((log, pool), writer)))
 }
@@ -387,7 +383,7 @@ async fn load_service(
         }
         StoreKind::Postgres => {
             let database = &settings.database;
-            let primary = db::pool(database, &database.url, db::Role::Primary)?;
+            let primary = db::pool(database)?;
             if database.migrate_on_start {
                 let applied = db::migrate(&primary)
                     .await

@@ -109,13 +109,13 @@ def days_of_results(binary, work, count):
 
 
 class Writer(threading.Thread):
-    """Posts the next day of results every second; a day not acknowledged is posted again
-    the next second. Keeps what was acknowledged and when posts failed."""
+    """Posts the next day of results every second; a day not acknowledged is posted again a
+    quarter of a second later. Keeps what was acknowledged and when posts failed, in seconds
+    from `started` (a `time.time()`)."""
 
-    def __init__(self, port, days):
+    def __init__(self, port, days, started):
         super().__init__(daemon=True)
-        self.port, self.days = port, days
-        self.started = time.time()
+        self.port, self.days, self.started = port, days, started
         self.acknowledged = []  # (sent, answered: seconds into the run, game ids)
         self.failed = []  # (sent, answered, status or error)
         self.stopping = threading.Event()
@@ -199,8 +199,7 @@ def drill(args, work):
                        ["--rate", p["rate"], "--duration", f"{p['seconds']}s", "--games", games,
                         "--mix", "stored=60,scheduled=40,odds=50"],
                        env={"BULLPEN__DATA__DIR": str(data)})
-        writer = Writer(server.port, days)
-        writer.started = load.started
+        writer = Writer(server.port, days, started=load.started)
         writer.start()
         time.sleep(max(0.0, p["lead"] - load.at()))
 

@@ -101,12 +101,13 @@ class RedisCluster:
 
 class HitRatio:
     """The share of Redis lookups answered from Redis, second by second, from one replica's
-    counters: hits over hits, misses, errors and calls the breaker skipped."""
+    counters: hits over hits, misses, errors and calls the breaker skipped; seconds count
+    from `started`."""
 
-    def __init__(self, port):
+    def __init__(self, port, started):
         self.port = port
-        self.samples = []  # (seconds since start, hits, lookups)
-        self.started = time.monotonic()
+        self.samples = []  # (seconds since `started`, a time.monotonic(); hits, lookups)
+        self.started = started
 
     def sample(self):
         hits = metric_value(self.port, "bullpen_cache_lookups_total",
@@ -135,12 +136,11 @@ def drill(args, work):
         # A small in-process tier: most items of a batch are looked up in Redis.
         "BULLPEN__CACHE__PREDICTIONS_MAX_ENTRIES": "64",
         "BULLPEN__CACHE__FEATURES_MAX_ENTRIES": "64"})
-    ratio = HitRatio(server.port)
     try:
         load = LoadRun(args.bin, f"http://127.0.0.1:{server.port}", work, "load",
                        ["--rate", p["rate"], "--duration", f"{p['seconds']}s", "--games", games,
                         "--mix", "batch=100,batch_size=10"])
-        ratio.started = time.monotonic() - load.at()
+        ratio = HitRatio(server.port, started=time.monotonic() - load.at())
         while load.at() < p["lead"]:
             ratio.sample()
             time.sleep(0.25)

@@ -204,10 +204,9 @@ impl Gatekeeper {
         }
         let keys = match auth.key_store {
             KeyStoreKind::Config => KeyStore::from_config(&auth.keys),
-            KeyStoreKind::Postgres => KeyStore::Postgres(
-                db::pool(database, &database.url, db::Role::Primary)
-                    .map_err(AuthSetupError::KeyStore)?,
-            ),
+            KeyStoreKind::Postgres => {
+                KeyStore::Postgres(db::pool(database).map_err(AuthSetupError::KeyStore)?)
+            }
         };
         let jwt = JwtVerifier::new(&auth.jwt)?;
         let limiter = limits

@@ -121,11 +121,7 @@ pub async fn run(command: KeysCommand, settings: &Settings) -> anyhow::Result<()
 }
 
 async fn migrated_pool(settings: &Settings) -> anyhow::Result<db::Pool> {
-    let pool = db::pool(
-        &settings.database,
-        &settings.database.url,
-        db::Role::Primary,
-    )?;
+    let pool = db::pool(&settings.database)?;
     db::migrate(&pool).await.context(
         "reaching PostgreSQL at database.url (for keys in the config file, use --print-config)",
     )?;

@@ -193,7 +193,7 @@ async fn primary_pool(settings: &Settings) -> anyhow::Result<db::Pool> {
                 crate::telemetry::Chain(&error)
             )
         })?;
-    Ok(db::pool(&settings.database, url, db::Role::Primary)?)
+    Ok(db::pool(&settings.database)?)
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {

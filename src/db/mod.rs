@@ -54,7 +54,7 @@ impl DbError {
 
 /// What a pool's connections must reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+enum Role {
     /// The primary, which takes writes: a connection to a member that has become a replica
     /// (a failover or switchover behind a multi-host `database.url`, a proxy, a moved DNS
     /// name) is dropped at check-out and a new one made, which
@@ -91,10 +91,15 @@ impl ManageConnection for Manager {
     }
 }
 
+/// The pool on the primary, `database.url`: every write, and reads when `read_url` is empty.
+pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
+    connect(settings, &settings.url, Role::Primary)
+}
+
 /// A pool for `url`, with the configured size and timeouts; each connection runs with the
 /// configured statement timeout. Connections are made on demand, so a pool can be built while
 /// PostgreSQL is down and recovers by itself when it comes back.
-pub fn pool(settings: &DatabaseSettings, url: &SecretString, role: Role) -> Result<Pool, DbError> {
+fn connect(settings: &DatabaseSettings, url: &SecretString, role: Role) -> Result<Pool, DbError> {
     let mut config: tokio_postgres::Config = url.expose_secret().parse().map_err(DbError::Url)?;
     config
         .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
@@ -128,7 +133,7 @@ pub fn read_pool(settings: &DatabaseSettings, primary: &Pool) -> Result<Pool, Db
     if settings.read_url.expose_secret().is_empty() {
         Ok(primary.clone())
     } else {
-        pool(settings, &settings.read_url, Role::Any)
+        connect(settings, &settings.read_url, Role::Any)
     }
 }
 

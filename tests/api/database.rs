@@ -23,12 +23,7 @@ impl TestDatabase {
         admin(&format!("CREATE DATABASE {name}")).await;
         let mut settings = test_settings();
         settings.database.url = format!("postgres://postgres@127.0.0.1:5432/{name}").into();
-        let pool = db::pool(
-            &settings.database,
-            &settings.database.url,
-            db::Role::Primary,
-        )
-        .expect("pool");
+        let pool = db::pool(&settings.database).expect("pool");
         Self { name, pool }
     }
 
