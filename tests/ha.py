@@ -174,7 +174,7 @@ class Writer(threading.Thread):
 
 def drill(args, work):
     checks, notes, figures = [], [], {}
-    lines = pg_ha(work, "up", "--members", "3", "--haproxy", str(free_port()))
+    lines = pg_ha(work, "up", "--members", "3", "--haproxy", "0")
     url, haproxy = lines[-1], lines[-2].removeprefix("haproxy: ")
     data = work / "data"
     data.mkdir()
