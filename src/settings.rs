@@ -72,7 +72,8 @@ impl Settings {
                     .try_parsing(true)
                     // BULLPEN__REDIS__CLUSTER_NODES="redis://a:6379,redis://b:6379"
                     .list_separator(",")
-                    .with_list_parse_key("redis.cluster_nodes"),
+                    .with_list_parse_key("redis.cluster_nodes")
+                    .with_list_parse_key("redis.sentinel.nodes"),
             )
             .build()?
             .try_deserialize()?;
@@ -203,5 +204,40 @@ mod tests {
         write(r#"["redis://10.0.0.1:6379", "10.0.0.2"]"#);
         let error = Settings::load(dir.path()).expect_err("a node that is no URL is refused");
         assert!(error.to_string().contains("redis.cluster_nodes"), "{error}");
+    }
+
+    #[test]
+    fn sentinel_needs_urls_a_master_name_and_no_cluster() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let load = |redis: &str| {
+            std::fs::write(
+                dir.path().join("default.toml"),
+                format!("[redis]\n{redis}\n"),
+            )
+            .expect("write config");
+            Settings::load(dir.path())
+        };
+        let settings = load("[redis.sentinel]\nnodes = [\"redis://10.0.0.1:26379\"]")
+            .expect("valid Sentinel settings");
+        assert!(settings.redis.sentinel.is_on());
+        assert_eq!(settings.redis.sentinel.master_name, "mymaster");
+        for (redis, key) in [
+            (
+                "[redis.sentinel]\nnodes = [\"10.0.0.1\"]",
+                "redis.sentinel.nodes",
+            ),
+            (
+                "[redis.sentinel]\nmaster_name = \" \"\nnodes = [\"redis://10.0.0.1:26379\"]",
+                "redis.sentinel.master_name",
+            ),
+            (
+                "cluster_nodes = [\"redis://10.0.0.2:6379\"]\n\
+                 [redis.sentinel]\nnodes = [\"redis://10.0.0.1:26379\"]",
+                "redis.sentinel.nodes",
+            ),
+        ] {
+            let error = load(redis).expect_err("refused");
+            assert!(error.to_string().contains(key), "{redis}: {error}");
+        }
     }
 }

@@ -62,10 +62,21 @@ QUICK = Profile(lead=3, tail=4, capacity_seconds=3, rate=300)
 BENCH = Profile(lead=10, tail=10, capacity_seconds=10, rate=None)
 
 
+def free_ports(count):
+    """COUNT distinct free loopback ports: every probe stays bound until all are chosen, so
+    the kernel cannot hand out one port twice."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_port(port, limit=20.0):

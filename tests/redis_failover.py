@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from faults import LoadRun, export_ids, free_port, metric_value, wait_port  # noqa: E402
+from faults import LoadRun, export_ids, free_ports, metric_value, wait_port  # noqa: E402
 from ha import Server, drill_arguments, finish  # noqa: E402
 
 RECOVERY_GOAL = 10.0
@@ -38,12 +38,13 @@ class RedisCluster:
     def __init__(self, work):
         self.dir = work / "redis"
         self.dir.mkdir()
-        self.ports = [free_port() for _ in range(6)]
+        ports = free_ports(12)
+        self.ports, bus_ports = ports[:6], ports[6:]
         self.nodes = {}
-        for port in self.ports:
+        for port, bus_port in zip(self.ports, bus_ports):
             # The bus port too: the default (port + 10000) may be taken or past 65535.
             self.nodes[port] = subprocess.Popen(
-                ["redis-server", "--port", str(port), "--cluster-port", str(free_port()),
+                ["redis-server", "--port", str(port), "--cluster-port", str(bus_port),
                  "--bind", "127.0.0.1",
                  "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
                  "--cluster-config-file", f"nodes-{port}.conf",

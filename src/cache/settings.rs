@@ -42,6 +42,7 @@ pub struct RedisSettings {
     pub url: SecretString,
     /// Nodes of a Redis Cluster; when any are given they are used instead of `url`.
     pub cluster_nodes: Vec<SecretString>,
+    pub sentinel: SentinelSettings,
     pub key_prefix: String,
     pub timeout_ms: u64,
     pub max_connections: u32,
@@ -67,11 +68,53 @@ impl RedisSettings {
                 "holds something that is not a Redis URL such as redis://10.0.0.1:6379",
             ));
         }
+        self.sentinel.validate()?;
+        if self.sentinel.is_on() && !self.cluster_nodes.is_empty() {
+            return Err(InvalidSetting::new(
+                "redis.sentinel.nodes",
+                "cannot be used with redis.cluster_nodes: a Redis Cluster fails over by itself",
+            ));
+        }
         at_least_one(&[
             ("redis.timeout_ms", self.timeout_ms),
             ("redis.max_connections", u64::from(self.max_connections)),
             ("redis.breaker_failures", u64::from(self.breaker_failures)),
         ])
+    }
+}
+
+/// `[redis.sentinel]`: a master found through Redis Sentinel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelSettings {
+    pub master_name: String,
+    /// Sentinels' URLs (they may hold the Sentinels' password); empty: Sentinel is off.
+    pub nodes: Vec<SecretString>,
+}
+
+impl SentinelSettings {
+    pub fn is_on(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), InvalidSetting> {
+        if self
+            .nodes
+            .iter()
+            .any(|node| redis::Client::open(node.expose_secret()).is_err())
+        {
+            return Err(InvalidSetting::new(
+                "redis.sentinel.nodes",
+                "holds something that is not a Sentinel URL such as redis://10.0.0.1:26379",
+            ));
+        }
+        if self.is_on() && self.master_name.trim().is_empty() {
+            return Err(InvalidSetting::new(
+                "redis.sentinel.master_name",
+                "must name the master the Sentinels watch",
+            ));
+        }
+        Ok(())
     }
 }
 

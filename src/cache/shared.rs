@@ -1,5 +1,6 @@
-//! The shared (L2) tier: one Redis server through a bb8 pool of multiplexed connections, or
-//! a Redis Cluster through the `redis` crate's cluster client, under a key prefix.
+//! The shared (L2) tier: one Redis server (or the master Redis Sentinel names) through a bb8
+//! pool of multiplexed connections, or a Redis Cluster through the `redis` crate's cluster
+//! client, under a key prefix.
 //!
 //! Redis must never hurt a request: every call has a short timeout, failures are counted
 //! and never returned, and a circuit breaker stops calling a Redis that keeps failing. After
@@ -17,6 +18,7 @@ use redis::AsyncCommands;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +30,7 @@ use super::settings::{RedisSettings, address};
 use crate::monitoring::{CacheTier, Metrics};
 
 #[derive(Debug, thiserror::Error)]
-#[error("redis.url or redis.cluster_nodes is not usable")]
+#[error("redis.url, redis.cluster_nodes or redis.sentinel is not usable")]
 pub struct RedisUrlError(#[from] redis::RedisError);
 
 /// Counters of the shared tier since start (exported as metrics).
@@ -119,11 +121,83 @@ impl Breaker {
     }
 }
 
+/// The server new connections go to: one named by its URL, or the master a set of Sentinels
+/// names at the time of connecting (so after a failover, a new connection reaches the new
+/// master).
+#[derive(Clone)]
+enum Target {
+    Server {
+        client: redis::Client,
+        address: String,
+    },
+    Sentinel {
+        client: Arc<tokio::sync::Mutex<SentinelClient>>,
+        master_name: String,
+    },
+}
+
+impl Target {
+    fn server(url: &SecretString) -> Result<Self, RedisUrlError> {
+        Ok(Self::Server {
+            client: redis::Client::open(url.expose_secret())?,
+            address: address(url),
+        })
+    }
+
+    /// The master of `[redis.sentinel]`, reached with `redis.url`'s password and database.
+    fn sentinel(settings: &RedisSettings) -> Result<Self, RedisUrlError> {
+        let master = redis::IntoConnectionInfo::into_connection_info(settings.url.expose_secret())?;
+        let sentinels = settings
+            .sentinel
+            .nodes
+            .iter()
+            .map(ExposeSecret::expose_secret)
+            .collect();
+        let client = SentinelClient::build(
+            sentinels,
+            settings.sentinel.master_name.clone(),
+            Some(
+                SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(master.redis_settings().clone()),
+            ),
+            SentinelServerType::Master,
+        )?;
+        Ok(Self::Sentinel {
+            client: Arc::new(tokio::sync::Mutex::new(client)),
+            master_name: settings.sentinel.master_name.clone(),
+        })
+    }
+
+    async fn client(&self) -> redis::RedisResult<redis::Client> {
+        match self {
+            Self::Server { client, .. } => Ok(client.clone()),
+            Self::Sentinel { client, .. } => client.lock().await.async_get_client().await,
+        }
+    }
+}
+
+/// Where it points, safe to log (never a password).
+impl Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Server { address, .. } => f.write_str(address),
+            Self::Sentinel { master_name, .. } => write!(f, "sentinel master {master_name}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Display::fmt(self, f)
+    }
+}
+
 /// Pooled connections to one Redis server. bb8-redis's manager sends a PING on every
 /// checkout, a round trip before each call; here a connection is trusted until a call on it
-/// fails or never finishes, and then replaced.
+/// fails or never finishes (as one to a master demoted by a failover does: it refuses
+/// writes), and then replaced.
 #[derive(Debug)]
-struct Manager(redis::Client);
+struct Manager(Target);
 
 struct Pooled {
     connection: redis::aio::MultiplexedConnection,
@@ -137,7 +211,12 @@ impl bb8::ManageConnection for Manager {
 
     async fn connect(&self) -> Result<Pooled, redis::RedisError> {
         Ok(Pooled {
-            connection: self.0.get_multiplexed_async_connection().await?,
+            connection: self
+                .0
+                .client()
+                .await?
+                .get_multiplexed_async_connection()
+                .await?,
             in_doubt: false,
         })
     }
@@ -227,9 +306,13 @@ impl redis::aio::ConnectionLike for Connection<'_> {
 }
 
 impl Backend {
-    fn new(settings: &RedisSettings, timeout: Duration) -> Result<Self, RedisUrlError> {
-        if settings.cluster_nodes.is_empty() {
-            let manager = Manager(redis::Client::open(settings.url.expose_secret())?);
+    fn new(
+        settings: &RedisSettings,
+        target: Option<Target>,
+        timeout: Duration,
+    ) -> Result<Self, RedisUrlError> {
+        if let Some(target) = target {
+            let manager = Manager(target);
             let pool = bb8::Pool::builder()
                 .max_size(settings.max_connections)
                 .connection_timeout(timeout)
@@ -268,9 +351,9 @@ impl Backend {
 #[derive(Debug)]
 pub struct SharedTier {
     backend: Backend,
-    /// The nodes tried in order for pub/sub: the server, or the cluster's configured nodes
+    /// The servers tried in order for pub/sub: the server, or the cluster's configured nodes
     /// (a message published on any cluster node reaches the subscribers of every node).
-    pubsub_urls: Vec<SecretString>,
+    pubsub: Vec<Target>,
     prefix: String,
     timeout: Duration,
     breaker: Breaker,
@@ -288,14 +371,25 @@ impl SharedTier {
         tasks: TaskTracker,
     ) -> Result<Self, RedisUrlError> {
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let pubsub_urls = if settings.cluster_nodes.is_empty() {
-            vec![settings.url.clone()]
+        // The one server (or Sentinel's master) of a pool; none for a cluster.
+        let target = if settings.sentinel.is_on() {
+            Some(Target::sentinel(settings)?)
+        } else if settings.cluster_nodes.is_empty() {
+            Some(Target::server(&settings.url)?)
         } else {
-            settings.cluster_nodes.clone()
+            None
+        };
+        let pubsub = match &target {
+            Some(target) => vec![target.clone()],
+            None => settings
+                .cluster_nodes
+                .iter()
+                .map(Target::server)
+                .collect::<Result<_, _>>()?,
         };
         Ok(Self {
-            backend: Backend::new(settings, timeout)?,
-            pubsub_urls,
+            backend: Backend::new(settings, target, timeout)?,
+            pubsub,
             prefix: settings.key_prefix.clone(),
             timeout,
             breaker: Breaker {
@@ -460,9 +554,11 @@ impl SharedTier {
     /// or `None` when no node answered.
     pub async fn publish(&self, channel: &str, message: &str) -> Option<u64> {
         let channel = self.key(&channel);
-        for url in &self.pubsub_urls {
+        for target in &self.pubsub {
             let connected = async {
-                redis::Client::open(url.expose_secret())?
+                target
+                    .client()
+                    .await?
                     .get_multiplexed_async_connection()
                     .await
             };
@@ -481,10 +577,10 @@ impl SharedTier {
         channel: &str,
         on_message: impl Fn(String) + Send + 'static,
     ) {
-        let (urls, channel) = (self.pubsub_urls.clone(), self.key(&channel));
+        let (targets, channel) = (self.pubsub.clone(), self.key(&channel));
         let failures = self.counters.errors.clone();
         self.tasks.spawn(async move {
-            stop.run_until_cancelled(follow_channel(urls, channel, failures, on_message))
+            stop.run_until_cancelled(follow_channel(targets, channel, failures, on_message))
                 .await;
         });
     }
@@ -679,13 +775,13 @@ async fn primaries(cluster: &mut ClusterConnection) -> Option<Vec<(String, u16)>
     Some(primaries)
 }
 
-/// Listens on `channel` of the first of `urls` that answers (a server, or nodes of one
+/// Listens on `channel` of the first of `targets` that answers (a server, or nodes of one
 /// cluster) and calls `on_message` with each message, subscribing again a second after any
 /// error. A failure is counted in `failures` each time and logged when it is new (the first,
 /// or another error than the last); a subscription after failures is logged once. Never
 /// ends by itself: the caller cancels it.
 async fn follow_channel(
-    urls: Vec<SecretString>,
+    targets: Vec<Target>,
     channel: String,
     failures: IntCounter,
     on_message: impl Fn(String),
@@ -693,11 +789,10 @@ async fn follow_channel(
     use futures_util::StreamExt;
     let mut last_problem: Option<String> = None;
     loop {
-        for url in &urls {
-            let node = address(url);
+        for target in &targets {
+            let node = target.to_string();
             let subscribed = async {
-                let client = redis::Client::open(url.expose_secret())?;
-                let mut pubsub = client.get_async_pubsub().await?;
+                let mut pubsub = target.client().await?.get_async_pubsub().await?;
                 pubsub.subscribe(&channel).await?;
                 Ok::<_, redis::RedisError>(pubsub)
             };
