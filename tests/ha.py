@@ -10,6 +10,12 @@ row lost; the old primary rejoins as a replica by itself (pg_rewind). Then a pla
 switchover (`patronictl switchover`): no failed prediction, writes paused at most 3 s; and
 HAProxy (deploy/haproxy/postgres.cfg) in front of the members reaches the primary after both.
 
+Backups run through it all (`scripts/pg-ha up --archive`, `scripts/pg-backup backup` after
+the import): at a moment T after the moves the writer is held, T read from the primary and
+some predictions recorded; after the run, `scripts/pg-backup restore --to T`. Judged: every
+result acknowledged before T is in the restored database and none posted after; bullpen on it
+gives the recorded predictions; the restore's time is measured.
+
     tests/ha.py                    # CI: 100 req/s, under a minute and a half in all
     tests/ha.py --bench --write    # 500 req/s, longer; the figures appended to BENCHMARKS.md
 
@@ -35,6 +41,7 @@ from faults import (ROOT, LoadRun, Redis, export_ids, free_port,  # noqa: E402
                     metric_value, windows)
 
 PG_HA = ROOT / "scripts" / "pg-ha"
+PG_BACKUP = ROOT / "scripts" / "pg-backup"
 PSQL = shutil.which("psql") or "/usr/bin/psql"
 WRITE_RTO_GOAL = 15.0
 SWITCHOVER_PAUSE_GOAL = 3.0
@@ -77,12 +84,36 @@ class Server:
             self.process.wait(timeout=60)
 
 
-def pg_ha(work, *args):
-    done = subprocess.run([sys.executable, PG_HA, "--dir", work / "pg", *args],
+def pg_ha(work, *args, script=PG_HA):
+    done = subprocess.run([sys.executable, script, "--dir", work / "pg", *args],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"scripts/pg-ha {' '.join(args)}: {done.stderr}")
+        raise RuntimeError(f"scripts/{script.name} {' '.join(args)}: {done.stderr}")
     return done.stdout.strip().splitlines()
+
+
+def pg_backup(work, *args):
+    return pg_ha(work, *args, script=PG_BACKUP)
+
+
+def probes(days):
+    """Eight scheduled games on the season's last day between teams of the first days:
+    their features hold every result posted before them."""
+    return [{"game": {"home": g["home"]["team"], "away": g["away"]["team"],
+                      "date": "2024-09-29"}} for day in days for g in day][:8]
+
+
+def prices(port, games):
+    """Each game's home-win probability from the server on `port`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    answers = []
+    for game in games:
+        connection.request("POST", "/api/v1/predict", json.dumps(game),
+                           {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        answers.append(body.get("home_win_probability", f"status {response.status}"))
+    return answers
 
 
 def sql(url, query):
@@ -119,6 +150,8 @@ class Writer(threading.Thread):
         self.acknowledged = []  # (sent, answered: seconds into the run, game ids)
         self.failed = []  # (sent, answered, status or error)
         self.stopping = threading.Event()
+        # Held around each post: whoever holds it sees no post in flight.
+        self.posting = threading.Lock()
 
     def post(self, games):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -134,7 +167,8 @@ class Writer(threading.Thread):
             sent = time.time() - self.started
             games = self.days[next_day]
             try:
-                status = self.post(games)
+                with self.posting:
+                    status = self.post(games)
             except OSError as error:
                 status = type(error).__name__
             at = time.time() - self.started
@@ -174,7 +208,7 @@ class Writer(threading.Thread):
 
 def drill(args, work):
     checks, notes, figures = [], [], {}
-    lines = pg_ha(work, "up", "--members", "3", "--haproxy", "0")
+    lines = pg_ha(work, "up", "--members", "3", "--haproxy", "0", "--archive")
     url, haproxy = lines[-1], lines[-2].removeprefix("haproxy: ")
     data = work / "data"
     data.mkdir()
@@ -185,6 +219,8 @@ def drill(args, work):
     subprocess.run([args.bin, "import", "--dir", data], cwd=ROOT, check=True,
                    env=dict(os.environ, BULLPEN__TELEMETRY__LEVEL="warn", **env),
                    stdout=subprocess.DEVNULL)
+    backup = pg_backup(work, "backup")
+    figures["backup_s"] = float(backup[-2].removeprefix("backup_seconds: "))
     p = args.profile
     days = days_of_results(args.bin, work, p["seconds"] + 10)
     games = export_ids(args.bin, 2023, work / "2023.csv")
@@ -236,6 +272,13 @@ def drill(args, work):
         checks.append((f"switchover pauses writes at most {SWITCHOVER_PAUSE_GOAL:.0f} s",
                        pause is not None and pause <= SWITCHOVER_PAUSE_GOAL))
 
+        # 4. The moment a restore will go back to: no post in flight, the prices then.
+        with writer.posting:
+            target = sql(url, "SELECT clock_timestamp()")
+            before_target = len(writer.acknowledged)
+            prices_at_target = prices(server.port, probes(days))
+        notes.append(f"restore target T = {target}, after {before_target} acknowledged days")
+
         report = load.report()
         writer.stopping.set()
         writer.join()
@@ -254,6 +297,7 @@ def drill(args, work):
                          f"statuses {report['status']}")
         checks.append(("no failed prediction", total.failed == 0))
 
+        prices_at_end = prices(server.port, probes(days))
         # Stop the server (its log flushes), then count on the cluster's primary.
         answered = metric_value(server.port, "bullpen_http_requests_total",
                                 ['route="/api/v1/predict"', 'status="200"'])
@@ -273,6 +317,34 @@ def drill(args, work):
         recovery = sql(haproxy, "SELECT pg_is_in_recovery()")
         notes.append(f"through HAProxy after the moves: pg_is_in_recovery() = {recovery}")
         checks.append(("HAProxy's /primary check reaches the current primary", recovery == "f"))
+
+        # 5. Point-in-time restore to T, beside the cluster.
+        restored = pg_backup(work, "restore", "--to", target)
+        restored_url = restored[-1]
+        figures["restore_s"] = float(restored[-2].removeprefix("restore_seconds: "))
+        kept = [ids for _, _, ids in writer.acknowledged[:before_target]]
+        dropped = [ids for _, _, ids in writer.acknowledged[before_target:]]
+
+        def present(days_of_ids):
+            ids = [game for day in days_of_ids for game in day]
+            return int(sql(restored_url, "SELECT count(*) FROM games WHERE game_id = ANY('{"
+                           + ",".join(ids) + "}')")) if ids else 0
+
+        figures["results_before_T_restored"] = f"{present(kept)} of {sum(map(len, kept))}"
+        figures["results_after_T_restored"] = f"{present(dropped)} of {sum(map(len, dropped))}"
+        checks.append(("restored to T: every result acknowledged before T, none after",
+                       present(kept) == sum(map(len, kept)) > 0 and dropped
+                       and present(dropped) == 0))
+        on_restored = Server(args.bin, work, "restored", {
+            "BULLPEN__DATABASE__URL": restored_url, "BULLPEN__FEATURES__STORE": "postgres"})
+        try:
+            restored_prices = prices(on_restored.port, probes(days))
+        finally:
+            on_restored.stop()
+        notes.append(f"prices at T: {prices_at_target}; on the restored database: "
+                     f"{restored_prices}; at the end of the run: {prices_at_end}")
+        checks.append(("bullpen on the restored database answers as at T (not as at the end)",
+                       restored_prices == prices_at_target != prices_at_end))
     finally:
         server.stop()
         redis.stop()
@@ -329,8 +401,9 @@ def main():
     try:
         result = drill(args, work)
     finally:
-        subprocess.run([sys.executable, PG_HA, "--dir", work / "pg", "down"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for script, command in ((PG_BACKUP, "stop"), (PG_HA, "down")):
+            subprocess.run([sys.executable, script, "--dir", work / "pg", command],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
     setup = (
         f"`tests/ha.py{' --bench' if args.bench else ''}`: a 3-member Patroni cluster "
@@ -338,7 +411,10 @@ def main():
         "URL (`target_session_attrs=read-write`; PostgreSQL feature store, prediction log, "
         f"Redis), `bullpen loadtest` open loop at {args.profile['rate']} req/s (60 % stored, "
         "40 % scheduled, half with odds), a day of 2024 results posted every second; the "
-        "primary SIGKILLed with its Patroni, started again, then a planned switchover.")
+        "primary SIGKILLed with its Patroni, started again, then a planned switchover; WAL "
+        "archived with pgBackRest from the start (`scripts/pg-ha up --archive`), a full "
+        "backup after the import (`scripts/pg-backup backup`), and after the run a restore "
+        "to a moment T after the moves (`scripts/pg-backup restore --to T`).")
     return finish(args, "PostgreSQL failover under load", setup, result)
 
 
