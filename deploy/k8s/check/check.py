@@ -106,6 +106,11 @@ def main():
     rollout["spec"]["strategy"]["canary"]["steps"][0]["setWeight"] = "ten"
     run(custom + [write_all(OUT / "broken-custom.yaml", [rollout])],
         expect_success=False, quiet=True)
+    second_site = [r for r in yaml.safe_load_all(rendered["second-site"].read_text()) if r]
+    replica = next(r for r in second_site if r["kind"] == "Cluster")
+    replica["spec"]["replica"]["source"] = "a-cluster-not-listed"
+    run(custom + [write_all(OUT / "broken-replica-cluster.yaml", [replica])],
+        expect_success=False, quiet=True)
     print("each validator refuses a broken manifest")
 
     run(validate + core, quiet=True)

@@ -2,7 +2,8 @@
 // against the schemas generated from their CRDs by kubernetes-models: Argo Rollouts
 // (Rollout, AnalysisTemplate), KEDA (ScaledObject) and the Prometheus Operator
 // (ServiceMonitor, PrometheusRule). CloudNativePG publishes no such package, so its Cluster
-// and ScheduledBackup are checked for the fields bullpen's deployment relies on. Core
+// (a new one, or a replica cluster of another site) and ScheduledBackup are checked for the
+// fields bullpen's deployment relies on. Core
 // objects are skipped (kubernetes-validate checks them). Exit 1 on the first file with a
 // problem, after listing every problem in it.
 import { readFileSync } from "node:fs";
@@ -26,8 +27,6 @@ const CNPG = {
   Cluster: [
     ["spec.instances", "number"],
     ["spec.storage.size", "string"],
-    ["spec.bootstrap.initdb.database", "string"],
-    ["spec.bootstrap.initdb.owner", "string"],
     ["spec.backup.barmanObjectStore.destinationPath", "string"],
     ["spec.backup.barmanObjectStore.s3Credentials.accessKeyId.name", "string"],
     ["spec.backup.barmanObjectStore.s3Credentials.secretAccessKey.name", "string"],
@@ -37,6 +36,36 @@ const CNPG = {
     ["spec.cluster.name", "string"],
   ],
 };
+
+// A Cluster starts either empty (initdb: the database and its owner) or from another
+// cluster (recovery, and as a replica cluster: a source named in externalClusters that has a
+// backup store or a host to stream from).
+function bootstrapProblems(cluster) {
+  const initdb = at(cluster, "spec.bootstrap.initdb");
+  const recovery = at(cluster, "spec.bootstrap.recovery");
+  if (!initdb === !recovery) return ["spec.bootstrap must hold one of initdb and recovery"];
+  if (initdb) {
+    return ["database", "owner"]
+      .filter((field) => typeof initdb[field] !== "string")
+      .map((field) => `spec.bootstrap.initdb.${field} must be a string`);
+  }
+  const problems = [];
+  const external = (name) => (at(cluster, "spec.externalClusters") || []).find((c) => c.name === name);
+  const sources = [["spec.bootstrap.recovery.source", recovery.source]];
+  if (at(cluster, "spec.replica.enabled")) {
+    sources.push(["spec.replica.source", at(cluster, "spec.replica.source")]);
+  }
+  for (const [path, name] of sources) {
+    const source = external(name);
+    if (!source) {
+      problems.push(`${path} must name an entry of spec.externalClusters`);
+    } else if (typeof source.barmanObjectStore?.destinationPath !== "string"
+               && typeof source.connectionParameters?.host !== "string") {
+      problems.push(`externalClusters ${name} needs barmanObjectStore.destinationPath or connectionParameters.host`);
+    }
+  }
+  return problems;
+}
 
 function problemsOf(resource) {
   const key = `${resource.apiVersion}/${resource.kind}`;
@@ -55,8 +84,11 @@ function problemsOf(resource) {
     const problems = fields
       .filter(([path, type]) => typeof at(resource, path) !== type)
       .map(([path, type]) => `${path} must be a ${type}`);
-    if (resource.kind === "Cluster" && !(at(resource, "spec.instances") >= 3)) {
-      problems.push("spec.instances must be at least 3 (a primary and two replicas)");
+    if (resource.kind === "Cluster") {
+      if (!(at(resource, "spec.instances") >= 3)) {
+        problems.push("spec.instances must be at least 3 (a primary and two replicas)");
+      }
+      problems.push(...bootstrapProblems(resource));
     }
     if (resource.kind === "ScheduledBackup" && at(resource, "spec.schedule")?.split(" ").length !== 6) {
       problems.push("spec.schedule must have six fields (seconds first)");
