@@ -222,6 +222,7 @@ def drill(args, work):
     backup = pg_backup(work, "backup")
     figures["backup_s"] = float(backup[-2].removeprefix("backup_seconds: "))
     p = args.profile
+    timeline = Timeline(args, work, "drill-postgres-failover")
     days = days_of_results(args.bin, work, p["seconds"] + 10)
     games = export_ids(args.bin, 2023, work / "2023.csv")
     redis = Redis(work)
@@ -233,7 +234,7 @@ def drill(args, work):
         # 2023's teams, so within the scheduling horizon of what the cluster holds.
         load = LoadRun(args.bin, f"http://127.0.0.1:{server.port}", work, "load",
                        ["--rate", p["rate"], "--duration", f"{p['seconds']}s", "--games", games,
-                        "--mix", "stored=60,scheduled=40,odds=50"],
+                        "--mix", "stored=60,scheduled=40,odds=50", *timeline.arguments()],
                        env={"BULLPEN__DATA__DIR": str(data)})
         writer = Writer(server.port, days, started=load.started)
         writer.start()
@@ -242,6 +243,7 @@ def drill(args, work):
         # 1. The primary lost with its host.
         killed = pg_ha(work, "kill-primary")[-1]
         killed_at = load.at()
+        timeline.mark(f"{killed} killed")
         rto = writer.back_after(killed_at, limit=30)
         figures["write_rto_s"] = rto if rto is None else round(rto, 1)
         checks.append((f"result writes back within {WRITE_RTO_GOAL:.0f} s of the kill",
@@ -251,6 +253,7 @@ def drill(args, work):
 
         # 2. It returns: Patroni rewinds it and it follows the new leader, no manual step.
         started = time.monotonic()
+        timeline.mark(f"{killed} started")
         pg_ha(work, "start", killed)
         status = pg_ha(work, "status")
         role = next((line.split()[2] for line in status if line.startswith(killed + " ")), "?")
@@ -262,6 +265,7 @@ def drill(args, work):
         # 3. A planned switchover (patronictl) to a replica.
         # The switchover's command returns once the new leader runs: it began before.
         switched_at = load.at()
+        timeline.mark("switchover")
         leader = pg_ha(work, "switchover")[-1]
         switched = load.at()
         time.sleep(3)  # posts sent up to the switchover's end are answered
@@ -275,6 +279,7 @@ def drill(args, work):
         # 4. The moment a restore will go back to: no post in flight, the prices then.
         with writer.posting:
             target = sql(url, "SELECT clock_timestamp()")
+            timeline.mark("restore target T")
             before_target = len(writer.acknowledged)
             prices_at_target = prices(server.port, probes(days))
         notes.append(f"restore target T = {target}, after {before_target} acknowledged days")
@@ -296,6 +301,7 @@ def drill(args, work):
             notes.append(f"failed predictions: errors {report['errors']}, "
                          f"statuses {report['status']}")
         checks.append(("no failed prediction", total.failed == 0))
+        checks.append(timeline.check())
 
         prices_at_end = prices(server.port, probes(days))
         # Stop the server (its log flushes), then count on the cluster's primary.
@@ -349,6 +355,28 @@ def drill(args, work):
         server.stop()
         redis.stop()
     return checks, notes, figures
+
+
+class Timeline:
+    """A drill's load drawn by `bullpen loadtest --plot`: into docs/ with --write (for
+    docs/disaster-recovery.md), else into the work folder; `mark` notes a moment to draw."""
+
+    def __init__(self, args, work, name):
+        folder = ROOT / "docs" if args.write else work
+        self.svg = folder / f"{name}.svg"
+        self.marks = work / f"{name}.marks"
+        self.marks.touch()
+
+    def arguments(self):
+        return ["--plot", self.svg, "--plot-marks", self.marks]
+
+    def mark(self, label):
+        with open(self.marks, "a") as out:
+            out.write(f"{time.time()} {label}\n")
+
+    def check(self):
+        drawn = self.svg.exists() and self.svg.read_text().startswith("<svg")
+        return (f"the timeline drawn ({self.svg.name})", drawn)
 
 
 def markdown(title, setup, checks, notes, figures):

@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from faults import LoadRun, export_ids, free_ports, metric_value, wait_port  # noqa: E402
-from ha import Server, drill_arguments, finish  # noqa: E402
+from faults import (LoadRun, export_ids, free_ports, metric_value, wait_port,  # noqa: E402
+                    windows)
+from ha import Server, Timeline, drill_arguments, finish  # noqa: E402
 
 RECOVERY_GOAL = 10.0
 # How long a silent node is given before the cluster fails it over (cluster-node-timeout).
@@ -131,6 +132,7 @@ def drill(args, work):
     checks, notes, figures = [], [], {}
     p = args.profile
     cluster = RedisCluster(work)
+    timeline = Timeline(args, work, "drill-redis-cluster")
     games = export_ids(args.bin, 2024, work / "2024.csv")
     server = Server(args.bin, work, "bullpen", {
         "BULLPEN__REDIS__ENABLED": "true", "BULLPEN__REDIS__CLUSTER_NODES": cluster.urls,
@@ -140,7 +142,7 @@ def drill(args, work):
     try:
         load = LoadRun(args.bin, f"http://127.0.0.1:{server.port}", work, "load",
                        ["--rate", p["rate"], "--duration", f"{p['seconds']}s", "--games", games,
-                        "--mix", "batch=100,batch_size=10"])
+                        "--mix", "batch=100,batch_size=10", *timeline.arguments()])
         ratio = HitRatio(server.port, started=time.monotonic() - load.at())
         while load.at() < p["lead"]:
             ratio.sample()
@@ -148,6 +150,7 @@ def drill(args, work):
         master = next(port for port, role in sorted(cluster.roles().items()) if role == "master")
         cluster.kill(master)
         killed_at = load.at()
+        timeline.mark("master killed")
         promoted_at = None
         while load.process.poll() is None:
             ratio.sample()
@@ -180,9 +183,13 @@ def drill(args, work):
         figures["predictions"] = report["requests"]
         figures["failed"] = report["failed"]
         notes.append(f"master on port {master} SIGKILLed at {killed_at:.1f} s")
+        parts, _ = windows(report, killed_at, killed_at + (recovered or RECOVERY_GOAL))
+        notes.append("batches until the hit ratio was back: "
+                     + "; ".join(f"{k} {w.text()}" for k, w in parts.items()))
         if report["errors"]:
             notes.append(f"failed: errors {report['errors']}, statuses {report['status']}")
         checks.append(("no failed prediction", report["failed"] == 0))
+        checks.append(timeline.check())
         checks.append((f"Redis hit ratio back to 90 % within {RECOVERY_GOAL:.0f} s",
                        recovered is not None and recovered <= RECOVERY_GOAL))
     finally:

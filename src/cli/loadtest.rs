@@ -69,6 +69,14 @@ pub struct LoadtestArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also draw the per-second timeline (answered and failed a second; p50 and p99 of the
+    /// answers) as an SVG here.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Marks to draw across the timeline, read when the run ends: lines of `UNIX_SECONDS
+    /// LABEL` (a drill appends one when it kills something while the load runs).
+    #[arg(long, value_name = "FILE", requires = "plot")]
+    plot_marks: Option<PathBuf>,
     /// SLO: p95 latency over the sustain phase below this, in ms.
     #[arg(long, default_value_t = 500.0)]
     slo_p95_ms: f64,
@@ -204,6 +212,13 @@ fn check(args: &LoadtestArgs) -> Result<(), String> {
     }
 }
 
+fn read_marks(path: &Path, started: f64) -> anyhow::Result<Vec<loadtest::Mark>> {
+    Ok(loadtest::parse_marks(
+        &std::fs::read_to_string(path)?,
+        started,
+    )?)
+}
+
 pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let usage = |error: &dyn std::fmt::Display| {
         let _ = writeln!(std::io::stderr(), "error: {error}");
@@ -224,6 +239,14 @@ pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> 
             return usage(&format_args!("cannot create {path}: {error}"));
         }
     };
+    if let Some(path) = args.plot.as_deref()
+        && let Err(error) = File::create(path)
+    {
+        return usage(&format_args!("cannot create {}: {error}", path.display()));
+    }
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64());
     let load = match args.users {
         Some(users) => Load::Closed { users },
         None => Load::Open {
@@ -231,6 +254,14 @@ pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> 
             connections: args.connections,
         },
     };
+    let title = format!(
+        "bullpen loadtest {}: {}",
+        args.url,
+        match load {
+            Load::Closed { users } => format!("{users} users"),
+            Load::Open { rate, .. } => format!("{rate} req/s"),
+        }
+    );
     let test = LoadTest {
         url: args.url,
         load,
@@ -265,6 +296,26 @@ pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> 
     print!("{}", report.markdown());
     if let Some(file) = json {
         serde_json::to_writer_pretty(file, &report)?;
+    }
+    if let Some(path) = args.plot.as_deref() {
+        // The report is out already: bad marks are told, and the timeline drawn without them.
+        let marks = match args
+            .plot_marks
+            .as_deref()
+            .map(|marks| (marks, read_marks(marks, started)))
+        {
+            Some((_, Ok(marks))) => marks,
+            Some((path, Err(error))) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: no marks drawn from {}: {error:#}",
+                    path.display()
+                );
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        loadtest::plot(path, &title, &report.timeline, &marks)?;
     }
     Ok(if report.slo.held {
         ExitCode::SUCCESS

@@ -12,6 +12,7 @@
 //! takes no lock and 10,000 connections cost no more memory than 10.
 
 mod mix;
+mod plot;
 mod report;
 
 use std::cell::RefCell;
@@ -32,6 +33,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 pub use mix::{Games, Kind, Mix, MixError, Planned, render};
+pub use plot::{Mark, MarkError, PlotError, parse_marks, plot};
 pub use report::{Check, Latency, Outcome, Part, Phase, Report, RunFacts, Slo, Tally};
 
 /// How the load arrives.

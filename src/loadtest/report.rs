@@ -76,8 +76,9 @@ pub struct Second {
     /// Mean and largest latency of the requests that ended in this second, in ms.
     pub mean_ms: f64,
     pub max_ms: f64,
-    /// The 99th percentile of the requests that succeeded in this second, in ms (0 when
-    /// none did): what a fault costs the answers that still come.
+    /// The median and 99th percentile of the requests that succeeded in this second, in ms
+    /// (0 when none did): what a fault costs the answers that still come.
+    pub ok_p50_ms: f64,
     pub ok_p99_ms: f64,
 }
 
@@ -113,6 +114,15 @@ impl SecondTally {
         let _ = self.succeeded.add(&other.succeeded);
     }
 
+    /// A quantile of the requests that succeeded, in ms; 0 when none did.
+    fn ok_quantile(&self, quantile: f64) -> f64 {
+        if self.succeeded.is_empty() {
+            0.0
+        } else {
+            self.succeeded.value_at_quantile(quantile) as f64 / 1000.0
+        }
+    }
+
     fn second(&self, at: u64) -> Second {
         let ms = |micros: u64| micros as f64 / 1000.0;
         Second {
@@ -125,11 +135,8 @@ impl SecondTally {
                 self.total_us as f64 / self.requests as f64 / 1000.0
             },
             max_ms: ms(self.max_us),
-            ok_p99_ms: if self.succeeded.is_empty() {
-                0.0
-            } else {
-                ms(self.succeeded.value_at_quantile(0.99))
-            },
+            ok_p50_ms: self.ok_quantile(0.5),
+            ok_p99_ms: self.ok_quantile(0.99),
         }
     }
 }

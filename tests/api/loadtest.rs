@@ -97,14 +97,35 @@ async fn an_open_loop_run_reports_every_request_by_phase_and_kind_and_holds_its_
     );
     assert_eq!(report["unsent"], 0);
 
-    // The same load judged against an impossible p95: exit 1, the check named.
+    // The same load judged against an impossible p95: exit 1, the check named; its
+    // timeline drawn with a mark read from a file.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (svg, marks) = (dir.path().join("run.svg"), dir.path().join("marks"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    std::fs::write(&marks, format!("{} replica lost\n", now + 0.5)).expect("marks written");
     let (missed, report) = loadtest(
         &app,
-        &["--rate", "50", "--duration", "1s", "--slo-p95-ms", "0.001"],
+        &[
+            "--rate",
+            "50",
+            "--duration",
+            "1s",
+            "--slo-p95-ms",
+            "0.001",
+            "--plot",
+            &svg.display().to_string(),
+            "--plot-marks",
+            &marks.display().to_string(),
+        ],
         &[],
     )
     .await;
     assert_eq!(missed.status.code(), Some(1));
+    let drawn = std::fs::read_to_string(&svg).expect("the timeline drawn");
+    assert!(drawn.starts_with("<svg") && drawn.contains("replica lost"));
     let report = report.expect("JSON report");
     assert_eq!(report["slo"]["held"], false);
     assert_eq!(report["slo"]["checks"][0]["name"], "p95_latency");
