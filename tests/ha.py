@@ -395,23 +395,26 @@ def markdown(title, setup, checks, notes, figures):
     return "\n".join(lines)
 
 
-def drill_arguments(bench, quick):
-    """The command line every drill takes: --bin, --bench (the `bench` profile instead of
-    `quick`), --write."""
+def run_drill(drill, title, setup, bench, quick, cleanup=lambda work: None):
+    """A drill's whole run: its command line (--bin; --bench for the `bench` profile instead
+    of `quick`; --write to append the report to BENCHMARKS.md), a temp folder for
+    `drill(args, work)` (handed to `cleanup`, then removed), and the report, with
+    `setup(args)` saying how it ran. Returns the exit status: 0 when every goal held."""
     parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.split("\n\n")[0])
     parser.add_argument("--bin", default=str(ROOT / "target" / "release" / "bullpen"))
     parser.add_argument("--bench", action="store_true")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     args.profile = bench if args.bench else quick
-    return args
-
-
-def finish(args, title, setup, result):
-    """Prints the drill's report (and appends it to BENCHMARKS.md with --write); the exit
-    status: 0 when every goal held."""
-    checks, notes, figures = result
-    text = markdown(title, setup, checks, notes, figures)
+    work = Path(tempfile.mkdtemp(prefix="bullpen-drill-"))
+    # The postgres user (a Patroni member) reaches its folders through this one.
+    work.chmod(0o755)
+    try:
+        checks, notes, figures = drill(args, work)
+    finally:
+        cleanup(work)
+        shutil.rmtree(work, ignore_errors=True)
+    text = markdown(title, setup(args), checks, notes, figures)
     print(text)
     if args.write:
         with open(ROOT / "BENCHMARKS.md", "a") as out:
@@ -419,31 +422,29 @@ def finish(args, title, setup, result):
     return 0 if all(ok for _, ok in checks) else 1
 
 
+def stop_cluster(work):
+    for script, command in ((PG_BACKUP, "stop"), (PG_HA, "down")):
+        subprocess.run([sys.executable, script, "--dir", work / "pg", command],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main():
     # The load lasts long enough for the kill, the return and the switchover, then some.
-    args = drill_arguments(bench={"rate": 500, "lead": 20, "seconds": 90},
-                           quick={"rate": 100, "lead": 8, "seconds": 50})
-    work = Path(tempfile.mkdtemp(prefix="bullpen-ha-"))
-    # The postgres user (Patroni's members) reaches its folders through this one.
-    work.chmod(0o755)
-    try:
-        result = drill(args, work)
-    finally:
-        for script, command in ((PG_BACKUP, "stop"), (PG_HA, "down")):
-            subprocess.run([sys.executable, script, "--dir", work / "pg", command],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(work, ignore_errors=True)
-    setup = (
-        f"`tests/ha.py{' --bench' if args.bench else ''}`: a 3-member Patroni cluster "
-        "(`scripts/pg-ha`, synchronous mode, ttl 10 s), one bullpen replica on its multi-host "
-        "URL (`target_session_attrs=read-write`; PostgreSQL feature store, prediction log, "
-        f"Redis), `bullpen loadtest` open loop at {args.profile['rate']} req/s (60 % stored, "
-        "40 % scheduled, half with odds), a day of 2024 results posted every second; the "
-        "primary SIGKILLed with its Patroni, started again, then a planned switchover; WAL "
-        "archived with pgBackRest from the start (`scripts/pg-ha up --archive`), a full "
-        "backup after the import (`scripts/pg-backup backup`), and after the run a restore "
-        "to a moment T after the moves (`scripts/pg-backup restore --to T`).")
-    return finish(args, "PostgreSQL failover under load", setup, result)
+    return run_drill(
+        drill, "PostgreSQL failover under load", lambda args: (
+            f"`tests/ha.py{' --bench' if args.bench else ''}`: a 3-member Patroni cluster "
+            "(`scripts/pg-ha`, synchronous mode, ttl 10 s), one bullpen replica on its "
+            "multi-host URL (`target_session_attrs=read-write`; PostgreSQL feature store, "
+            f"prediction log, Redis), `bullpen loadtest` open loop at {args.profile['rate']} "
+            "req/s (60 % stored, 40 % scheduled, half with odds), a day of 2024 results "
+            "posted every second; the primary SIGKILLed with its Patroni, started again, then "
+            "a planned switchover; WAL archived with pgBackRest from the start "
+            "(`scripts/pg-ha up --archive`), a full backup after the import "
+            "(`scripts/pg-backup backup`), and after the run a restore to a moment T after "
+            "the moves (`scripts/pg-backup restore --to T`)."),
+        bench={"rate": 500, "lead": 20, "seconds": 90},
+        quick={"rate": 100, "lead": 8, "seconds": 50},
+        cleanup=stop_cluster)
 
 
 if __name__ == "__main__":

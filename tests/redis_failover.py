@@ -14,18 +14,16 @@ the kill to 90 % of what it was before.
 Exit status: 0 every goal held, 1 one missed.
 """
 
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faults import (LoadRun, export_ids, free_ports, metric_value, wait_port,  # noqa: E402
                     windows)
-from ha import Server, Timeline, drill_arguments, finish  # noqa: E402
+from ha import Server, Timeline, run_drill  # noqa: E402
 
 RECOVERY_GOAL = 10.0
 # How long a silent node is given before the cluster fails it over (cluster-node-timeout).
@@ -199,20 +197,15 @@ def drill(args, work):
 
 
 def main():
-    args = drill_arguments(bench={"rate": 300, "lead": 20, "seconds": 60},
-                           quick={"rate": 100, "lead": 12, "seconds": 35})
-    work = Path(tempfile.mkdtemp(prefix="bullpen-redis-failover-"))
-    try:
-        result = drill(args, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    setup = (
-        f"`tests/redis_failover.py{' --bench' if args.bench else ''}`: six Redis nodes (three "
-        f"masters, a replica each, cluster-node-timeout {NODE_TIMEOUT_MS} ms), one bullpen "
-        "with it as the shared tier and an in-process tier of 64 entries, `bullpen loadtest` "
-        f"open loop at {args.profile['rate']} batches of 10 a second over the 2024 games; one "
-        "master SIGKILLed.")
-    return finish(args, "A Redis Cluster master lost under load", setup, result)
+    return run_drill(
+        drill, "A Redis Cluster master lost under load", lambda args: (
+            f"`tests/redis_failover.py{' --bench' if args.bench else ''}`: six Redis nodes (three "
+            f"masters, a replica each, cluster-node-timeout {NODE_TIMEOUT_MS} ms), one bullpen "
+            "with it as the shared tier and an in-process tier of 64 entries, `bullpen loadtest` "
+            f"open loop at {args.profile['rate']} batches of 10 a second over the 2024 games; one "
+            "master SIGKILLed."),
+        bench={"rate": 300, "lead": 20, "seconds": 60},
+        quick={"rate": 100, "lead": 12, "seconds": 35})
 
 
 if __name__ == "__main__":

@@ -19,12 +19,10 @@ import hashlib
 import http.client
 import json
 import secrets
-import shutil
 import signal
 import string
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import debian_packages  # noqa: E402
 from faults import LoadRun, export_ids, free_ports, wait_port, windows  # noqa: E402
-from ha import Server, Timeline, drill_arguments, finish  # noqa: E402
+from ha import Server, Timeline, run_drill  # noqa: E402
 
 MASTER_NAME = "bullpen"
 # How long a silent master is given before the Sentinels agree it is down.
@@ -239,20 +237,15 @@ def drill(args, work):
 
 
 def main():
-    args = drill_arguments(bench={"rate": 250, "lead": 15, "seconds": 45},
-                           quick={"rate": 100, "lead": 8, "seconds": 25})
-    work = Path(tempfile.mkdtemp(prefix="bullpen-redis-sentinel-"))
-    try:
-        result = drill(args, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    setup = (
-        f"`tests/redis_sentinel.py{' --bench' if args.bench else ''}`: a Redis master, its "
-        f"replica and three Sentinels (quorum 2, down-after {DOWN_AFTER_MS} ms); two bullpen "
-        "replicas with `redis.sentinel` (shared tier and shared rate limit, in-process tier "
-        f"of 64 entries), `bullpen loadtest` open loop at {args.profile['rate']} req/s to "
-        "each (60 % stored, 40 % scheduled games of 2024); the master SIGKILLed.")
-    return finish(args, "A Redis Sentinel master lost under load", setup, result)
+    return run_drill(
+        drill, "A Redis Sentinel master lost under load", lambda args: (
+            f"`tests/redis_sentinel.py{' --bench' if args.bench else ''}`: a Redis master, its "
+            f"replica and three Sentinels (quorum 2, down-after {DOWN_AFTER_MS} ms); two bullpen "
+            "replicas with `redis.sentinel` (shared tier and shared rate limit, in-process tier "
+            f"of 64 entries), `bullpen loadtest` open loop at {args.profile['rate']} req/s to "
+            "each (60 % stored, 40 % scheduled games of 2024); the master SIGKILLed."),
+        bench={"rate": 250, "lead": 15, "seconds": 45},
+        quick={"rate": 100, "lead": 8, "seconds": 25})
 
 
 if __name__ == "__main__":
