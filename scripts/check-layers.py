@@ -15,6 +15,7 @@ LAYERS = [
     ["cli"],                       # the command line
     ["startup"],                   # the composition root: builds and runs the application
     ["settings"],                  # layers the sources, composes every module's section
+    ["lb"],                        # load reports to balancers, from the adapters' state
     ["http", "grpc"],              # protocol adapters: REST (/api/v1, /v2), gRPC
     ["oip"],                       # the Open Inference Protocol without its transports
     ["predict", "auth"],           # services

@@ -8,6 +8,7 @@ pub mod features;
 pub mod games;
 pub mod grpc;
 pub mod http;
+pub mod lb;
 pub mod loadtest;
 pub mod models;
 pub mod monitoring;

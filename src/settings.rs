@@ -13,6 +13,7 @@ use crate::cache::{CacheSettings, RedisSettings};
 use crate::db::DatabaseSettings;
 use crate::features::{DataSettings, FeatureSettings};
 use crate::http::ServerSettings;
+use crate::lb::LbSettings;
 use crate::models::{InferenceSettings, ModelSettings};
 use crate::monitoring::MonitoringSettings;
 use crate::predict::{PredictionLogSettings, RolloutSettings, ScheduleSettings};
@@ -40,6 +41,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub monitoring: MonitoringSettings,
+    pub lb: LbSettings,
     /// `BULLPEN_ENV` at load time (`local` when unset).
     #[serde(skip)]
     pub environment: String,
@@ -100,6 +102,7 @@ impl Settings {
         self.telemetry.validate()?;
         self.auth.validate(&self.environment)?;
         self.rate_limit.validate()?;
+        self.lb.validate()?;
         Ok(())
     }
 }

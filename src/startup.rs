@@ -21,6 +21,7 @@ use crate::features::{
 };
 use crate::grpc::Inference;
 use crate::http::{self, Admission, BodyLimit, Drain, HeadLimits, Limits};
+use crate::lb;
 use crate::models::{Catalog, CatalogOptions};
 use crate::monitoring::{Metrics, Sampler};
 use crate::predict::{
@@ -87,7 +88,7 @@ impl Application {
     /// Binds the listener first (port 0 picks a free one), loads the data and every model
     /// (warm), then starts serving. Must be called inside a Tokio runtime.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let listeners = Listeners::bind(&settings.server)?;
+        let listeners = Listeners::bind(&settings.server, &settings.lb)?;
         let (port, grpc_port) = (listeners.port, listeners.grpc_port);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -105,12 +106,8 @@ impl Application {
             tasks: &tasks,
         };
         background.start(&service, shadow_jobs, demand).await;
-        let sampler = web::Data::new(Sampler::default());
+        let sampler = background.start_sampling(settings, listeners.agent, &service, &drain)?;
         let metrics = web::Data::new(metrics);
-        {
-            let (sampler, metrics, stop) = (sampler.clone(), metrics.clone(), stop.clone());
-            tasks.spawn(async move { sampler.run(&metrics, stop).await });
-        }
         let server_settings = &settings.server;
         let workers = server_settings.worker_count();
         let admission = web::Data::new(Admission::new(
@@ -307,16 +304,18 @@ fn start_prediction_log(
     Ok(Some(((log, pool), writer)))
 }
 
-/// The bound listeners: HTTP (port 0 picks a free one), and gRPC unless its port is 0.
+/// The bound listeners: HTTP (port 0 picks a free one), gRPC unless its port is 0, and the
+/// HAProxy agent check when `lb.agent_port` is set.
 struct Listeners {
     http: TcpListener,
     port: u16,
     grpc: Option<TcpListener>,
     grpc_port: Option<u16>,
+    agent: Option<TcpListener>,
 }
 
 impl Listeners {
-    fn bind(server: &http::ServerSettings) -> anyhow::Result<Self> {
+    fn bind(server: &http::ServerSettings, lb: &lb::LbSettings) -> anyhow::Result<Self> {
         let address = (server.host.as_str(), server.port);
         let http = TcpListener::bind(address)
             .with_context(|| format!("binding {}:{}", address.0, address.1))?;
@@ -324,33 +323,46 @@ impl Listeners {
             .local_addr()
             .context("reading the bound address")?
             .port();
-        if server.grpc_port == 0 {
-            return Ok(Self {
-                http,
-                port,
-                grpc: None,
-                grpc_port: None,
-            });
-        }
-        let address = (server.host.as_str(), server.grpc_port);
-        let grpc = TcpListener::bind(address).with_context(|| {
-            format!(
-                "binding gRPC to {}:{} (server.grpc_port; 0 turns gRPC off)",
-                address.0, address.1
-            )
-        })?;
-        grpc.set_nonblocking(true)
-            .context("making the gRPC listener non-blocking")?;
-        let grpc_port = grpc
-            .local_addr()
-            .context("reading the gRPC address")?
-            .port();
+        let grpc = Self::optional(server, server.grpc_port, "gRPC", "server.grpc_port")?;
+        let grpc_port = match &grpc {
+            Some(grpc) => Some(
+                grpc.local_addr()
+                    .context("reading the gRPC address")?
+                    .port(),
+            ),
+            None => None,
+        };
+        let agent = Self::optional(server, lb.agent_port, "the agent check", "lb.agent_port")?;
         Ok(Self {
             http,
             port,
-            grpc: Some(grpc),
-            grpc_port: Some(grpc_port),
+            grpc,
+            grpc_port,
+            agent,
         })
+    }
+
+    /// A non-blocking listener on `port` for `what`, or none when `port` (`key`) is 0.
+    fn optional(
+        server: &http::ServerSettings,
+        port: u16,
+        what: &str,
+        key: &str,
+    ) -> anyhow::Result<Option<TcpListener>> {
+        if port == 0 {
+            return Ok(None);
+        }
+        let address = (server.host.as_str(), port);
+        let listener = TcpListener::bind(address).with_context(|| {
+            format!(
+                "binding {what} to {}:{} ({key}; 0 turns it off)",
+                address.0, address.1
+            )
+        })?;
+        listener
+            .set_nonblocking(true)
+            .with_context(|| format!("making the {what} listener non-blocking"))?;
+        Ok(Some(listener))
     }
 }
 
@@ -448,6 +460,37 @@ struct BackgroundWork<'a> {
 }
 
 impl BackgroundWork<'_> {
+    /// The sampler behind the status page and the autoscaling gauge, and the agent check's
+    /// reports when `lb.agent_port` is set (its listener bound).
+    fn start_sampling(
+        &self,
+        settings: &Settings,
+        agent: Option<TcpListener>,
+        service: &PredictService,
+        drain: &Drain,
+    ) -> anyhow::Result<web::Data<Sampler>> {
+        let sampler = web::Data::new(Sampler::default());
+        {
+            let (sampler, metrics, stop) =
+                (sampler.clone(), self.metrics.clone(), self.stop.clone());
+            self.tasks
+                .spawn(async move { sampler.run(&metrics, stop).await });
+        }
+        if let Some(listener) = agent {
+            let sources = lb::Sources {
+                service: service.clone(),
+                drain: drain.clone(),
+                metrics: self.metrics.clone(),
+                sampler: sampler.clone().into_inner(),
+                max_in_flight: settings.server.max_in_flight,
+                queue_capacity: settings.inference.queue_capacity,
+            };
+            lb::start_agent(listener, &settings.lb, sources, self.tasks, self.stop)
+                .context("serving the agent check (lb.agent_port)")?;
+        }
+        Ok(sampler)
+    }
+
     /// Shadow scoring, the rollback guard and (PostgreSQL store) results written elsewhere;
     /// with Redis, invalidations and routing set on any replica; on SIGHUP, a rescan of
     /// `models.dir`; with a schedule, its gauges.

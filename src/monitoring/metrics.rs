@@ -286,6 +286,7 @@ pub struct Metrics {
     pub requests_per_second: Gauge,
     pub schedule_games_starting: IntGauge,
     pub schedule_expected_requests_per_second: Gauge,
+    pub lb_weight_percent: IntGauge,
     model_quality: GaugeVec,
     routing_weight: IntGaugeVec,
     guard_trips: IntCounterVec,
@@ -314,6 +315,17 @@ fn opts(name: &str, help: &str) -> Opts {
 }
 
 impl Metrics {
+    /// Inference calls waiting on the model version with the most waiting.
+    pub fn inference_queue_depth_max(&self) -> i64 {
+        self.inference_queue_depth
+            .collect()
+            .iter()
+            .flat_map(prometheus::proto::MetricFamily::get_metric)
+            .map(|metric| metric.get_gauge().get_value() as i64)
+            .max()
+            .unwrap_or(0)
+    }
+
     #[expect(
         clippy::too_many_lines,
         reason = "one registration per metric, read best as one list"
@@ -369,6 +381,13 @@ impl Metrics {
             IntGauge::with_opts(opts(
                 "schedule_games_starting",
                 "Games of the schedule whose first pitch is within schedule.lookahead_minutes (for autoscaling ahead of them).",
+            ))?,
+        )?;
+        let lb_weight_percent = registered(
+            &registry,
+            IntGauge::with_opts(opts(
+                "lb_weight_percent",
+                "The weight this replica reports to HAProxy's agent check (lb.agent_port): 1-100 from its headroom, 0 while not ready.",
             ))?,
         )?;
         let schedule_expected_requests_per_second = registered(
@@ -508,6 +527,7 @@ impl Metrics {
             requests_per_second,
             schedule_games_starting,
             schedule_expected_requests_per_second,
+            lb_weight_percent,
             model_quality,
             registry,
             count_requests: settings.request_metrics,

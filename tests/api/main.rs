@@ -14,6 +14,7 @@ mod games_api;
 mod health;
 mod helpers;
 mod hostile;
+mod lb;
 mod lifecycle;
 mod loadtest;
 mod model;

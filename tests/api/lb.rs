@@ -1,0 +1,72 @@
+//! Load reports to balancers: HAProxy's agent check (`lb.agent_port`) answers a weight while
+//! the replica serves, and `drain` from the moment a SIGTERM drain begins.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+
+use crate::helpers::{eventually, free_port};
+use crate::process::{ServerProcess, metric};
+
+/// What the agent on `port` answers one connection: a line, then the connection closes.
+async fn agent(port: u16) -> String {
+    let mut connection = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the agent listens");
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(5), connection.read_to_string(&mut line))
+        .await
+        .expect("the agent closes the connection")
+        .expect("a line");
+    line
+}
+
+fn weight(line: &str) -> Option<u8> {
+    line.strip_prefix("up ")?.strip_suffix("%\n")?.parse().ok()
+}
+
+#[tokio::test]
+async fn the_agent_reports_a_weight_then_drain_from_the_sigterm() {
+    let port = free_port();
+    let mut server = ServerProcess::start(&[
+        ("BULLPEN__LB__AGENT_PORT", port.to_string()),
+        ("BULLPEN__SERVER__DRAIN_SECS", "2".to_owned()),
+    ]);
+    let line = agent(port).await;
+    assert!(
+        weight(&line).is_some_and(|weight| (1..=100).contains(&weight)),
+        "{line:?}"
+    );
+    // Worked out every second, and exported.
+    let exported = eventually("the weight exported", Duration::from_secs(5), || async {
+        metric(&server.address, "bullpen_lb_weight_percent")
+            .await
+            .filter(|weight| *weight > 0.0)
+    })
+    .await;
+    assert!(exported <= 100.0, "{exported}");
+
+    let sent_at = server.send_sigterm();
+    loop {
+        let line = agent(port).await;
+        if line == "drain\n" {
+            break;
+        }
+        assert!(weight(&line).is_some(), "{line:?}");
+        assert!(
+            sent_at.elapsed() < Duration::from_millis(500),
+            "still {line:?} {:?} after the SIGTERM",
+            sent_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let drained_after = sent_at.elapsed();
+    assert!(
+        drained_after < Duration::from_millis(500),
+        "{drained_after:?}"
+    );
+    let (status, _) = server
+        .wait_exit(Instant::now(), Duration::from_secs(15))
+        .expect("the process exits");
+    assert!(status.success(), "{status}");
+}
