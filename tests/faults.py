@@ -164,14 +164,17 @@ class Postgres:
 class Cluster:
     """scripts/local-cluster with a folder and nginx port of its own."""
 
-    def __init__(self, work, binary, redis, postgres=None, access_log=False):
+    def __init__(self, work, binary, redis, postgres=None, access_log=False,
+                 balancer="nginx", settings=()):
         self.dir = work / "cluster"
         self.port = free_port()
         args = ["up", "--replicas", str(REPLICAS), "--port", str(self.port), "--bin", binary,
-                "--redis", redis.url,
+                "--redis", redis.url, "--balancer", balancer,
                 "--set", f"server.drain_secs={DRAIN_SECS}",
                 "--set", f"server.max_in_flight={MAX_IN_FLIGHT}",
                 "--set", "telemetry.level=warn"]
+        for setting in settings:
+            args += ["--set", setting]
         if postgres:
             args += ["--postgres", postgres.url]
         if access_log:
@@ -186,9 +189,10 @@ class Cluster:
     def replica(self, index, action):
         self.ctl("replica", index, action)
 
-    def ports(self):
+    def ports(self, key="port"):
+        """Each replica's port (or its `agent_port`)."""
         state = json.loads((self.dir / "cluster.json").read_text())
-        return [r["port"] for r in state["replicas"]]
+        return [r[key] for r in state["replicas"]]
 
     def metric(self, name, labels=()):
         """`name` summed over the replicas (counters restart with a replica)."""

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -19,6 +19,9 @@ use crate::http::{self, Drain};
 use crate::monitoring::{Metrics, Sampler};
 use crate::predict::PredictService;
 use crate::validation::InvalidSetting;
+
+/// How often the scheduling delay is probed.
+const PROBE: Duration = Duration::from_millis(10);
 
 /// The kernel's clock ticks a second in /proc (`USER_HZ`: 100 on every Linux bullpen builds for).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -56,16 +59,26 @@ pub struct Load {
     pub admission: f64,
     /// The last 10 s's p95 latency against `lb.slo_p95_ms`.
     pub latency: f64,
+    /// The last second's p95 scheduling delay (how late a 10 ms timer fires: the time the
+    /// process could not run, as when a noisy neighbour takes its CPU) against
+    /// `lb.slo_p95_ms`: every request here waits that long too.
+    pub delay: f64,
 }
 
 impl Load {
     /// The weight to report, in percent: what the busiest part leaves, 1–100. Never 0 while
     /// up: taking a replica out is `drain`'s and `down`'s job.
     pub fn weight_percent(&self) -> u8 {
-        let busiest = [self.cpu, self.queue, self.admission, self.latency]
-            .into_iter()
-            .filter(|share| share.is_finite())
-            .fold(0.0, f64::max);
+        let busiest = [
+            self.cpu,
+            self.queue,
+            self.admission,
+            self.latency,
+            self.delay,
+        ]
+        .into_iter()
+        .filter(|share| share.is_finite())
+        .fold(0.0, f64::max);
         let left = ((1.0 - busiest) * 100.0).round().clamp(1.0, 100.0);
         // 1..=100 fits.
         left as u8
@@ -123,8 +136,9 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// This second's load, given the process's CPU seconds a second ago (updated).
-    fn load(&self, cpu_seconds: &mut Option<f64>, slo_p95_ms: f64) -> Load {
+    /// This second's load, given the process's CPU seconds a second ago (updated) and the
+    /// p95 scheduling delay over the second.
+    fn load(&self, cpu_seconds: &mut Option<f64>, delay_p95_ms: f64, slo_p95_ms: f64) -> Load {
         let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
         let now = process_cpu_seconds();
         let cpu = match (*cpu_seconds, now) {
@@ -142,8 +156,16 @@ impl Sources {
                 .live(&self.metrics)
                 .p95_ms
                 .map_or(0.0, |p95| p95 / slo_p95_ms),
+            delay: delay_p95_ms / slo_p95_ms,
         }
     }
+}
+
+/// The 95th percentile of `values` (reordered); zero when empty.
+fn p95(values: &mut [Duration]) -> Duration {
+    values.sort_unstable();
+    let index = (values.len() * 95).div_ceil(100).saturating_sub(1);
+    values.get(index).copied().unwrap_or_default()
 }
 
 /// CPU seconds this process has used (user and system), from /proc; `None` where there is
@@ -178,10 +200,28 @@ pub fn start_agent(
         let (latest, stop, slo) = (latest.clone(), stop.clone(), settings.slo_p95_ms);
         tasks.spawn(async move {
             let mut cpu_seconds = process_cpu_seconds();
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
-            while stop.run_until_cancelled(ticker.tick()).await.is_some() {
+            let mut delays = Vec::with_capacity(128);
+            let mut second = Instant::now();
+            loop {
+                let asked = Instant::now();
+                if stop
+                    .run_until_cancelled(tokio::time::sleep(PROBE))
+                    .await
+                    .is_none()
+                {
+                    break;
+                }
+                delays.push(asked.elapsed().saturating_sub(PROBE));
+                if second.elapsed() < Duration::from_secs(1) {
+                    continue;
+                }
+                let delay_p95_ms = p95(&mut delays).as_secs_f64() * 1000.0;
+                delays.clear();
+                second = Instant::now();
                 let weight = if http::is_ready(&sources.service, &sources.drain).await {
-                    sources.load(&mut cpu_seconds, slo).weight_percent()
+                    sources
+                        .load(&mut cpu_seconds, delay_p95_ms, slo)
+                        .weight_percent()
                 } else {
                     DOWN
                 };
@@ -220,6 +260,7 @@ mod tests {
             queue: 0.1,
             admission: 0.05,
             latency: 0.6,
+            delay: 0.1,
         };
         assert_eq!(busy.weight_percent(), 40);
         let overloaded = Load {
@@ -233,6 +274,23 @@ mod tests {
             ..Load::default()
         };
         assert_eq!(unknown.weight_percent(), 75);
+        // A process stopped half the time: its timers fire up to the stop's length late.
+        let starved = Load {
+            delay: 45.0 / 20.0,
+            ..Load::default()
+        };
+        assert_eq!(starved.weight_percent(), 1);
+    }
+
+    #[test]
+    fn p95_is_the_value_95_percent_stay_under() {
+        let mut values: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        assert_eq!(p95(&mut values), Duration::from_millis(95));
+        assert_eq!(
+            p95(&mut [Duration::from_millis(7)]),
+            Duration::from_millis(7)
+        );
+        assert_eq!(p95(&mut []), Duration::ZERO);
     }
 
     #[test]
