@@ -299,20 +299,15 @@ pub fn run(args: LoadtestArgs, settings: &Settings) -> anyhow::Result<ExitCode> 
     }
     if let Some(path) = args.plot.as_deref() {
         // The report is out already: bad marks are told, and the timeline drawn without them.
-        let marks = match args
-            .plot_marks
-            .as_deref()
-            .map(|marks| (marks, read_marks(marks, started)))
-        {
-            Some((_, Ok(marks))) => marks,
-            Some((path, Err(error))) => {
+        let marks = match args.plot_marks.as_deref() {
+            Some(path) => read_marks(path, started).unwrap_or_else(|error| {
                 let _ = writeln!(
                     std::io::stderr(),
                     "warning: no marks drawn from {}: {error:#}",
                     path.display()
                 );
                 Vec::new()
-            }
+            }),
             None => Vec::new(),
         };
         loadtest::plot(path, &title, &report.timeline, &marks)?;
