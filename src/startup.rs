@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -132,12 +132,13 @@ impl Application {
                 metrics.clone().into_inner(),
                 server_settings.max_batch,
             );
-            tasks.spawn(inference.serve(listener, stop.clone()));
+            tasks.spawn(inference.serve(listener, stop.clone(), settings.lb.orca));
         }
         let body_limit = web::Data::new(BodyLimit(server_settings.max_body_bytes));
         let head_limits = HeadLimits::new(server_settings);
         let draining = web::Data::new(drain.clone());
         let shutdown_drain = drain.clone();
+        let orca = settings.lb.orca;
         let server = HttpServer::new(move || {
             let drain = drain.clone();
             // The service, admission and metrics every request reads are each worker's own
@@ -145,6 +146,7 @@ impl Application {
             App::new()
                 .wrap_fn(move |request, service| head_limits.enforce(request, service))
                 .wrap_fn(move |request, service| drain.close_connections(request, service))
+                .wrap(Condition::new(orca, from_fn(http::load_report::attach)))
                 .wrap(from_fn(http::observe))
                 .wrap(from_fn(http::request_id::middleware))
                 .app_data(body_limit.clone())
@@ -460,8 +462,8 @@ struct BackgroundWork<'a> {
 }
 
 impl BackgroundWork<'_> {
-    /// The sampler behind the status page and the autoscaling gauge, and the agent check's
-    /// reports when `lb.agent_port` is set (its listener bound).
+    /// The sampler behind the status page and the autoscaling gauge, and the load reports
+    /// when a balancer reads them (`lb.agent_port`, its listener bound; `lb.orca`).
     fn start_sampling(
         &self,
         settings: &Settings,
@@ -476,7 +478,7 @@ impl BackgroundWork<'_> {
             self.tasks
                 .spawn(async move { sampler.run(&metrics, stop).await });
         }
-        if let Some(listener) = agent {
+        if settings.lb.reports() {
             let sources = lb::Sources {
                 service: service.clone(),
                 drain: drain.clone(),
@@ -485,7 +487,7 @@ impl BackgroundWork<'_> {
                 max_in_flight: settings.server.max_in_flight,
                 queue_capacity: settings.inference.queue_capacity,
             };
-            lb::start_agent(listener, &settings.lb, sources, self.tasks, self.stop)
+            lb::start(agent, &settings.lb, sources, self.tasks, self.stop)
                 .context("serving the agent check (lb.agent_port)")?;
         }
         Ok(sampler)

@@ -106,6 +106,14 @@ impl<K: CacheKey> Tier<K> {
         }
     }
 
+    /// The most entries this tier keeps in memory (0 when it keeps none).
+    pub fn capacity(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .and_then(|cache| cache.policy().max_capacity())
+            .unwrap_or(0)
+    }
+
     /// Writes a value to the shared tier behind the caller's back.
     fn share(&self, key: &K, value: &K::Value) {
         if let Some(shared) = &self.shared {

@@ -48,8 +48,9 @@ pub struct LoadtestArgs {
     /// Falling from it (users leaving) after it.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     ramp_down: Duration,
-    /// Request mix as weights: `stored` (a game id), `scheduled` (teams + date), `batch`;
-    /// `odds=PERCENT` of requests carry odds; `batch_size=N` items per batch.
+    /// Request mix as weights: `stored` (a game id), `scheduled` (teams + date), `batch`,
+    /// `get` (a stored game by `GET /api/v1/games/{id}/prediction`); `odds=PERCENT` of
+    /// requests carry odds; `batch_size=N` items per batch.
     #[arg(long, default_value = "stored=100")]
     mix: Mix,
     /// Games to ask about: a CSV with a `game_id` column (`bullpen features export`) or one id

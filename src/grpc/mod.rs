@@ -20,8 +20,10 @@ use crate::oip::{
 use crate::predict::{Caller, PredictService};
 
 mod codec;
+mod load_report;
 
 use codec::Counted;
+use load_report::Reported;
 
 #[expect(
     clippy::all,
@@ -83,19 +85,23 @@ impl Inference {
     }
 
     /// Serves on `listener` until `stop`, then lets calls in flight finish.
+    /// With `orca`, every answer carries the load report (`lb.orca`).
     pub async fn serve(
         self,
         listener: std::net::TcpListener,
         stop: CancellationToken,
+        orca: bool,
     ) -> Result<(), tonic::transport::Error> {
         let listener = tokio::net::TcpListener::from_std(listener)
             .expect("a non-blocking listener converts inside the runtime; this is a bug");
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let metrics = Arc::clone(&self.metrics);
+        let figures = orca.then(|| Arc::clone(&metrics.load_figures));
+        let service = Reported::new(GrpcInferenceServiceServer::new(self), figures);
         tonic::transport::Server::builder()
             .serve_with_incoming_shutdown(
-                Counted::new(GrpcInferenceServiceServer::new(self), metrics),
+                Counted::new(service, metrics),
                 incoming,
                 stop.cancelled_owned(),
             )

@@ -12,11 +12,13 @@ mod games_api;
 mod health_api;
 mod json;
 mod limits;
+pub mod load_report;
 mod metrics;
 mod models_api;
 mod monitoring_api;
 pub mod openapi;
 mod predict_api;
+mod prediction_api;
 #[cfg(test)]
 mod properties;
 mod rendered;
@@ -218,6 +220,18 @@ fn api_routes() -> Vec<RouteEntry> {
             "/predict/batch",
             NeedsPerItem(Predict),
             vec![on(Method::POST, predict_api::predict_batch)],
+        ),
+        entry(
+            API,
+            "/games/{game_id}/prediction",
+            Needs(Predict),
+            vec![on(Method::GET, prediction_api::game_prediction)],
+        ),
+        entry(
+            API,
+            "/predictions",
+            Needs(Predict),
+            vec![on(Method::GET, prediction_api::scheduled_prediction)],
         ),
         entry(
             API,

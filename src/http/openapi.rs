@@ -15,7 +15,8 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
 
 use super::errors::Problem;
 use super::{
-    admin_api, docs_api, games_api, health_api, models_api, monitoring_api, predict_api, v2,
+    admin_api, docs_api, games_api, health_api, models_api, monitoring_api, predict_api,
+    prediction_api, v2,
 };
 
 /// An Open Inference Protocol error, as `/v2` answers it.
@@ -49,6 +50,8 @@ struct OipErrorBody {
         openapi_json,
         predict_api::predict,
         predict_api::predict_batch,
+        prediction_api::game_prediction,
+        prediction_api::scheduled_prediction,
         models_api::list,
         monitoring_api::quality,
         games_api::features,

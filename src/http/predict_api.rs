@@ -1,5 +1,7 @@
 //! `POST /api/v1/predict` and `POST /api/v1/predict/batch`.
 
+use std::time::Instant;
+
 use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -73,9 +75,9 @@ pub(super) fn caller(key: Option<web::ReqData<KeyId>>, protocol: Protocol) -> Ca
 }
 
 /// Pins a version for requests that name none: `Bullpen-Model-Version: 2`.
-const VERSION_HEADER: &str = "bullpen-model-version";
+pub(super) const VERSION_HEADER: &str = "bullpen-model-version";
 /// Says which version answered: `Bullpen-Model: home_win@2`.
-const MODEL_HEADER: &str = "bullpen-model";
+pub(super) const MODEL_HEADER: &str = "bullpen-model";
 
 /// The version the `Bullpen-Model-Version` header pins, if any.
 fn pinned_version(http: &HttpRequest) -> Result<Option<&str>, ApiError> {
@@ -127,6 +129,8 @@ fn pin(request: &mut PredictRequest, version: &str, default: &str) -> Result<(),
         ("Bullpen-Model-Version" = Option<String>, Header,
          pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
          description = "Pins a version of the model (the default model when the body names none)"),
+        ("Bullpen-Game" = Option<String>, Header, example = "NYA202404050",
+         description = "The game the body asks about, for balancers that pick a replica by hashing a header (cache affinity: docs in the README, Load balancing); bullpen does not read it"),
     ),
     responses(
         (status = 200, description = "The prediction", body = PredictionBody,
@@ -178,6 +182,7 @@ pub(super) async fn predict(
             request.odds,
             served_again_to,
             MODEL_HEADER,
+            |response, _, _| response,
         )
     {
         return Ok(response);
@@ -188,19 +193,28 @@ pub(super) async fn predict(
         key,
         http,
         request,
-        question.map(|q| (q, body)),
+        question.map(|q| (q, Some(body))),
+        None,
     ))
     .await
 }
 
+/// What a route that answers conditionally does to an answer: given the prediction and until
+/// when its cache entry stays fresh, adds validators (or answers 304).
+pub(super) type Conditional =
+    fn(HttpResponse, &Prediction, Option<Instant>, &HttpRequest) -> HttpResponse;
+
 /// Asks the prediction service and answers; keeps the rendered answer under `kept`'s question
-/// (and body, when it has no odds) when the service says it may be served again.
-async fn ask(
+/// (and body, when given and it has no odds) when the service says it may be served again.
+/// With `conditional`, the answer goes through it with the prediction and until when its
+/// cache entry stays fresh (the GET routes' validators).
+pub(super) async fn ask(
     service: web::Data<PredictService>,
     key: Option<web::ReqData<KeyId>>,
     http: HttpRequest,
     mut request: PredictRequest,
-    kept: Option<(Question, JsonBody)>,
+    kept: Option<(Question, Option<JsonBody>)>,
+    conditional: Option<Conditional>,
 ) -> Result<HttpResponse, ApiError> {
     let stamp = kept.is_some().then(|| service.stamp());
     if let Some(version) = pinned_version(&http)? {
@@ -222,7 +236,11 @@ async fn ask(
             .json(PredictionBody::from(&prediction)));
     };
     let answer = Bytes::from(answer);
-    let response = rendered::response(MODEL_HEADER, model.clone(), answer.clone());
+    let mut response = rendered::response(MODEL_HEADER, model.clone(), answer.clone());
+    if let Some(conditional) = conditional {
+        let until = service.fresh_until(game, &prediction).await;
+        response = conditional(response, &prediction, until, &http);
+    }
     if let (Some(stamp), Some((question, body))) = (stamp, kept)
         && let Some(until) = service.replayable(game, routed, &prediction).await
     {
@@ -246,7 +264,7 @@ async fn ask(
             },
             until,
         };
-        let body = (!with_odds).then_some(&body.0[..]);
+        let body = body.as_ref().filter(|_| !with_odds).map(|body| &body.0[..]);
         rendered::keep(&service, stamp, question, body, kept);
     }
     Ok(response)

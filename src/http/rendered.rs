@@ -26,7 +26,9 @@ use crate::predict::{Caller, MarketOdds, MarketView, PredictService, Prediction,
 /// The largest request body whose answer is kept: a game id and odds fit many times over.
 pub(super) const MAX_BODY: usize = 256;
 
-/// Answers kept per worker; a full table starts again empty. Two seasons of games fit.
+/// Answers kept per worker at most; a full table starts again empty. Two seasons of games
+/// fit. Never more than the prediction cache keeps (`cache.predictions_max_entries`): these
+/// are copies of its entries, and a replica's memory of answers is what that setting says.
 const CAPACITY: usize = 8192;
 
 /// What a request asks, odds aside.
@@ -121,20 +123,24 @@ pub(super) fn serve(
 }
 
 /// The kept answer to `question`, with the market of `odds` when given, recorded as served to
-/// `caller`, when there is one that stands. Byte for byte the answer the service would make:
-/// the market is the answer's last member.
+/// `caller`, when there is one that stands, passed through `finish` with the prediction and
+/// until when it may be kept. Byte for byte the answer the service would make: the market is
+/// the answer's last member.
 pub(super) fn serve_question(
     service: &PredictService,
     question: &Question,
     odds: Option<MarketOdds>,
     caller: impl FnOnce() -> Caller,
     header: &'static str,
+    finish: impl FnOnce(HttpResponse, &Prediction, Instant) -> HttpResponse,
 ) -> Option<HttpResponse> {
     TABLE.with_borrow(|table| {
         let started = Instant::now();
         let rendered = table.standing(service, table.questions.get(question), started)?;
+        let finish = |response| finish(response, &rendered.prediction, rendered.until);
         let Some(odds) = odds else {
-            return Some(rendered.replay(service, None, caller, started, header));
+            let response = rendered.replay(service, None, caller, started, header);
+            return Some(finish(response));
         };
         let market = odds.evaluate(f64::from(rendered.prediction.home_win_probability));
         let plain = rendered.body.strip_suffix(b"}")?;
@@ -144,7 +150,8 @@ pub(super) fn serve_question(
         serde_json::to_writer(&mut body, &market).ok()?;
         body.push(b'}');
         let priced = (Bytes::from(body), market);
-        Some(rendered.replay(service, Some(priced), caller, started, header))
+        let response = rendered.replay(service, Some(priced), caller, started, header);
+        Some(finish(response))
     })
 }
 
@@ -174,7 +181,9 @@ pub(super) fn keep(
             .stamp
             .as_ref()
             .is_some_and(|kept| service.stands(kept));
-        if !current || table.answers.len() >= CAPACITY || table.questions.len() >= CAPACITY {
+        let capacity = usize::try_from(service.caches().predictions.capacity())
+            .map_or(CAPACITY, |kept| kept.min(CAPACITY));
+        if !current || table.answers.len() >= capacity || table.questions.len() >= capacity {
             table.answers.clear();
             table.questions.clear();
         }

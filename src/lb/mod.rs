@@ -5,6 +5,9 @@
 //! closed, as HAProxy's `agent-check` reads it — `up NN%` (the weight, from the replica's
 //! headroom, [`Load::weight_percent`]), `drain` from the first moment of a SIGTERM drain,
 //! `down` while the replica is not ready (what `/ready` answers 503 for).
+//!
+//! ORCA load reports (`lb.orca`): the same figures on every answer, as Envoy and gRPC read
+//! them (`monitoring::OrcaLoadReport`; the HTTP and gRPC layers attach them).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -33,6 +36,16 @@ pub struct LbSettings {
     pub agent_port: u16,
     /// The p95 latency, in ms, at which a replica's latency leaves it no headroom.
     pub slo_p95_ms: f64,
+    /// ORCA load reports on every answer: the `endpoint-load-metrics` header (HTTP) and
+    /// `endpoint-load-metrics-bin` trailer (gRPC).
+    pub orca: bool,
+}
+
+impl LbSettings {
+    /// Whether anything reads the load reports.
+    pub fn reports(&self) -> bool {
+        self.agent_port != 0 || self.orca
+    }
 }
 
 impl LbSettings {
@@ -66,10 +79,9 @@ pub struct Load {
 }
 
 impl Load {
-    /// The weight to report, in percent: what the busiest part leaves, 1–100. Never 0 while
-    /// up: taking a replica out is `drain`'s and `down`'s job.
-    pub fn weight_percent(&self) -> u8 {
-        let busiest = [
+    /// The busiest part's share: what is left of the replica is 1 minus it.
+    pub fn busiest(&self) -> f64 {
+        [
             self.cpu,
             self.queue,
             self.admission,
@@ -78,8 +90,13 @@ impl Load {
         ]
         .into_iter()
         .filter(|share| share.is_finite())
-        .fold(0.0, f64::max);
-        let left = ((1.0 - busiest) * 100.0).round().clamp(1.0, 100.0);
+        .fold(0.0, f64::max)
+    }
+
+    /// The weight to report, in percent: what the busiest part leaves, 1–100. Never 0 while
+    /// up: taking a replica out is `drain`'s and `down`'s job.
+    pub fn weight_percent(&self) -> u8 {
+        let left = ((1.0 - self.busiest()) * 100.0).round().clamp(1.0, 100.0);
         // 1..=100 fits.
         left as u8
     }
@@ -180,20 +197,21 @@ fn process_cpu_seconds() -> Option<f64> {
     Some((user + system) / TICKS_PER_SECOND)
 }
 
-/// Starts the agent on `listener` when `lb.agent_port` is set: the report worked out every
-/// second (and exported as `bullpen_lb_weight_percent`), each connection answered with it.
-/// Both run on `tasks` until `stop`.
+/// Starts the load reports: worked out every second (the weight exported as
+/// `bullpen_lb_weight_percent`, the ORCA figures kept in `Metrics::load_figures`), and, with
+/// `agent` (bound when `lb.agent_port` is set), the agent check answering each connection with
+/// the latest. Both run on `tasks` until `stop`.
 ///
 /// # Errors
-/// When `listener` cannot be handed to the runtime (it must be non-blocking).
-pub fn start_agent(
-    listener: std::net::TcpListener,
+/// When `agent` cannot be handed to the runtime (it must be non-blocking).
+pub fn start(
+    agent: Option<std::net::TcpListener>,
     settings: &LbSettings,
     sources: Sources,
     tasks: &TaskTracker,
     stop: &CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let listener = agent.map(tokio::net::TcpListener::from_std).transpose()?;
     let latest = Latest(Arc::new(AtomicU8::new(100)));
     let drain = sources.drain.clone();
     {
@@ -218,18 +236,27 @@ pub fn start_agent(
                 let delay_p95_ms = p95(&mut delays).as_secs_f64() * 1000.0;
                 delays.clear();
                 second = Instant::now();
+                let load = sources.load(&mut cpu_seconds, delay_p95_ms, slo);
+                let metrics = &sources.metrics;
+                metrics.load_figures.set(
+                    load.cpu,
+                    load.busiest(),
+                    metrics.requests_per_second.get(),
+                    metrics.inference_queue_depth_max() as f64,
+                );
                 let weight = if http::is_ready(&sources.service, &sources.drain).await {
-                    sources
-                        .load(&mut cpu_seconds, delay_p95_ms, slo)
-                        .weight_percent()
+                    load.weight_percent()
                 } else {
                     DOWN
                 };
                 latest.0.store(weight, Ordering::Release);
-                sources.metrics.lb_weight_percent.set(i64::from(weight));
+                metrics.lb_weight_percent.set(i64::from(weight));
             }
         });
     }
+    let Some(listener) = listener else {
+        return Ok(());
+    };
     let stop = stop.clone();
     tasks.spawn(async move {
         while let Some(accepted) = stop.run_until_cancelled(listener.accept()).await {

@@ -18,16 +18,20 @@ pub enum Kind {
     Scheduled,
     /// `POST /api/v1/predict/batch`.
     Batch,
+    /// `GET /api/v1/games/{game_id}/prediction` for a stored game: the route a balancer can
+    /// hash on.
+    Get,
 }
 
 impl Kind {
-    pub const ALL: [Self; 3] = [Self::Stored, Self::Scheduled, Self::Batch];
+    pub const ALL: [Self; 4] = [Self::Stored, Self::Scheduled, Self::Batch, Self::Get];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::Stored => "stored",
             Self::Scheduled => "scheduled",
             Self::Batch => "batch",
+            Self::Get => "get",
         }
     }
 }
@@ -38,7 +42,7 @@ impl fmt::Display for Kind {
     }
 }
 
-/// `--mix stored=70,scheduled=20,batch=10,odds=25,batch_size=10`: the share of each kind
+/// `--mix stored=70,scheduled=20,batch=10,get=5,odds=25,batch_size=10`: the share of each kind
 /// (relative weights), the percentage of requests that carry odds, and the items per batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mix {
@@ -59,7 +63,7 @@ impl Default for Mix {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{0}` is not a mix: give `kind=weight` pairs (stored, scheduled, batch), and optionally odds=PERCENT and batch_size=N, e.g. stored=70,scheduled=20,batch=10,odds=25"
+    "`{0}` is not a mix: give `kind=weight` pairs (stored, scheduled, batch, get), and optionally odds=PERCENT and batch_size=N, e.g. stored=70,scheduled=20,batch=10,odds=25"
 )]
 pub struct MixError(String);
 
@@ -79,6 +83,7 @@ impl FromStr for Mix {
                 "stored" => mix.weights.insert(Kind::Stored, value),
                 "scheduled" => mix.weights.insert(Kind::Scheduled, value),
                 "batch" => mix.weights.insert(Kind::Batch, value),
+                "get" => mix.weights.insert(Kind::Get, value),
                 "odds" if value <= 100 => {
                     mix.odds_percent = value;
                     None
@@ -106,11 +111,11 @@ pub struct Games {
     pub scheduled: Vec<(String, String, String)>,
 }
 
-/// One request, rendered.
+/// One request, rendered: a GET when its body is empty, else a JSON POST.
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub kind: Kind,
-    pub path: &'static str,
+    pub path: String,
     pub body: Bytes,
 }
 
@@ -167,8 +172,24 @@ pub fn render(mix: &Mix, games: &Games, limit: usize) -> Vec<Planned> {
                     .collect();
                 (!items.is_empty()).then(|| json!({ "items": items }))
             }
+            // No body: its game goes in the path, below.
+            Kind::Get => None,
             kind => item(kind),
         };
+        if kind == Kind::Get {
+            let Some(game) = stored.next() else { continue };
+            let odds = if odds {
+                "?home_odds=-135&away_odds=115"
+            } else {
+                ""
+            };
+            planned.push(Planned {
+                kind,
+                path: format!("/api/v1/games/{game}/prediction{odds}"),
+                body: Bytes::new(),
+            });
+            continue;
+        }
         let Some(body) = rendered else { continue };
         planned.push(Planned {
             kind,
@@ -176,7 +197,8 @@ pub fn render(mix: &Mix, games: &Games, limit: usize) -> Vec<Planned> {
                 "/api/v1/predict/batch"
             } else {
                 "/api/v1/predict"
-            },
+            }
+            .to_owned(),
             body: Bytes::from(body.to_string()),
         });
     }
@@ -243,5 +265,26 @@ mod tests {
                 .iter()
                 .all(|p| p.path.starts_with("/api/v1/predict"))
         );
+    }
+
+    #[test]
+    fn gets_name_their_game_in_the_path_and_carry_no_body() {
+        let mix: Mix = "get=1,odds=50".parse().expect("mix");
+        let games = Games {
+            stored: vec!["KCA202404100".into(), "BAL202403280".into()],
+            scheduled: Vec::new(),
+        };
+        let planned = render(&mix, &games, 8);
+        let gets: Vec<_> = planned.iter().filter(|p| p.kind == Kind::Get).collect();
+        assert_eq!(gets.len(), 8);
+        for get in &gets {
+            assert!(get.body.is_empty());
+            assert!(get.path.starts_with("/api/v1/games/"), "{}", get.path);
+        }
+        assert!(
+            gets.iter()
+                .any(|g| g.path.ends_with("?home_odds=-135&away_odds=115"))
+        );
+        assert!(gets.iter().any(|g| g.path.ends_with("/prediction")));
     }
 }

@@ -134,9 +134,13 @@ impl Connection {
 
     /// Sends one request and reads the whole answer.
     async fn send(&mut self, planned: &Planned) -> Outcome {
-        let mut request = hyper::Request::post(planned.path)
-            .header(HOST, self.host.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut request = if planned.body.is_empty() {
+            hyper::Request::get(planned.path.as_str()).header(HOST, self.host.clone())
+        } else {
+            hyper::Request::post(planned.path.as_str())
+                .header(HOST, self.host.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        };
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
         }

@@ -15,6 +15,7 @@ use prometheus::{
 };
 use serde::Deserialize;
 
+use super::load_report::LoadFigures;
 use super::quality::Quality;
 
 /// `[monitoring]`.
@@ -287,6 +288,8 @@ pub struct Metrics {
     pub schedule_games_starting: IntGauge,
     pub schedule_expected_requests_per_second: Gauge,
     pub lb_weight_percent: IntGauge,
+    /// The figures of the ORCA load reports (`lb.orca`), set with the weight.
+    pub load_figures: Arc<LoadFigures>,
     model_quality: GaugeVec,
     routing_weight: IntGaugeVec,
     guard_trips: IntCounterVec,
@@ -528,6 +531,7 @@ impl Metrics {
             schedule_games_starting,
             schedule_expected_requests_per_second,
             lb_weight_percent,
+            load_figures: Arc::default(),
             model_quality,
             registry,
             count_requests: settings.request_metrics,

@@ -5,10 +5,12 @@
 //! What is recorded for each prediction is decided by the prediction service
 //! (`predict::Recorder`); how a request is counted, by the HTTP layer (`http::metrics`).
 
+mod load_report;
 mod metrics;
 pub mod quality;
 mod sampler;
 
+pub use load_report::{LoadFigures, ORCA_HEADER, ORCA_TRAILER, OrcaLoadReport};
 pub use metrics::{
     Answered, CacheTier, Metrics, MetricsError, ModelMetrics, MonitoringSettings, PoolName,
     Protocol, Rejection, RouteMetrics, ShadowOutcome,

@@ -68,7 +68,7 @@ impl PredictService {
         routed: bool,
         prediction: &Prediction,
     ) -> Option<Instant> {
-        if prediction.source != Source::Cache || prediction.stale {
+        if prediction.source != Source::Cache {
             return None;
         }
         let model = &prediction.model;
@@ -81,7 +81,17 @@ impl PredictService {
         if shadowed {
             return None;
         }
-        let key = Self::key_of(model, game, prediction.feature_hash);
+        self.fresh_until(game, prediction).await
+    }
+
+    /// Until when the cache entry `prediction` (an answer to a request for `game`) was served
+    /// from or stored in stays fresh: how long a client may keep the answer. `None` for a
+    /// stale answer, or when nothing holds it (the cache off, the entry evicted).
+    pub async fn fresh_until(&self, game: GameRef, prediction: &Prediction) -> Option<Instant> {
+        if prediction.stale {
+            return None;
+        }
+        let key = Self::key_of(&prediction.model, game, prediction.feature_hash);
         self.caches().predictions.fresh_until(&key).await
     }
 }

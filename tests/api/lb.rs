@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 
-use crate::helpers::{eventually, free_port};
+use crate::helpers::{eventually, free_port, spawn_app, spawn_app_with};
 use crate::process::{ServerProcess, metric};
 
 /// What the agent on `port` answers one connection: a line, then the connection closes.
@@ -69,4 +69,46 @@ async fn the_agent_reports_a_weight_then_drain_from_the_sigterm() {
         .wait_exit(Instant::now(), Duration::from_secs(15))
         .expect("the process exits");
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn orca_reports_ride_on_every_answer_when_asked_for() {
+    let off = spawn_app().await;
+    assert_eq!(
+        off.get("/health").await.header("endpoint-load-metrics"),
+        None
+    );
+
+    let app = spawn_app_with(|settings| settings.lb.orca = true).await;
+    for path in [
+        "/health",
+        "/api/v1/games/BAL202403280/prediction",
+        "/nowhere",
+    ] {
+        let reply = app.get(path).await;
+        let report = reply
+            .header("endpoint-load-metrics")
+            .unwrap_or_else(|| panic!("{path}: no report"));
+        let pairs: Vec<(&str, f64)> = report
+            .strip_prefix("TEXT ")
+            .expect("ORCA's text form")
+            .split(", ")
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').expect("name=value");
+                (name, value.parse().expect("a number"))
+            })
+            .collect();
+        let names: Vec<&str> = pairs.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "cpu_utilization",
+                "rps_fractional",
+                "application_utilization",
+                "named_metrics.inference_queue"
+            ],
+            "{report}"
+        );
+        assert!(pairs.iter().all(|(_, value)| *value >= 0.0), "{report}");
+    }
 }

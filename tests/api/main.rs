@@ -23,6 +23,7 @@ mod monitoring;
 mod oip;
 mod openapi;
 mod predict;
+mod prediction_get;
 mod process;
 mod redis_cluster;
 mod rollout;

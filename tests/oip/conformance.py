@@ -10,8 +10,12 @@ readiness by name and by name and version, server and model metadata; infer with
 with JSON tensors for 1 and 64 rows of real 2024 feature vectors (`bullpen features export`),
 equal within 1e-6 to ONNX Runtime in Python on the same rows with the version that answered;
 bullpen's `game_id` input equal to `/api/v1/predict`; and each error with its status.
+With `lb.orca` on, the ORCA load reports read with the published xDS message
+(`xds-protos`): the `endpoint-load-metrics` header's TEXT names only the message's fields,
+and the `endpoint-load-metrics-bin` trailer parses as `OrcaLoadReport` with no unknown field.
 Exit 0 when every check holds.
 """
+import base64
 import csv
 import io
 import json
@@ -24,11 +28,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
 import numpy as np
 import onnxruntime
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from google.protobuf import unknown_fields
+from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
+from xds.data.orca.v3.orca_load_report_pb2 import OrcaLoadReport
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "home_win"
@@ -75,7 +85,8 @@ class Server:
         self.port, self.grpc_port = free_port(), free_port()
         env = dict(os.environ, BULLPEN__SERVER__PORT=str(self.port),
                    BULLPEN__SERVER__GRPC_PORT=str(self.grpc_port),
-                   BULLPEN__SERVER__DRAIN_SECS="0", BULLPEN__TELEMETRY__LEVEL="warn")
+                   BULLPEN__SERVER__DRAIN_SECS="0", BULLPEN__TELEMETRY__LEVEL="warn",
+                   BULLPEN__LB__ORCA="true")
         env.pop("RUST_LOG", None)
         self.log = open(work / "server.log", "wb")
         self.process = subprocess.Popen([binary, "--config-dir", str(work / "config"), "serve"],
@@ -206,6 +217,75 @@ def game_ids(server, http, grpc, ids):
                                   f"for {len(chosen)} games (max diff {worst:.2e})")
 
 
+def grpc_trailers(port, path, message, metadata):
+    """One unary gRPC call on a connection of its own, spoken with `h2`: the trailers as sent.
+    (gRPC's own client takes `endpoint-load-metrics-bin` for its balancer and hands the
+    application none of it.)"""
+    connection = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    connection.initiate_connection()
+    connection.send_headers(1, [
+        (":method", "POST"), (":scheme", "http"), (":authority", f"127.0.0.1:{port}"),
+        (":path", path), ("content-type", "application/grpc"), ("te", "trailers"), *metadata])
+    connection.send_data(1, b"\0" + len(message).to_bytes(4, "big") + message,
+                         end_stream=True)
+    trailers = None
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(connection.data_to_send())
+        while trailers is None:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.TrailersReceived):
+                    trailers = dict(event.headers)
+                elif isinstance(event, h2.events.DataReceived):
+                    connection.acknowledge_received_data(event.flow_controlled_length,
+                                                         event.stream_id)
+            sock.sendall(connection.data_to_send())
+    return trailers or {}
+
+
+def load_reports(server, game_id):
+    """The ORCA reports against the published message definition."""
+    fields = OrcaLoadReport.DESCRIPTOR.fields_by_name
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/api/v1/games/{game_id}/prediction",
+        headers=server.headers())
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        text = answer.headers.get("endpoint-load-metrics", "")
+    check(text.startswith("TEXT "), f"http: endpoint-load-metrics in TEXT form ({text!r})")
+    parsed = {}
+    for pair in text.removeprefix("TEXT ").split(","):
+        name, _, value = pair.strip().partition("=")
+        try:
+            parsed[name] = float(value)
+        except ValueError:
+            parsed[name] = None
+    named = {n for n in parsed if n.startswith("named_metrics.")}
+    scalars = set(parsed) - named
+    check(all(n in fields and fields[n].type == fields[n].TYPE_DOUBLE for n in scalars),
+          f"http: the TEXT report names double fields of OrcaLoadReport ({sorted(scalars)})")
+    check(all(v is not None and v >= 0 for v in parsed.values()),
+          f"http: every reported value is a number of at least 0 ({parsed})")
+    check({"cpu_utilization", "application_utilization", "rps_fractional"} <= scalars
+          and "named_metrics.inference_queue" in named,
+          "http: cpu, application utilization, rps and the inference queue reported")
+    request = service_pb2.ModelReadyRequest(name=MODEL).SerializeToString()
+    trailers = grpc_trailers(server.grpc_port, "/inference.GRPCInferenceService/ModelReady",
+                             request, list(server.headers().items()))
+    check(trailers.get("grpc-status") == "0", f"grpc: the call answered ({trailers})")
+    trailer = trailers.get("endpoint-load-metrics-bin")
+    check(trailer is not None, "grpc: the endpoint-load-metrics-bin trailer is sent")
+    # Binary metadata travels base64, padded or not.
+    trailer = trailer or ""
+    report = OrcaLoadReport.FromString(base64.b64decode(trailer + "=" * (-len(trailer) % 4)))
+    check(len(unknown_fields.UnknownFieldSet(report)) == 0,
+          "grpc: the trailer parses as OrcaLoadReport with no unknown field")
+    check(report.cpu_utilization >= 0 and "inference_queue" in report.named_metrics,
+          f"grpc: the report carries cpu and the inference queue ({report})".replace("\n", " "))
+
+
 def errors(server, http, grpc, input_name, rows):
     good = rows[:2]
     cases = [
@@ -259,6 +339,7 @@ def main():
             ids, rows = feature_rows(binary, names["feature_spec"]["names"])
             infer_rows(server, http, grpc, input_name, rows)
             game_ids(server, http, grpc, ids)
+            load_reports(server, ids[0])
             errors(server, http, grpc, input_name, rows)
             http.close()
             grpc.close()
