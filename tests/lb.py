@@ -68,11 +68,14 @@ def signal_pid(pid, sig):
 
 class FrontEnd:
     """Another HAProxy before the cluster's replicas: the cluster's configuration with
-    `balance STRATEGY`, and without the agent check unless `agent`."""
+    `balance STRATEGY`, without the agent check unless `agent`, and without the hashing of
+    requests that name their game unless `affinity`."""
 
-    def __init__(self, cluster, name, strategy, agent):
+    def __init__(self, cluster, name, strategy, agent, affinity=True):
         conf = (cluster.dir / "haproxy.cfg").read_text()
-        conf = re.sub(r"balance \w+", f"balance {strategy}", conf)
+        conf = re.sub(r"balance \w+", f"balance {strategy}", conf, count=1)
+        if not affinity:
+            conf = re.sub(r"\n *use_backend bullpen_by_game [^\n]*", "", conf)
         if not agent:
             conf = conf.replace(" agent-check agent-inter 1s", "")
             conf = re.sub(r" agent-port \d+", "", conf)
