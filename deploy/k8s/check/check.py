@@ -64,6 +64,33 @@ def check_grace_period(name, resources):
                  f"drain_secs + shutdown_timeout_secs = {needed}")
 
 
+def check_istio(name, resources):
+    """The Rollout's Istio routes are routes of its VirtualService, each splitting between
+    the canary and the stable Service (what Argo Rollouts sets weights on), and both
+    Services exist."""
+    rollouts = [r for r in resources if r["kind"] == "Rollout"]
+    canary = rollouts[0]["spec"]["strategy"].get("canary", {}) if rollouts else {}
+    istio = canary.get("trafficRouting", {}).get("istio")
+    if not istio:
+        return
+    services = {r["metadata"]["name"] for r in resources if r["kind"] == "Service"}
+    sides = {canary.get("canaryService"), canary.get("stableService")}
+    if not sides <= services:
+        sys.exit(f"check-deploy: {name}: the Rollout's canary and stable Services {sides} "
+                 f"are not all among {sorted(services)}")
+    wanted = istio["virtualService"]
+    service = next((r for r in resources if r["kind"] == "VirtualService"
+                    and r["metadata"]["name"] == wanted["name"]), None)
+    if service is None:
+        sys.exit(f"check-deploy: {name}: no VirtualService {wanted['name']}")
+    routes = {route.get("name"): route for route in service["spec"]["http"]}
+    for route in wanted["routes"]:
+        hosts = {d["destination"]["host"] for d in routes.get(route, {}).get("route", [])}
+        if hosts != sides:
+            sys.exit(f"check-deploy: {name}: VirtualService route {route} must send to "
+                     f"{sorted(sides)}, sends to {sorted(hosts)}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kubectl", required=True)
@@ -82,6 +109,7 @@ def main():
         rendered[name] = write_all(OUT / f"{name}.yaml", resources)
         core.append(write_all(OUT / f"{name}.core.yaml", [r for r in resources if is_core(r)]))
         check_grace_period(name, resources)
+        check_istio(name, resources)
         kinds = sorted({r["kind"] for r in resources})
         print(f"{name}: rendered {len(resources)} objects ({', '.join(kinds)})")
 
@@ -110,6 +138,11 @@ def main():
     replica = next(r for r in second_site if r["kind"] == "Cluster")
     replica["spec"]["replica"]["source"] = "a-cluster-not-listed"
     run(custom + [write_all(OUT / "broken-replica-cluster.yaml", [replica])],
+        expect_success=False, quiet=True)
+    mesh = [r for r in yaml.safe_load_all(rendered["istio"].read_text()) if r]
+    route = next(r for r in mesh if r["kind"] == "VirtualService")
+    route["spec"]["http"][-1]["retries"]["attempts"] = "two"
+    run(custom + [write_all(OUT / "broken-virtualservice.yaml", [route])],
         expect_success=False, quiet=True)
     print("each validator refuses a broken manifest")
 

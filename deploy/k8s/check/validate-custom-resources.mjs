@@ -1,7 +1,8 @@
 // Validates the custom resources in rendered manifests (YAML files given as arguments)
 // against the schemas generated from their CRDs by kubernetes-models: Argo Rollouts
-// (Rollout, AnalysisTemplate), KEDA (ScaledObject) and the Prometheus Operator
-// (ServiceMonitor, PrometheusRule). CloudNativePG publishes no such package, so its Cluster
+// (Rollout, AnalysisTemplate), KEDA (ScaledObject), the Prometheus Operator
+// (ServiceMonitor, PrometheusRule) and Istio (VirtualService, DestinationRule,
+// PeerAuthentication, AuthorizationPolicy). CloudNativePG publishes no such package, so its Cluster
 // (a new one, or a replica cluster of another site) and ScheduledBackup are checked for the
 // fields bullpen's deployment relies on. Core
 // objects are skipped (kubernetes-validate checks them). Exit 1 on the first file with a
@@ -9,6 +10,8 @@
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { AnalysisTemplate, Rollout } from "@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1";
+import { DestinationRule, VirtualService } from "@kubernetes-models/istio/networking.istio.io/v1";
+import { AuthorizationPolicy, PeerAuthentication } from "@kubernetes-models/istio/security.istio.io/v1";
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1";
 import { PrometheusRule, ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 
@@ -18,6 +21,10 @@ const MODELS = {
   "keda.sh/v1alpha1/ScaledObject": ScaledObject,
   "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
   "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
+  "networking.istio.io/v1/VirtualService": VirtualService,
+  "networking.istio.io/v1/DestinationRule": DestinationRule,
+  "security.istio.io/v1/PeerAuthentication": PeerAuthentication,
+  "security.istio.io/v1/AuthorizationPolicy": AuthorizationPolicy,
 };
 
 const at = (object, path) => path.split(".").reduce((value, key) => value?.[key], object);
