@@ -90,6 +90,7 @@ class Writer(threading.Thread):
         self.acknowledged = []  # (answered: seconds into the run, region, game ids)
         self.failed = 0
         self.propagation = []  # seconds
+        self.post_ms = []  # (region, ms a day of results took to be acknowledged)
         self.stopping = threading.Event()
 
     def run(self):
@@ -102,6 +103,7 @@ class Writer(threading.Thread):
             probe = self.probe
             before = price(self.sockets[probe], home, away) if probe else None
             target = self.target
+            posted = time.time()
             try:
                 status, _ = call(self.sockets[target], "POST", "/api/v1/admin/results",
                                  {"results": games})
@@ -114,6 +116,7 @@ class Writer(threading.Thread):
             answered = time.time()
             self.acknowledged.append((answered - self.started, target,
                                       [g["game_id"] for g in games]))
+            self.post_ms.append((target, (answered - posted) * 1000))
             next_day += 1
             if probe and before is not None:
                 while (time.time() - answered < 10 and self.probe
@@ -250,6 +253,12 @@ def loss(args, work, sync, checks, notes, figures):
         p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
         figures[f"{mode}: propagation a -> b, p50 / p95 ms"] = (
             f"{statistics.median(ordered) * 1000:.0f} / {p95 * 1000:.0f}")
+    in_a = [ms for where, ms in writer.post_ms if where == "a"]
+    if in_a:
+        # A day's results in one transaction: with synchronous replication its commit waits
+        # for b, a WAN round trip away.
+        figures[f"{mode}: a day of results posted to a, p50 ms"] = round(
+            statistics.median(in_a), 1)
     figures[f"{mode}: return as standby s"] = round(back_s, 1)
     figures[f"{mode}: results b holds, missing in a after the return"] = len(lost_on_return)
     notes.append(f"{mode}: killed a at {killed_at:.1f} s; {promoted}; "
