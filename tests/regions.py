@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from faults import ROOT, LoadRun  # noqa: E402
+from faults import ROOT, LoadRun, free_port  # noqa: E402
 from ha import Timeline, days_of_results, run_drill  # noqa: E402
 
 REGIONS = ROOT / "scripts" / "regions"
@@ -188,7 +188,7 @@ def loss(args, work, sync, checks, notes, figures):
             (data / f"teams-{season}.csv.gz").symlink_to(
                 ROOT / "data" / "retrosheet" / f"teams-{season}.csv.gz")
     days = days_of_results(args.bin, work, p["seconds"] + 20)
-    up = ["up", "--bin", args.bin, "--set", f"data.dir={data}"]
+    up = ["up", "--bin", args.bin, "--port", free_port(), "--set", f"data.dir={data}"]
     regions(work, *(up + (["--sync"] if sync else [])))
     folder = work / "regions"
     sockets = {r: folder / r / "balancer.sock" for r in ("a", "b")}
