@@ -261,7 +261,7 @@ async fn a_body_over_the_limit_is_refused() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_problems_too() {
     let app = spawn_app().await;
-    let missing = app.get("/api/v1/predictions").await;
+    let missing = app.get("/api/v1/forecasts").await;
     assert_eq!(missing.status, 404);
     assert_eq!(
         missing.problem(),
@@ -269,7 +269,7 @@ async fn unknown_routes_and_methods_get_problems_too() {
             "not_found",
             "No such endpoint",
             404,
-            "no endpoint GET /api/v1/predictions"
+            "no endpoint GET /api/v1/forecasts"
         )
     );
     let wrong_method = app.get("/api/v1/predict").await;
