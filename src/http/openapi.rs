@@ -145,6 +145,18 @@ fn own_errors(operation_id: &str) -> &'static [(u16, &'static str)] {
             ),
             (500, "The model could not be run"),
         ],
+        "game_prediction" | "scheduled_prediction" => &[
+            (
+                400,
+                "A query it does not take, or not a game id, team, date or model reference",
+            ),
+            (404, "No such game, team or model (version)"),
+            (
+                422,
+                "Odds that are not odds, teams that cannot meet, a date outside the data, or a game number the data holds for other teams",
+            ),
+            (500, "The model could not be run"),
+        ],
         "game_features" => &[(400, "Not a game id"), (404, "No such game")],
         "games_on_date" => &[(400, "The query string is not `date=YYYY-MM-DD`")],
         "post_results" => &[
