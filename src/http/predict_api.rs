@@ -237,12 +237,19 @@ pub(super) async fn ask(
     };
     let answer = Bytes::from(answer);
     let mut response = rendered::response(MODEL_HEADER, model.clone(), answer.clone());
+    // The cache entry is looked up once, for the validators and for keeping the answer.
+    let replayable = stamp.is_some() && service.replayable(routed, &prediction);
+    let fresh_until = if conditional.is_some() || replayable {
+        service.fresh_until(game, &prediction).await
+    } else {
+        None
+    };
     if let Some(conditional) = conditional {
-        let until = service.fresh_until(game, &prediction).await;
-        response = conditional(response, &prediction, until, &http);
+        response = conditional(response, &prediction, fresh_until, &http);
     }
     if let (Some(stamp), Some((question, body))) = (stamp, kept)
-        && let Some(until) = service.replayable(game, routed, &prediction).await
+        && replayable
+        && let Some(until) = fresh_until
     {
         let with_odds = prediction.market.is_some();
         let plain = if with_odds {

@@ -57,19 +57,13 @@ impl PredictService {
         self.recorder().record(prediction, caller);
     }
 
-    /// Until when `prediction`, the answer to a request for `game` (routed when the request
-    /// pinned no version), may be served again as it is: a fresh answer from this replica's
-    /// memory that no other version scores beside it (neither a shadow version nor, for a
-    /// canary's answer, the stable one), for as long as its cache entry is fresh. `None` for
-    /// any other answer.
-    pub async fn replayable(
-        &self,
-        game: GameRef,
-        routed: bool,
-        prediction: &Prediction,
-    ) -> Option<Instant> {
+    /// Whether `prediction`, the answer to a request routed when the request pinned no
+    /// version, may be served again as it is (for as long as its cache entry is fresh,
+    /// [`Self::fresh_until`]): an answer from this replica's memory that no other version
+    /// scores beside it (neither a shadow version nor, for a canary's answer, the stable one).
+    pub fn replayable(&self, routed: bool, prediction: &Prediction) -> bool {
         if prediction.source != Source::Cache {
-            return None;
+            return false;
         }
         let model = &prediction.model;
         let shadowed = routed
@@ -78,10 +72,7 @@ impl PredictService {
                 .snapshot()
                 .route(&model.name)
                 .is_some_and(|route| is_shadowed(route, model));
-        if shadowed {
-            return None;
-        }
-        self.fresh_until(game, prediction).await
+        !shadowed
     }
 
     /// Until when the cache entry `prediction` (an answer to a request for `game`) was served
