@@ -27,6 +27,7 @@ COPY --from=build /src/target/release/bullpen /src/target/release/libonnxruntime
 COPY config /app/config
 COPY models /app/models
 COPY data/retrosheet /app/data/retrosheet
+COPY data/pitchers /app/data/pitchers
 # The local profile, so `docker run` serves at once (and warns that auth is off). Deployments
 # set BULLPEN_ENV=production, which refuses to start until auth is configured (README).
 # Results posted with the embedded store are journaled here: keep it on a volume.

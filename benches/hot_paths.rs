@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bullpen::cache::Caches;
-use bullpen::features::{EmbeddedStore, FeatureSource, FeatureVector, LiveStore};
+use bullpen::features::{DataSettings, EmbeddedStore, FeatureSource, FeatureVector, LiveStore};
 use bullpen::games::GameRef;
 use bullpen::games::{GameId, TeamCode};
 use bullpen::models::{Batching, Catalog, CatalogOptions, InferencePool, PoolOptions, runtime};
@@ -22,7 +22,11 @@ fn repo(relative: &str) -> std::path::PathBuf {
 }
 
 fn store() -> EmbeddedStore {
-    EmbeddedStore::load(&repo("data/retrosheet"), |_| {}).expect("data loads")
+    let data = DataSettings {
+        dir: repo("data/retrosheet"),
+        pitchers_dir: repo("data/pitchers"),
+    };
+    EmbeddedStore::load(&data, |_| {}).expect("data loads")
 }
 
 fn team(code: &str) -> TeamCode {

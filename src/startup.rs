@@ -377,7 +377,7 @@ async fn load_service(
     let started = std::time::Instant::now();
     let source = match settings.features.store {
         StoreKind::Embedded => {
-            let store = EmbeddedStore::load(&settings.data.dir, |_| {})
+            let store = EmbeddedStore::load(&settings.data, |_| {})
                 .with_context(|| format!("loading games from {}", settings.data.dir.display()))?
                 .with_schedule_horizon(settings.features.schedule_horizon_days);
             tracing::info!(games = store.games().len(), "embedded feature store loaded");

@@ -8,7 +8,10 @@ on the last --validation-seasons training seasons (trained on the ones before th
 model is refit on every training season.
 
 Writes into --out-dir: model.onnx, manifest.json, parity.json (a few holdout games with their
-features and probabilities, for the Rust test), REPORT.md and calibration.png.
+features and probabilities, for the Rust test), REPORT.md and calibration.png. With
+--baseline-spec (a spec whose features are a subset of the table's), the REPORT also compares
+the two specs: rolling-origin over earlier seasons (rolling.py) and on the holdout, and lists
+the features that carry the model's signal.
 """
 
 import argparse
@@ -57,6 +60,7 @@ def parse_args():
     parser.add_argument("--last-train-season", type=int, default=2023)
     parser.add_argument("--validation-seasons", type=int, default=3)
     parser.add_argument("--holdout", type=int, default=2024)
+    parser.add_argument("--baseline-spec", help="JSON of a spec to compare against (e.g. v1 for a v2 model)")
     return parser.parse_args()
 
 
@@ -86,7 +90,7 @@ def lgb_params(**grid_point):
     )
 
 
-def choose_params(x_fit, y_fit, x_val, y_val):
+def choose_params(x_fit, y_fit, x_val, y_val, quiet=False):
     """Grid search with early stopping on the validation seasons; returns (params, trees, table)."""
     rows = []
     for values in itertools.product(*GRID.values()):
@@ -102,7 +106,8 @@ def choose_params(x_fit, y_fit, x_val, y_val):
         trees = model.best_iteration_
         p = model.predict_proba(x_val, num_iteration=trees)[:, 1]
         rows.append({**point, "trees": trees, **metrics(y_val, p)})
-        print(f"  {point} trees={trees} log_loss={rows[-1]['log_loss']:.5f}")
+        if not quiet:
+            print(f"  {point} trees={trees} log_loss={rows[-1]['log_loss']:.5f}")
     best = min(rows, key=lambda r: r["log_loss"])
     params = {k: best[k] for k in GRID}
     return params, best["trees"], rows
@@ -209,6 +214,26 @@ def main():
         f"Always home ({home_rate:.3f}, training home-win rate)": metrics(yh, np.full(len(yh), home_rate)),
     }
 
+    comparison = None
+    if args.baseline_spec:
+        import rolling  # noqa: PLC0415 (rolling.py imports this module)
+
+        baseline = json.load(open(args.baseline_spec))
+        print(f"baseline {baseline['version']} on the same procedure, then rolling origin")
+        base_model = rolling.fit(train, baseline["names"], args.validation_seasons)
+        p_base = base_model.predict_proba(holdout[baseline["names"]].to_numpy(dtype=np.float32))[:, 1]
+        rows[f"LightGBM, same procedure on `{baseline['version']}` features"] = metrics(yh, p_base)
+        comparison = {
+            "baseline": baseline["version"],
+            "holdout_diff": float(np.mean((p_model - yh) ** 2 - (p_base - yh) ** 2)),
+            "holdout_se": paired_se(yh, p_model, p_base),
+            "rolling": rolling.compare(table, names, baseline["names"]),
+            "importance": sorted(
+                zip(names, model.booster_.feature_importance(importance_type="gain")),
+                key=lambda pair: -pair[1],
+            ),
+        }
+
     edges = np.array([0.0, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 1.0])
     plot_calibration(
         yh,
@@ -249,7 +274,8 @@ def main():
     }
     json.dump(manifest, open(os.path.join(args.out_dir, "manifest.json"), "w"), indent=2)
 
-    write_report(args, manifest, rows, grid, yh, p_model, holdout["elo_home_win_prob"].to_numpy(), edges, onnx_max_diff)
+    write_report(args, manifest, rows, grid, yh, p_model, holdout["elo_home_win_prob"].to_numpy(), edges, onnx_max_diff,
+                 comparison)
     print(f"wrote {args.out_dir}")
 
 
@@ -259,7 +285,43 @@ def paired_se(y, p_a, p_b):
     return float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
-def write_report(args, manifest, rows, grid, yh, p_model, p_elo, edges, onnx_max_diff):
+def comparison_lines(args, comparison):
+    import rolling  # noqa: PLC0415
+
+    base = comparison["baseline"]
+    spec = "this model's spec"
+    pooled = comparison["rolling"][-1]
+    total_gain = sum(gain for _, gain in comparison["importance"])
+    lines = [
+        "",
+        f"## Against `{base}` features",
+        "",
+        f"Rolling origin (`training/rolling.py`): for each test season, a model on {spec} and one on "
+        f"`{base}` are trained as this one was (grid on the last three earlier seasons, refit on every "
+        "earlier season from 2010) and score the test season; the difference is paired game by game "
+        "(negative: this spec is better), its standard error from the per-game differences. "
+        f"The {args.holdout} season stays held out.",
+        "",
+    ]
+    lines += rolling.markdown(comparison["rolling"], f"`{base}`", "this spec")
+    lines += [
+        "",
+        f"Pooled over {pooled['games']} games: Brier {pooled['diff']:+.5f} ± {pooled['se']:.5f}. "
+        f"On the {args.holdout} holdout: Brier {comparison['holdout_diff']:+.5f} ± {comparison['holdout_se']:.5f}.",
+        "",
+        "### The features that carry the signal (share of the model's total split gain)",
+        "",
+        "| feature | gain share |",
+        "|---|---|",
+    ]
+    for name, gain in comparison["importance"][:20]:
+        lines.append(f"| `{name}` | {gain / total_gain:.1%} |")
+    starter_share = sum(gain for name, gain in comparison["importance"] if "sp_" in name) / total_gain
+    lines += ["", f"Starter features (`*sp_*`) together: {starter_share:.1%} of the gain."]
+    return lines
+
+
+def write_report(args, manifest, rows, grid, yh, p_model, p_elo, edges, onnx_max_diff, comparison=None):
     m = rows["LightGBM (this model)"]
     target = 0.244
     lines = [
@@ -293,9 +355,15 @@ def write_report(args, manifest, rows, grid, yh, p_model, p_elo, edges, onnx_max
         + ("within two standard errors, so one season cannot separate the two with confidence)."
            if abs(m["brier"] - elo["brier"]) < 2 * se_elo else "more than two standard errors)."),
         f"- Against the market figure: Brier {m['brier'] - MARKET['brier']:+.4f}, log loss {m['log_loss'] - MARKET['log_loss']:+.4f}. "
-        "The market sees starting pitchers, line-ups and injuries; these features see team results only.",
+        + ("The market sees line-ups, bullpens and injuries; these features see team results and the starters."
+         if any("sp_" in n for n in manifest["feature_spec"]["names"])
+         else "The market sees starting pitchers, line-ups and injuries; these features see team results only."),
         f"- Target Brier ≤ {target}: {verdict} (Brier {m['brier']:.4f}).",
         f"- ONNX export reproduces LightGBM on all {len(yh)} holdout games: max |difference| {onnx_max_diff:.2e}.",
+    ]
+    if comparison:
+        lines += comparison_lines(args, comparison)
+    lines += [
         "",
         "## Calibration (LightGBM, holdout)",
         "",

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cache::{KeyPattern, RESULTS_CHANNEL, SharedTier};
 use crate::db;
-use crate::features::{self, EmbeddedStore, FEATURE_SPEC, PostgresStore, StoreKind};
+use crate::features::{self, EmbeddedStore, FEATURE_SPECS, FeatureSpec, PostgresStore, StoreKind};
 use crate::monitoring::Metrics;
 use crate::settings::Settings;
 use crate::startup::{Application, StopSignal, shutdown_signal};
@@ -94,9 +94,25 @@ pub enum FeaturesCommand {
         /// Output file; standard output when absent.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Feature spec: `v1` (the teams) or `v2` (the teams and the starting pitchers).
+        #[arg(long, default_value = "v1", value_parser = parse_spec)]
+        version: FeatureSpec,
     },
-    /// Print the feature spec (version and ordered names) as JSON.
-    Spec,
+    /// Print a feature spec (version and ordered names) as JSON.
+    Spec {
+        #[arg(long, default_value = "v1", value_parser = parse_spec)]
+        version: FeatureSpec,
+    },
+}
+
+fn parse_spec(text: &str) -> Result<FeatureSpec, String> {
+    FEATURE_SPECS
+        .into_iter()
+        .find(|spec| spec.version == text)
+        .ok_or_else(|| {
+            let known: Vec<_> = FEATURE_SPECS.iter().map(|spec| spec.version).collect();
+            format!("this build computes feature specs {}", known.join(", "))
+        })
 }
 
 /// A sorted, de-duplicated set of seasons.
@@ -149,15 +165,17 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<std::process::ExitCo
             &path,
             std::time::Duration::from_millis(timeout_ms),
         ),
-        Command::Features(FeaturesCommand::Spec) => {
+        Command::Features(FeaturesCommand::Spec { version }) => {
             let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &FEATURE_SPEC)?;
+            serde_json::to_writer_pretty(&mut out, &version)?;
             writeln!(out)?;
             Ok(())
         }
-        Command::Features(FeaturesCommand::Export { seasons, output }) => {
-            export(settings, &seasons, output.as_deref())
-        }
+        Command::Features(FeaturesCommand::Export {
+            seasons,
+            output,
+            version,
+        }) => export(settings, &seasons, output.as_deref(), version),
         Command::Keys(command) => runtime()?.block_on(keys::run(command, settings)),
         Command::Openapi => {
             writeln!(
@@ -212,7 +230,13 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
             .expect("the template is valid; this is a bug"),
     );
     progress.set_message("importing");
-    let summary = features::import_dir(&pool, dir, |path| {
+    let pitchers = settings.data.load_pitchers().with_context(|| {
+        format!(
+            "loading starters from {} (data.pitchers_dir)",
+            settings.data.pitchers_dir.display()
+        )
+    })?;
+    let summary = features::import_dir(&pool, dir, &pitchers, |path| {
         progress.set_message(format!("imported {}", path.display()));
         progress.inc(1);
     })
@@ -308,34 +332,42 @@ fn serve(settings: &Settings) -> anyhow::Result<()> {
     })
 }
 
-fn export(settings: &Settings, seasons: &Seasons, output: Option<&Path>) -> anyhow::Result<()> {
-    let games = crate::games::load_dir(&settings.data.dir)
-        .with_context(|| format!("loading games from {}", settings.data.dir.display()))?;
+fn export(
+    settings: &Settings,
+    seasons: &Seasons,
+    output: Option<&Path>,
+    spec: FeatureSpec,
+) -> anyhow::Result<()> {
+    let (games, pitchers) = settings.data.load().with_context(|| {
+        format!(
+            "loading games from {} and {}",
+            settings.data.dir.display(),
+            settings.data.pitchers_dir.display()
+        )
+    })?;
     let progress = ProgressBar::new(games.len() as u64).with_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} games ({elapsed})")
             .expect("the template is valid; this is a bug"),
     );
     progress.set_message("computing features");
-    let store = EmbeddedStore::from_games(games, |n| progress.inc(n as u64));
+    let store = EmbeddedStore::from_games_and_pitchers(games, pitchers, |n| {
+        progress.inc(n as u64);
+    });
     progress.finish_and_clear();
 
+    let table = features::Table {
+        spec,
+        games: store.games(),
+        vectors: store.vectors(),
+        starters: store.starter_vectors(),
+    };
     let summary = match output {
         Some(path) => {
             let file =
                 File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            features::write_table(
-                BufWriter::new(file),
-                store.games(),
-                store.vectors(),
-                &seasons.0,
-            )
+            table.write(BufWriter::new(file), &seasons.0)
         }
-        None => features::write_table(
-            std::io::stdout().lock(),
-            store.games(),
-            store.vectors(),
-            &seasons.0,
-        ),
+        None => table.write(std::io::stdout().lock(), &seasons.0),
     }
     .context("writing the training table")?;
     if summary.rows == 0 {

@@ -7,15 +7,16 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, Transaction};
 
 use super::DbError;
-use crate::games::{Game, Phase, TeamLine};
+use crate::games::{Game, Phase, PitcherLine, Start, TeamLine};
 
 /// The columns of `games`, in the order rows are written and read.
 pub const COLUMNS: &str = "game_id, date, number, phase, home_team, away_team, \
     home_runs, away_runs, home_hits, away_hits, home_walks, away_walks, home_home_runs, \
     away_home_runs, home_strikeouts, away_strikeouts, home_pitches, away_pitches, \
-    home_batters_faced, away_batters_faced, source_file";
+    home_batters_faced, away_batters_faced, source_file, home_starter, away_starter, \
+    home_starter_line, away_starter_line";
 
-pub const TYPES: [Type; 21] = [
+pub const TYPES: [Type; 25] = [
     Type::TEXT,
     Type::DATE,
     Type::INT2,
@@ -37,6 +38,24 @@ pub const TYPES: [Type; 21] = [
     Type::INT2,
     Type::INT2,
     Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT2_ARRAY,
+    Type::INT2_ARRAY,
+];
+
+/// The order of a starter's line in `home_starter_line` and `away_starter_line`.
+const STARTER_LINE: [&str; 10] = [
+    "outs",
+    "batters_faced",
+    "hits",
+    "home_runs",
+    "walks",
+    "strikeouts",
+    "hit_by_pitch",
+    "runs",
+    "earned_runs",
+    "pitches",
 ];
 
 /// A game's values for one `COPY` row: owned, so the caller can borrow them as `ToSql`.
@@ -52,6 +71,8 @@ pub struct GameRow {
     pitches: [Option<i16>; 2],
     batters_faced: [i16; 2],
     source: String,
+    starters: [Option<String>; 2],
+    starter_lines: [Option<Vec<Option<i16>>>; 2],
 }
 
 /// Box-score totals are far below `i16::MAX`; a value above it is clamped rather than
@@ -86,6 +107,25 @@ impl GameRow {
             pitches: [h.pitches.map(small), a.pitches.map(small)],
             batters_faced: [small(h.batters_faced), small(a.batters_faced)],
             source: source.to_owned(),
+            starters: [h, a].map(|side| side.starter.map(|start| start.pitcher.to_string())),
+            starter_lines: [h, a].map(|side| {
+                let line = side.starter?.line?;
+                let counts = [
+                    line.outs,
+                    line.batters_faced,
+                    line.hits,
+                    line.home_runs,
+                    line.walks,
+                    line.strikeouts,
+                    line.hit_by_pitch,
+                    line.runs,
+                    line.earned_runs,
+                ];
+                let mut values: Vec<Option<i16>> =
+                    counts.into_iter().map(|count| Some(small(count))).collect();
+                values.push(line.pitches.map(small));
+                Some(values)
+            }),
         }
     }
 
@@ -102,6 +142,8 @@ impl GameRow {
         values.extend(self.pitches.iter().map(|v| v as &(dyn ToSql + Sync)));
         values.extend(self.batters_faced.iter().map(|v| v as &(dyn ToSql + Sync)));
         values.push(&self.source);
+        values.extend(self.starters.iter().map(|v| v as &(dyn ToSql + Sync)));
+        values.extend(self.starter_lines.iter().map(|v| v as &(dyn ToSql + Sync)));
         values
     }
 }
@@ -166,6 +208,7 @@ fn team_line(row: &Row, side: &str) -> Result<TeamLine, RowError> {
         strikeouts: unsigned(row, &column("strikeouts"))?,
         pitches: pitches.and_then(|p| u16::try_from(p).ok()),
         batters_faced: unsigned(row, &column("batters_faced"))?,
+        starter: starter(row, side)?,
     })
 }
 
@@ -186,6 +229,52 @@ pub fn game_from_row(row: &Row) -> Result<Game, RowError> {
         home: team_line(row, "home")?,
         away: team_line(row, "away")?,
     })
+}
+
+/// A side's starter (`home` or `away`), when the row names one.
+fn starter(row: &Row, side: &str) -> Result<Option<Start>, RowError> {
+    let column = format!("{side}_starter");
+    let Some(id): Option<String> = read_column(row, &column)? else {
+        return Ok(None);
+    };
+    let pitcher = id
+        .parse()
+        .map_err(|_| RowError::invalid(&column, &id, "a Retrosheet pitcher id"))?;
+    let column = format!("{side}_starter_line");
+    let Some(values): Option<Vec<Option<i16>>> = read_column(row, &column)? else {
+        return Ok(Some(Start {
+            pitcher,
+            line: None,
+        }));
+    };
+    let invalid = || RowError::invalid(&column, format!("{values:?}"), "a starter's line");
+    if values.len() != STARTER_LINE.len() {
+        return Err(invalid());
+    }
+    let count = |i: usize| -> Result<u16, RowError> {
+        values[i]
+            .and_then(|value| u16::try_from(value).ok())
+            .ok_or_else(invalid)
+    };
+    let pitches = match values[9] {
+        None => None,
+        Some(value) => Some(u16::try_from(value).map_err(|_| invalid())?),
+    };
+    Ok(Some(Start {
+        pitcher,
+        line: Some(PitcherLine {
+            outs: count(0)?,
+            batters_faced: count(1)?,
+            hits: count(2)?,
+            home_runs: count(3)?,
+            walks: count(4)?,
+            strikeouts: count(5)?,
+            hit_by_pitch: count(6)?,
+            runs: count(7)?,
+            earned_runs: count(8)?,
+            pitches,
+        }),
+    }))
 }
 
 /// Every stored game played before `before` (all of them for `None`), in the order they

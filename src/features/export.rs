@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::spec::{FEATURE_SPEC, FeatureVector};
+use super::spec::{FEATURE_SPEC_V2, FeatureSpec, FeatureVector, StarterVector};
 use crate::games::{Game, Phase};
 
 /// What went into a table, for the command's summary.
@@ -14,38 +14,49 @@ pub struct ExportSummary {
     pub ties_skipped: usize,
 }
 
-/// Writes the regular-season games of `seasons` as CSV.
-pub fn write_table<W: Write>(
-    out: W,
-    games: &[Game],
-    vectors: &[FeatureVector],
-    seasons: &[i32],
-) -> csv::Result<ExportSummary> {
-    let mut writer = csv::Writer::from_writer(out);
-    let mut header = vec!["game_id", "date", "season"];
-    header.extend(FEATURE_SPEC.names);
-    header.push("home_win");
-    writer.write_record(&header)?;
+/// Games and their features, each slice in the games' order.
+#[derive(Debug)]
+pub struct Table<'a> {
+    pub spec: FeatureSpec,
+    pub games: &'a [Game],
+    pub vectors: &'a [FeatureVector],
+    /// Written when `spec` is `v2`; as long as `games`.
+    pub starters: &'a [StarterVector],
+}
 
-    let mut summary = ExportSummary::default();
-    for (game, vector) in games.iter().zip(vectors) {
-        if game.phase != Phase::Regular || !seasons.contains(&game.season()) {
-            continue;
+impl Table<'_> {
+    /// Writes the regular-season games of `seasons` as CSV.
+    pub fn write<W: Write>(&self, out: W, seasons: &[i32]) -> csv::Result<ExportSummary> {
+        let with_starters = self.spec == FEATURE_SPEC_V2;
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header = vec!["game_id", "date", "season"];
+        header.extend(self.spec.names);
+        header.push("home_win");
+        writer.write_record(&header)?;
+
+        let mut summary = ExportSummary::default();
+        for (i, (game, vector)) in self.games.iter().zip(self.vectors).enumerate() {
+            if game.phase != Phase::Regular || !seasons.contains(&game.season()) {
+                continue;
+            }
+            let Some(home_win) = game.home_win() else {
+                summary.ties_skipped += 1;
+                continue;
+            };
+            let mut record = vec![
+                game.id.to_string(),
+                game.date.to_string(),
+                game.season().to_string(),
+            ];
+            record.extend(vector.values().iter().map(ToString::to_string));
+            if with_starters {
+                record.extend(self.starters[i].values().iter().map(ToString::to_string));
+            }
+            record.push(u8::from(home_win).to_string());
+            writer.write_record(&record)?;
+            summary.rows += 1;
         }
-        let Some(home_win) = game.home_win() else {
-            summary.ties_skipped += 1;
-            continue;
-        };
-        let mut record = vec![
-            game.id.to_string(),
-            game.date.to_string(),
-            game.season().to_string(),
-        ];
-        record.extend(vector.values().iter().map(ToString::to_string));
-        record.push(u8::from(home_win).to_string());
-        writer.write_record(&record)?;
-        summary.rows += 1;
+        writer.flush()?;
+        Ok(summary)
     }
-    writer.flush()?;
-    Ok(summary)
 }

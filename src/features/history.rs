@@ -6,12 +6,14 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
 
-use super::spec::{FEATURE_COUNT, FeatureVector};
+use super::pitching::{PitcherState, PitchingLeague, StarterInput, starter_vector};
+use super::spec::{FEATURE_COUNT, FeatureVector, StarterVector};
 use super::state::{self, LeagueState, TeamState};
-use crate::games::{Game, Phase, TeamCode};
+use crate::games::{Game, Phase, PitcherId, Pitchers, TeamCode};
 
 /// Games of .500 blended into a season win percentage (a team's record regresses hard early).
 const WIN_PCT_PRIOR_GAMES: f64 = 25.0;
@@ -32,6 +34,11 @@ const GAMES_WINDOW_DAYS: i64 = 7;
 pub struct History {
     teams: HashMap<TeamCode, TeamState>,
     league: LeagueState,
+    /// Shared, so the store's kept copies of a history copy pointers, not starters.
+    pitchers: HashMap<PitcherId, Arc<PitcherState>>,
+    pitching: PitchingLeague,
+    /// Season totals (`data/pitchers`): last season's figures of each starter.
+    seasons: Arc<Pitchers>,
     last_date: Option<NaiveDate>,
 }
 
@@ -51,11 +58,25 @@ impl Default for History {
 
 impl History {
     pub fn new() -> Self {
+        Self::with_pitchers(Arc::default())
+    }
+
+    /// An empty history whose starters' earlier seasons come from `seasons`.
+    pub fn with_pitchers(seasons: Arc<Pitchers>) -> Self {
         Self {
             teams: HashMap::new(),
             league: LeagueState::new(i32::MIN),
+            pitchers: HashMap::new(),
+            pitching: PitchingLeague::new(i32::MIN),
+            seasons,
             last_date: None,
         }
+    }
+
+    /// A history of no games that reads earlier seasons from the same totals.
+    #[must_use]
+    pub fn emptied(&self) -> Self {
+        Self::with_pitchers(Arc::clone(&self.seasons))
     }
 
     /// The date of the latest game recorded.
@@ -91,6 +112,19 @@ impl History {
             .or_insert_with(|| TeamState::new(season));
         state::record_game(&mut home, away, &mut self.league, game);
         self.teams.insert(home_key, home);
+        for start in [&game.home.starter, &game.away.starter]
+            .into_iter()
+            .flatten()
+        {
+            let pitcher = self
+                .pitchers
+                .entry(start.pitcher)
+                .or_insert_with(|| Arc::new(PitcherState::new(season)));
+            Arc::make_mut(pitcher).record(game.date, start.line.as_ref());
+            if let Some(line) = &start.line {
+                self.pitching.record(game.date, line);
+            }
+        }
         self.last_date = Some(game.date);
     }
 
@@ -150,6 +184,34 @@ impl History {
             away.games_played,
         ];
         FeatureVector(values.map(|v| v as f32))
+    }
+}
+
+impl History {
+    /// The starter features of a game on `date` started by `home` and `away` (`None`: not
+    /// named, read as a debut), from the games recorded so far. The caller guarantees none
+    /// of them was played on or after `date`.
+    pub fn starter_features(
+        &self,
+        home: Option<PitcherId>,
+        away: Option<PitcherId>,
+        date: NaiveDate,
+    ) -> StarterVector {
+        debug_assert!(
+            self.last_date.is_none_or(|last| last < date),
+            "features read only from earlier games; this is a bug"
+        );
+        let season = date.year();
+        let mut league = self.pitching.clone();
+        league.roll_to(season);
+        let input = |pitcher: Option<PitcherId>| StarterInput {
+            state: pitcher
+                .and_then(|id| self.pitchers.get(&id))
+                .map(AsRef::as_ref),
+            previous: pitcher.and_then(|id| self.seasons.totals(id, season - 1)),
+            two_back: pitcher.and_then(|id| self.seasons.totals(id, season - 2)),
+        };
+        starter_vector(&input(home), &input(away), &league, date)
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::postgres::{lock_games, upsert_features};
 use super::store::EmbeddedStore;
 use crate::db::{DbError, Pool, load_games, upsert_games};
-use crate::games::{self, DataError};
+use crate::games::{self, DataError, Pitchers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -31,15 +31,18 @@ pub struct ImportSummary {
     pub features: usize,
 }
 
-/// Imports every `teams-YYYY.csv[.gz]` in `dir`, oldest first; `progress` hears each file.
+/// Imports every `teams-YYYY.csv[.gz]` in `dir`, oldest first, each game with the starters
+/// `pitchers` names for it; `progress` hears each file.
 pub async fn import_dir(
     pool: &Pool,
     dir: &Path,
+    pitchers: &Pitchers,
     mut progress: impl FnMut(&Path),
 ) -> Result<ImportSummary, ImportError> {
     let mut summary = ImportSummary::default();
     for path in games::season_files(dir)? {
-        let parsed = games::parse_season(&path)?;
+        let mut parsed = games::parse_season(&path)?;
+        pitchers.attach(&mut parsed);
         let name = path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

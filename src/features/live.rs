@@ -150,6 +150,7 @@ mod tests {
             strikeouts: Some(strikeouts),
             pitches: None,
             batters_faced: Some(bf),
+            starter: None,
         }
     }
 

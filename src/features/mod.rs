@@ -8,6 +8,7 @@ mod import;
 mod journal;
 mod live;
 mod lookup;
+mod pitching;
 mod postgres;
 mod results;
 mod settings;
@@ -16,7 +17,7 @@ mod spec;
 mod state;
 mod store;
 
-pub use export::{ExportSummary, write_table};
+pub use export::{ExportSummary, Table};
 pub use history::{History, warmup_vector};
 pub use import::{ImportError, ImportSummary, import_dir};
 pub use journal::{JournalError, TornLine};
@@ -29,5 +30,8 @@ pub use results::{
 };
 pub use settings::{DataSettings, FeatureSettings, StoreKind};
 pub use source::FeatureSource;
-pub use spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureSpec, FeatureVector};
+pub use spec::{
+    FEATURE_COUNT, FEATURE_SPEC, FEATURE_SPEC_V2, FEATURE_SPECS, FeatureSpec, FeatureVector,
+    STARTER_COUNT, StarterVector,
+};
 pub use store::{EmbeddedStore, FeatureStore, ScheduleError, StoreError};

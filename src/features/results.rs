@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::store::EmbeddedStore;
-use crate::games::{Game, GameId, Phase, TeamCode, TeamLine, parse_date};
+use crate::games::{
+    Game, GameId, Phase, PitcherId, PitcherLine, Start, TeamCode, TeamLine, parse_date,
+};
 
 /// Most results one request (or one CSV file) may carry: a season is about 2,500 games.
 pub const MAX_RESULTS: usize = 5_000;
@@ -86,6 +88,43 @@ pub struct LineBody {
     /// Batters faced by this side's pitchers.
     #[schema(minimum = 0, example = 31)]
     pub batters_faced: Option<i64>,
+    /// This side's starting pitcher and his line; optional (a result without it leaves his
+    /// starter features as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starter: Option<StarterBody>,
+}
+
+/// A starting pitcher: his Retrosheet id and what he did, every count within his side's (his
+/// hits, walks, strikeouts, home runs and runs are the other side's batters'). The id alone
+/// (every count absent) names him without a line.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StarterBody {
+    #[schema(pattern = "^[a-z-]{4}[a-z][0-9]{3}$", example = "burnc002")]
+    pub id: Option<String>,
+    /// Outs recorded (three an inning).
+    #[schema(minimum = 0, example = 18)]
+    pub outs: Option<i64>,
+    #[schema(minimum = 0, example = 24)]
+    pub batters_faced: Option<i64>,
+    #[schema(minimum = 0, example = 5)]
+    pub hits: Option<i64>,
+    #[schema(minimum = 0, example = 1)]
+    pub home_runs: Option<i64>,
+    #[schema(minimum = 0, example = 2)]
+    pub walks: Option<i64>,
+    #[schema(minimum = 0, example = 7)]
+    pub strikeouts: Option<i64>,
+    #[schema(minimum = 0, example = 0)]
+    pub hit_by_pitch: Option<i64>,
+    #[schema(minimum = 0, example = 2)]
+    pub runs: Option<i64>,
+    #[schema(minimum = 0, example = 2)]
+    pub earned_runs: Option<i64>,
+    /// `null` when the source lacks them (box scores).
+    #[serde(default)]
+    #[schema(minimum = 0, example = 96)]
+    pub pitches: Option<i64>,
 }
 
 /// Why a result cannot be taken: the field (`results[3].home.runs`) and what is wrong.
@@ -157,6 +196,7 @@ impl ResultBody {
             strikeouts: Some(line.strikeouts.into()),
             pitches: line.pitches.map(i64::from),
             batters_faced: Some(line.batters_faced.into()),
+            starter: line.starter.as_ref().map(StarterBody::of),
         };
         Self {
             game_id: Some(game.id.to_string()),
@@ -207,31 +247,7 @@ impl ResultBody {
             line.to_line(&format!("{at}.{name}"))
         };
         let (home, away) = (side("home", &self.home)?, side("away", &self.away)?);
-        // A side's batters bat against the other side's pitchers: each of their runs is one
-        // of the batters those pitchers faced, and a plate appearance ends in at most one of
-        // a hit, a walk or a strikeout.
-        for (name, batting, pitching) in [("home", &home, &away), ("away", &away, &home)] {
-            let faced = pitching.batters_faced;
-            if batting.runs > faced {
-                return Err(error(
-                    &format!("{name}.runs"),
-                    format!(
-                        "{} runs against {faced} batters faced by {}'s pitchers",
-                        batting.runs, pitching.team
-                    ),
-                ));
-            }
-            if batting.hits + batting.walks + batting.strikeouts > faced {
-                return Err(error(
-                    &format!("{name}.hits"),
-                    format!(
-                        "{} hits, {} walks and {} strikeouts against {faced} batters faced by \
-                         {}'s pitchers",
-                        batting.hits, batting.walks, batting.strikeouts, pitching.team
-                    ),
-                ));
-            }
-        }
+        check_sides(&home, &away).map_err(|(field, problem)| error(&field, problem))?;
         if home.team.franchise() == away.team.franchise() {
             return Err(error(
                 "away.team",
@@ -326,8 +342,199 @@ impl LineBody {
             strikeouts: count("strikeouts", self.strikeouts)?,
             pitches,
             batters_faced: count("batters_faced", self.batters_faced)?,
+            starter: self
+                .starter
+                .as_ref()
+                .map(|starter| starter.to_start(&format!("{at}.starter")))
+                .transpose()?,
         })
     }
+}
+
+impl StarterBody {
+    /// The body of a stored start: his id, and his line when it is known.
+    fn of(start: &Start) -> Self {
+        let Some(line) = start.line.as_ref() else {
+            return Self {
+                id: Some(start.pitcher.to_string()),
+                outs: None,
+                batters_faced: None,
+                hits: None,
+                home_runs: None,
+                walks: None,
+                strikeouts: None,
+                hit_by_pitch: None,
+                runs: None,
+                earned_runs: None,
+                pitches: None,
+            };
+        };
+        Self {
+            id: Some(start.pitcher.to_string()),
+            outs: Some(line.outs.into()),
+            batters_faced: Some(line.batters_faced.into()),
+            hits: Some(line.hits.into()),
+            home_runs: Some(line.home_runs.into()),
+            walks: Some(line.walks.into()),
+            strikeouts: Some(line.strikeouts.into()),
+            hit_by_pitch: Some(line.hit_by_pitch.into()),
+            runs: Some(line.runs.into()),
+            earned_runs: Some(line.earned_runs.into()),
+            pitches: line.pitches.map(i64::from),
+        }
+    }
+
+    fn to_start(&self, at: &str) -> Result<Start, ResultError> {
+        let error = |field: &str, problem: String| ResultError::at(at, field, problem);
+        let pitcher = self
+            .id
+            .as_deref()
+            .ok_or_else(|| error("id", "missing".to_owned()))?
+            .parse::<PitcherId>()
+            .map_err(|e| error("id", e.to_string()))?;
+        let counts = [
+            self.outs,
+            self.batters_faced,
+            self.hits,
+            self.home_runs,
+            self.walks,
+            self.strikeouts,
+            self.hit_by_pitch,
+            self.runs,
+            self.earned_runs,
+            self.pitches,
+        ];
+        // Named only: who started, without his line (a feed that has no box score yet).
+        if counts.iter().all(Option::is_none) {
+            return Ok(Start {
+                pitcher,
+                line: None,
+            });
+        }
+        let count = |field: &str, value: Option<i64>| -> Result<u16, ResultError> {
+            let value = value.ok_or_else(|| error(field, "missing".to_owned()))?;
+            if !(0..=MAX_COUNT).contains(&value) {
+                return Err(error(
+                    field,
+                    format!("{value} is not a count from 0 to {MAX_COUNT}"),
+                ));
+            }
+            Ok(u16::try_from(value).unwrap_or(0))
+        };
+        let line = PitcherLine {
+            outs: count("outs", self.outs)?,
+            batters_faced: count("batters_faced", self.batters_faced)?,
+            hits: count("hits", self.hits)?,
+            home_runs: count("home_runs", self.home_runs)?,
+            walks: count("walks", self.walks)?,
+            strikeouts: count("strikeouts", self.strikeouts)?,
+            hit_by_pitch: count("hit_by_pitch", self.hit_by_pitch)?,
+            runs: count("runs", self.runs)?,
+            earned_runs: count("earned_runs", self.earned_runs)?,
+            pitches: self
+                .pitches
+                .map(|pitches| count("pitches", Some(pitches)))
+                .transpose()?,
+        };
+        let within = |field: &str, part: u16, of: &str, whole: u16| {
+            if part > whole {
+                Err(error(
+                    field,
+                    format!("{part} is more than his {whole} {of}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        // Earned runs may pass runs: the scorer charges runs to the pitcher responsible for
+        // the runner, earned runs by reconstructing the inning (Retrosheet has such lines).
+        within("home_runs", line.home_runs, "hits", line.hits)?;
+        let reached = line.hits + line.walks + line.hit_by_pitch + line.strikeouts;
+        within("hits", reached, "batters faced", line.batters_faced)?;
+        Ok(Start {
+            pitcher,
+            line: Some(line),
+        })
+    }
+}
+
+/// The two sides' lines against each other: the field (`home.runs`) and what is wrong.
+fn check_sides(home: &TeamLine, away: &TeamLine) -> Result<(), (String, String)> {
+    // A side's batters bat against the other side's pitchers: each of their runs is one
+    // of the batters those pitchers faced, and a plate appearance ends in at most one of
+    // a hit, a walk or a strikeout.
+    for (name, batting, pitching) in [("home", home, away), ("away", away, home)] {
+        let faced = pitching.batters_faced;
+        if batting.runs > faced {
+            return Err((
+                format!("{name}.runs"),
+                format!(
+                    "{} runs against {faced} batters faced by {}'s pitchers",
+                    batting.runs, pitching.team
+                ),
+            ));
+        }
+        if batting.hits + batting.walks + batting.strikeouts > faced {
+            return Err((
+                format!("{name}.hits"),
+                format!(
+                    "{} hits, {} walks and {} strikeouts against {faced} batters faced by \
+                         {}'s pitchers",
+                    batting.hits, batting.walks, batting.strikeouts, pitching.team
+                ),
+            ));
+        }
+    }
+    for (name, pitching, batting) in [("home", home, away), ("away", away, home)] {
+        if let Some(start) = &pitching.starter
+            && let Some(line) = &start.line
+        {
+            check_starter(line, pitching, batting)
+                .map_err(|(field, problem)| (format!("{name}.starter.{field}"), problem))?;
+        }
+    }
+    Ok(())
+}
+
+/// A starter's line against his side's totals: he is one of its pitchers, and the batters
+/// he faced are the other side's. The field and what is wrong.
+fn check_starter(
+    line: &PitcherLine,
+    pitching: &TeamLine,
+    batting: &TeamLine,
+) -> Result<(), (&'static str, String)> {
+    let checks = [
+        (
+            "batters_faced",
+            line.batters_faced,
+            pitching.batters_faced,
+            "batters faced",
+        ),
+        ("hits", line.hits, batting.hits, "hits"),
+        ("home_runs", line.home_runs, batting.home_runs, "home runs"),
+        ("walks", line.walks, batting.walks, "walks"),
+        (
+            "strikeouts",
+            line.strikeouts,
+            batting.strikeouts,
+            "strikeouts",
+        ),
+        ("runs", line.runs, batting.runs, "runs"),
+    ];
+    for (field, his, theirs, what) in checks {
+        if his > theirs {
+            return Err((
+                field,
+                format!(
+                    "{his} {what}, more than the {theirs} of the whole game ({} against {})",
+                    pitching.team, batting.team
+                ),
+            ));
+        }
+    }
+    // Pitches are not compared: the teams' counts (Retrosheet's P_PITCH, by Chadwick's rule)
+    // and the starters' (the true count) are counted differently and can disagree.
+    Ok(())
 }
 
 /// Checks `results` against the games `store` holds and sorts them into added, unchanged and
@@ -472,7 +679,9 @@ fn collect_differences(
 }
 
 /// The columns of `bullpen import --results` files, in order; a header row names them.
-pub const CSV_COLUMNS: [&str; 20] = [
+/// The columns a results CSV may have: a game, each side's line, and each side's starter
+/// (`home_sp_id` and his line; leave them empty, or out, for a result without starters).
+pub const CSV_COLUMNS: [&str; 42] = [
     "game_id",
     "date",
     "number",
@@ -493,6 +702,28 @@ pub const CSV_COLUMNS: [&str; 20] = [
     "away_strikeouts",
     "away_pitches",
     "away_batters_faced",
+    "home_sp_id",
+    "home_sp_outs",
+    "home_sp_batters_faced",
+    "home_sp_hits",
+    "home_sp_home_runs",
+    "home_sp_walks",
+    "home_sp_strikeouts",
+    "home_sp_hit_by_pitch",
+    "home_sp_runs",
+    "home_sp_earned_runs",
+    "home_sp_pitches",
+    "away_sp_id",
+    "away_sp_outs",
+    "away_sp_batters_faced",
+    "away_sp_hits",
+    "away_sp_home_runs",
+    "away_sp_walks",
+    "away_sp_strikeouts",
+    "away_sp_hit_by_pitch",
+    "away_sp_runs",
+    "away_sp_earned_runs",
+    "away_sp_pitches",
 ];
 
 /// Reads a results CSV (a header row of [`CSV_COLUMNS`], any order; empty cells are absent
@@ -545,6 +776,23 @@ pub fn read_csv(reader: impl Read) -> Result<Vec<ResultBody>, ResultError> {
         };
         let side = |prefix: &str| -> Result<LineBody, ResultError> {
             let field = |name: &str| format!("{prefix}_{name}");
+            let starter = |name: &str| format!("{prefix}_sp_{name}");
+            let starter = match text(&starter("id")) {
+                None => None,
+                Some(id) => Some(StarterBody {
+                    id: Some(id),
+                    outs: number(&starter("outs"))?,
+                    batters_faced: number(&starter("batters_faced"))?,
+                    hits: number(&starter("hits"))?,
+                    home_runs: number(&starter("home_runs"))?,
+                    walks: number(&starter("walks"))?,
+                    strikeouts: number(&starter("strikeouts"))?,
+                    hit_by_pitch: number(&starter("hit_by_pitch"))?,
+                    runs: number(&starter("runs"))?,
+                    earned_runs: number(&starter("earned_runs"))?,
+                    pitches: number(&starter("pitches"))?,
+                }),
+            };
             Ok(LineBody {
                 team: text(&field("team")),
                 runs: number(&field("runs"))?,
@@ -554,6 +802,7 @@ pub fn read_csv(reader: impl Read) -> Result<Vec<ResultBody>, ResultError> {
                 strikeouts: number(&field("strikeouts"))?,
                 pitches: number(&field("pitches"))?,
                 batters_faced: number(&field("batters_faced"))?,
+                starter,
             })
         };
         bodies.push(ResultBody {
@@ -660,5 +909,111 @@ mod tests {
         let bad = read_csv("date,home_team,home_runs\n2024-03-28,BAL,x\n".as_bytes())
             .expect_err("not a number");
         assert_eq!(bad.field, "line 2");
+        let text = "date,home_team,home_runs,home_sp_id,home_sp_outs,home_sp_pitches\n\
+            2024-03-28,BAL,11,burnc002,18,\n2024-03-28,BAL,11,,,\n";
+        let bodies = read_csv(text.as_bytes()).expect("reads");
+        let starter = bodies[0]
+            .home
+            .as_ref()
+            .and_then(|home| home.starter.as_ref());
+        assert_eq!(starter.and_then(|s| s.id.as_deref()), Some("burnc002"));
+        assert_eq!(starter.and_then(|s| s.outs), Some(18));
+        assert_eq!(
+            bodies[1].home.as_ref().map(|home| &home.starter),
+            Some(&None)
+        );
+    }
+
+    fn with_starters() -> ResultBody {
+        let mut sent = body();
+        let starter = |id: &str, outs: i64| {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "outs": outs, "batters_faced": 24, "hits": 5, "home_runs": 1,
+                "walks": 2, "strikeouts": 7, "hit_by_pitch": 0, "runs": 3, "earned_runs": 2,
+                "pitches": 96
+            }))
+            .expect("a starter")
+        };
+        sent.home.as_mut().expect("home").starter = Some(starter("burnc002", 18));
+        sent.away.as_mut().expect("away").starter = Some(starter("andet002", 15));
+        sent
+    }
+
+    #[test]
+    fn starters_travel_with_the_result_and_round_trip() {
+        let game = with_starters().to_game("results[0]").expect("valid");
+        let start = game.home.starter.expect("a home starter");
+        assert_eq!(start.pitcher.as_str(), "burnc002");
+        assert_eq!(start.line.map(|line| line.outs), Some(18));
+        // The away side had no pitch count: his own count stands alone.
+        assert_eq!(
+            game.away
+                .starter
+                .and_then(|s| s.line)
+                .and_then(|l| l.pitches),
+            Some(96)
+        );
+        let again = ResultBody::of(&game).to_game("x").expect("valid");
+        assert_eq!(again, game);
+        // Named only: the starter without his line.
+        let mut named = with_starters();
+        named.away.as_mut().expect("away").starter = Some(StarterBody::of(&Start {
+            pitcher: "andet002".parse().expect("an id"),
+            line: None,
+        }));
+        let game = named.to_game("results[0]").expect("valid");
+        assert_eq!(game.away.starter.map(|start| start.line), Some(None));
+        assert_eq!(ResultBody::of(&game).to_game("x").expect("valid"), game);
+    }
+
+    #[test]
+    fn a_starters_line_is_checked_alone_and_against_his_side() {
+        fn starter(side: Option<&mut LineBody>) -> &mut StarterBody {
+            side.and_then(|line| line.starter.as_mut())
+                .expect("a starter")
+        }
+        type Change = fn(&mut ResultBody);
+        let cases: [(Change, &str); 8] = [
+            (
+                |b| starter(b.home.as_mut()).id = Some("Burnes".into()),
+                "results[0].home.starter.id",
+            ),
+            (
+                |b| starter(b.home.as_mut()).id = None,
+                "results[0].home.starter.id",
+            ),
+            (
+                |b| starter(b.home.as_mut()).outs = Some(-3),
+                "results[0].home.starter.outs",
+            ),
+            (
+                |b| starter(b.home.as_mut()).home_runs = Some(6),
+                "results[0].home.starter.home_runs",
+            ),
+            (
+                |b| starter(b.home.as_mut()).walks = None,
+                "results[0].home.starter.walks",
+            ),
+            // Ten strikeouts, but the visitors struck out nine times in the whole game.
+            (
+                |b| starter(b.home.as_mut()).strikeouts = Some(10),
+                "results[0].home.starter.strikeouts",
+            ),
+            // Four runs charged to him, but the visitors scored three.
+            (
+                |b| starter(b.home.as_mut()).runs = Some(4),
+                "results[0].home.starter.runs",
+            ),
+            (
+                |b| starter(b.home.as_mut()).pitches = Some(-1),
+                "results[0].home.starter.pitches",
+            ),
+        ];
+        for (change, field) in cases {
+            let mut sent = with_starters();
+            change(&mut sent);
+            let error = sent.to_game("results[0]").expect_err(field);
+            assert_eq!(error.field, field, "{error}");
+        }
     }
 }

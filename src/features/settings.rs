@@ -1,16 +1,40 @@
 //! `[data]` and `[features]`: where the games are, and which store and spec serve features.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::spec::FEATURE_SPEC;
+use crate::games::{self, DataError, Game, Pitchers};
 use crate::validation::{InvalidSetting, at_least_one};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSettings {
     pub dir: PathBuf,
+    /// Starting pitchers (`starters_YYYY.csv[.gz]`) and their season totals
+    /// (`lahman_pitching_*.csv[.gz]`); empty: games without starters.
+    pub pitchers_dir: PathBuf,
+}
+
+impl DataSettings {
+    /// The games in `dir`, in the order they were played, each with the starters
+    /// `pitchers_dir` names for it, and what `pitchers_dir` holds.
+    pub fn load(&self) -> Result<(Vec<Game>, Arc<Pitchers>), DataError> {
+        let mut games = games::load_dir(&self.dir)?;
+        let pitchers = self.load_pitchers()?;
+        pitchers.attach(&mut games);
+        Ok((games, pitchers))
+    }
+
+    /// What `pitchers_dir` holds; nothing when it is empty.
+    pub fn load_pitchers(&self) -> Result<Arc<Pitchers>, DataError> {
+        if self.pitchers_dir.as_os_str().is_empty() {
+            return Ok(Arc::default());
+        }
+        Ok(Arc::new(games::load_pitchers(&self.pitchers_dir)?))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,16 +13,16 @@
 //! feature cache keys carry, so features computed before a result can never be read after it.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
 
 use super::history::History;
 use super::lookup::GameFeatures;
-use super::spec::FeatureVector;
+use super::settings::DataSettings;
+use super::spec::{FeatureVector, StarterVector};
 use crate::db::DbError;
-use crate::games::{self, DataError, Game, GameId, TeamCode};
+use crate::games::{self, DataError, Game, GameId, Pitchers, TeamCode};
 
 /// Game days between two kept histories: ~400 copies of ~30 team states for 2010–2024.
 const CHECKPOINT_DAYS: usize = 7;
@@ -31,6 +31,8 @@ const CHECKPOINT_DAYS: usize = 7;
 pub struct EmbeddedStore {
     games: Vec<Game>,
     vectors: Vec<FeatureVector>,
+    /// Each game's starter features (spec `v2` after `vectors`), from the starters it names.
+    starters: Vec<StarterVector>,
     index: HashMap<GameId, usize>,
     /// `(i, history)`: the history of `games[..i]`, where `games[i]` opens a game day; one
     /// every [`CHECKPOINT_DAYS`] game days from the first.
@@ -48,6 +50,7 @@ pub struct EmbeddedStore {
 /// before it are unchanged.
 struct Resume {
     vectors: Vec<FeatureVector>,
+    starters: Vec<StarterVector>,
     checkpoints: Vec<(usize, History)>,
     history: History,
 }
@@ -136,19 +139,31 @@ pub(super) struct DataSpan {
 }
 
 impl EmbeddedStore {
-    /// Loads every season file in `dir` and computes all feature vectors; `progress` hears
-    /// how many games each step finished.
-    pub fn load(dir: &Path, progress: impl FnMut(usize)) -> Result<Self, DataError> {
-        Ok(Self::from_games(games::load_dir(dir)?, progress))
+    /// Loads the games and starters `data` names and computes all feature vectors;
+    /// `progress` hears how many games each step finished.
+    pub fn load(data: &DataSettings, progress: impl FnMut(usize)) -> Result<Self, DataError> {
+        let (games, pitchers) = data.load()?;
+        Ok(Self::from_games_and_pitchers(games, pitchers, progress))
     }
 
     /// Builds the store from games sorted by date (then number and id, as [`games::load_dir`]
     /// sorts them).
     pub fn from_games(games: Vec<Game>, progress: impl FnMut(usize)) -> Self {
+        Self::from_games_and_pitchers(games, Arc::default(), progress)
+    }
+
+    /// Builds the store from games sorted by date whose starters' earlier seasons are in
+    /// `pitchers`.
+    pub fn from_games_and_pitchers(
+        games: Vec<Game>,
+        pitchers: Arc<Pitchers>,
+        progress: impl FnMut(usize),
+    ) -> Self {
         let resume = Resume {
             vectors: Vec::with_capacity(games.len()),
+            starters: Vec::with_capacity(games.len()),
             checkpoints: Vec::new(),
-            history: History::new(),
+            history: History::with_pitchers(pitchers),
         };
         Self::build(games, resume, progress)
     }
@@ -156,6 +171,7 @@ impl EmbeddedStore {
     fn build(games: Vec<Game>, resume: Resume, mut progress: impl FnMut(usize)) -> Self {
         let Resume {
             mut vectors,
+            mut starters,
             mut checkpoints,
             mut history,
         } = resume;
@@ -175,6 +191,12 @@ impl EmbeddedStore {
             // Every game of the day is read before any of them is recorded.
             for game in day {
                 vectors.push(history.features(game.home.team, game.away.team, game.date));
+                let pitcher = |line: &games::TeamLine| line.starter.map(|start| start.pitcher);
+                starters.push(history.starter_features(
+                    pitcher(&game.home),
+                    pitcher(&game.away),
+                    game.date,
+                ));
             }
             for game in day {
                 history.record(game);
@@ -183,7 +205,7 @@ impl EmbeddedStore {
             progress(day.len());
         }
         if checkpoints.is_empty() {
-            checkpoints.push((0, History::new()));
+            checkpoints.push((0, history.emptied()));
         }
         let index = games
             .iter()
@@ -210,6 +232,7 @@ impl EmbeddedStore {
         Self {
             games,
             vectors,
+            starters,
             index,
             checkpoints,
             latest: history,
@@ -250,6 +273,7 @@ impl EmbeddedStore {
         let (start, history) = self.checkpoints[kept].clone();
         let resume = Resume {
             vectors: self.vectors[..start].to_vec(),
+            starters: self.starters[..start].to_vec(),
             checkpoints: self.checkpoints[..=kept].to_vec(),
             history,
         };
@@ -314,6 +338,11 @@ impl EmbeddedStore {
 
     pub fn vectors(&self) -> &[FeatureVector] {
         &self.vectors
+    }
+
+    /// Each game's starter features, in the order of [`EmbeddedStore::games`].
+    pub fn starter_vectors(&self) -> &[StarterVector] {
+        &self.starters
     }
 
     /// A stored game and its features.
@@ -407,6 +436,25 @@ fn game_digest(game: &Game) -> u64 {
             bytes.extend_from_slice(&count.to_le_bytes());
         }
         bytes.push(u8::from(line.pitches.is_some()));
+        if let Some(start) = &line.starter {
+            bytes.extend_from_slice(start.pitcher.as_str().as_bytes());
+            if let Some(pitched) = &start.line {
+                for count in [
+                    pitched.outs,
+                    pitched.batters_faced,
+                    pitched.hits,
+                    pitched.home_runs,
+                    pitched.walks,
+                    pitched.strikeouts,
+                    pitched.hit_by_pitch,
+                    pitched.runs,
+                    pitched.earned_runs,
+                    pitched.pitches.unwrap_or(u16::MAX),
+                ] {
+                    bytes.extend_from_slice(&count.to_le_bytes());
+                }
+            }
+        }
     }
     xxhash_rust::xxh3::xxh3_64(&bytes)
 }
@@ -456,4 +504,143 @@ pub(super) fn check_schedule(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::games::{Phase, PitcherLine, Start, TeamLine};
+
+    const TEAMS: [&str; 4] = ["BOS", "NYA", "TBA", "TOR"];
+    const PITCHERS: [&str; 6] = [
+        "aaaaa001", "bbbbb001", "ccccc001", "ddddd001", "eeeee001", "fffff001",
+    ];
+
+    fn date(offset: u32) -> NaiveDate {
+        // Across a season boundary, so seasons roll.
+        NaiveDate::from_ymd_opt(2022, 9, 20).expect("a date") + chrono::Days::new(offset.into())
+    }
+
+    fn start() -> impl Strategy<Value = Option<Start>> {
+        let line = (
+            0u16..28,
+            0u16..12,
+            0u16..5,
+            0u16..6,
+            0u16..13,
+            0u16..3,
+            0u16..9,
+        )
+            .prop_map(
+                |(outs, hits, home_runs, walks, strikeouts, hit_by_pitch, earned_runs)| {
+                    PitcherLine {
+                        outs,
+                        batters_faced: outs + hits + walks + hit_by_pitch,
+                        hits,
+                        home_runs: home_runs.min(hits),
+                        walks,
+                        strikeouts: strikeouts.min(outs),
+                        hit_by_pitch,
+                        runs: earned_runs,
+                        earned_runs,
+                        pitches: Some(outs * 5),
+                    }
+                },
+            );
+        proptest::option::weighted(
+            0.9,
+            (0..PITCHERS.len(), proptest::option::weighted(0.8, line)).prop_map(|(p, line)| {
+                Start {
+                    pitcher: PITCHERS[p].parse().expect("a pitcher id"),
+                    line,
+                }
+            }),
+        )
+    }
+
+    fn team_line(team: &str, runs: u16, starter: Option<Start>) -> TeamLine {
+        TeamLine {
+            team: team.parse().expect("a team"),
+            runs,
+            hits: runs + 3,
+            walks: 2,
+            home_runs: 1,
+            strikeouts: 7,
+            pitches: Some(140),
+            batters_faced: 38,
+            starter,
+        }
+    }
+
+    /// A game on day `offset` between two of the teams; its id is made unique by the caller's
+    /// choice of number.
+    fn game() -> impl Strategy<Value = Game> {
+        (
+            0u32..160,
+            0..TEAMS.len(),
+            1..TEAMS.len(),
+            0u16..10,
+            0u16..10,
+            start(),
+            start(),
+        )
+            .prop_map(
+                |(offset, home, shift, home_runs, away_runs, home_sp, away_sp)| {
+                    let home_team = TEAMS[home];
+                    let away_team = TEAMS[(home + shift) % TEAMS.len()];
+                    let day = date(offset);
+                    Game {
+                        id: GameId::new(home_team.parse().expect("a team"), day, 0),
+                        date: day,
+                        number: 0,
+                        phase: Phase::Regular,
+                        home: team_line(home_team, home_runs, home_sp),
+                        away: team_line(
+                            away_team,
+                            away_runs + u16::from(home_runs == away_runs),
+                            away_sp,
+                        ),
+                    }
+                },
+            )
+    }
+
+    fn sorted(mut games: Vec<Game>) -> Vec<Game> {
+        games.sort_by_key(|game| (game.date, game.number, game.id));
+        games.dedup_by_key(|game| game.id);
+        games
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Point in time: a game added on or after a game's day (with its starters' lines)
+        /// changes nothing of that game's features, team or starter, whether the store is
+        /// built again or moved by the result.
+        #[test]
+        fn a_later_game_never_changes_an_earlier_games_features(
+            games in proptest::collection::vec(game(), 1..60),
+            later in game(),
+        ) {
+            let games = sorted(games);
+            prop_assume!(games.iter().all(|game| game.id != later.id));
+            let before = EmbeddedStore::from_games(games.clone(), |_| {});
+            let mut with_later = games.clone();
+            with_later.push(later.clone());
+            let rebuilt = EmbeddedStore::from_games(sorted(with_later), |_| {});
+            let moved = before.with_results(std::slice::from_ref(&later));
+            for (i, game) in before.games().iter().enumerate() {
+                if game.date > later.date {
+                    continue;
+                }
+                for after in [&rebuilt, &moved] {
+                    let at = after.index[&game.id];
+                    prop_assert_eq!(before.vectors()[i], after.vectors()[at]);
+                    prop_assert_eq!(before.starter_vectors()[i], after.starter_vectors()[at]);
+                }
+            }
+        }
+    }
 }

@@ -1,11 +1,15 @@
 //! Games: the domain types for one MLB game and the Retrosheet reader that produces them.
 
 mod ids;
+mod pitchers;
 mod retrosheet;
 
 use chrono::NaiveDate;
 
 pub use ids::{GameId, GameIdError, TeamCode, TeamCodeError, parse_date};
+pub use pitchers::{
+    Pitcher, PitcherId, PitcherIdError, PitcherLine, Pitchers, SeasonTotals, Start, load_pitchers,
+};
 pub use retrosheet::{DataError, load_dir, parse_season, season_files};
 
 /// A game as a request names it: stored (by id) or scheduled (teams and date). The same
@@ -90,6 +94,8 @@ pub struct TeamLine {
     pub pitches: Option<u16>,
     /// Batters faced by this team's pitchers.
     pub batters_faced: u16,
+    /// Who started for this team, when the source names him.
+    pub starter: Option<Start>,
 }
 
 /// One game, both teams joined, from a single source.

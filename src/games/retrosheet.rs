@@ -128,16 +128,20 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Game>, DataError> {
 
 /// Parses one season file into games, in file order of their first row.
 pub fn parse_season(path: &Path) -> Result<Vec<Game>, DataError> {
+    parse_reader(path, open_data_file(path)?)
+}
+
+/// A data file for reading, decompressed when its name ends in `.gz`.
+pub(super) fn open_data_file(path: &Path) -> Result<Box<dyn Read>, DataError> {
     let file = File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let reader: Box<dyn Read> = if path.extension().is_some_and(|ext| ext == "gz") {
+    Ok(if path.extension().is_some_and(|ext| ext == "gz") {
         Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
     } else {
         Box::new(BufReader::new(file))
-    };
-    parse_reader(path, reader)
+    })
 }
 
 fn parse_reader(path: &Path, reader: impl Read) -> Result<Vec<Game>, DataError> {
@@ -259,6 +263,7 @@ fn team_line(row: &Row) -> TeamLine {
         strikeouts: row.strikeouts,
         pitches: row.pitches,
         batters_faced: row.batters_faced,
+        starter: None,
     }
 }
 

@@ -31,9 +31,14 @@ impl TestDatabase {
     pub async fn imported() -> Self {
         let database = Self::new().await;
         db::migrate(&database.pool).await.expect("migrate");
-        bullpen::features::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
-            .await
-            .expect("import every season");
+        bullpen::features::import_dir(
+            &database.pool,
+            &repo_path("data/retrosheet"),
+            &bullpen::games::load_pitchers(&repo_path("data/pitchers")).expect("starters"),
+            |_| {},
+        )
+        .await
+        .expect("import every season");
         database
     }
 
@@ -112,11 +117,34 @@ fn seasons_dir(seasons: &[i32]) -> tempfile::TempDir {
 }
 
 #[tokio::test]
+async fn imported_games_read_back_with_their_starters_and_lines() {
+    let database = TestDatabase::imported().await;
+    let client = database.pool.get().await.expect("connection");
+    let stored = db::load_games(&*client, None).await.expect("games load");
+    let shipped = store().games();
+    assert_eq!(stored.len(), shipped.len());
+    assert_eq!(stored, shipped, "every game, its lines and its starters");
+    let with_lines = stored
+        .iter()
+        .filter(|game| game.home.starter.is_some_and(|start| start.line.is_some()))
+        .count();
+    // 2010–2023 and the 2024 postseason have lines; the 2024 regular season names starters only.
+    assert!(with_lines > 30_000, "{with_lines}");
+    let named_only = stored
+        .iter()
+        .filter(|game| game.away.starter.is_some_and(|start| start.line.is_none()))
+        .count();
+    assert!(named_only > 2_000, "{named_only}");
+    drop(client);
+    database.drop_now().await;
+}
+
+#[tokio::test]
 async fn migrations_apply_from_empty_and_a_rerun_applies_nothing() {
     let database = TestDatabase::new().await;
     assert_eq!(
         db::migrate(&database.pool).await.expect("migrate"),
-        vec![1, 2, 3, 4, 5]
+        vec![1, 2, 3, 4, 5, 6]
     );
     assert_eq!(
         db::migrate(&database.pool).await.expect("rerun"),
@@ -190,7 +218,7 @@ async fn upgrading_a_v1_database_with_data_refuses_what_v2_cannot_take_then_upgr
         .expect("revoke");
     assert_eq!(
         db::migrate(&database.pool).await.expect("upgrade"),
-        vec![2, 3, 4, 5]
+        vec![2, 3, 4, 5, 6]
     );
     assert_eq!(database.count("api_keys").await, 3, "every row kept");
     drop(client);
@@ -204,9 +232,14 @@ async fn importing_two_seasons_twice_gives_the_same_rows() {
     let dir = seasons_dir(&[2023, 2024]);
     let expected = bullpen::games::load_dir(dir.path()).expect("parse").len();
 
-    let first = bullpen::features::import_dir(&database.pool, dir.path(), |_| {})
-        .await
-        .expect("import");
+    let first = bullpen::features::import_dir(
+        &database.pool,
+        dir.path(),
+        &bullpen::games::Pitchers::default(),
+        |_| {},
+    )
+    .await
+    .expect("import");
     assert_eq!(
         (first.files, first.games, first.features),
         (2, expected, expected)
@@ -217,9 +250,14 @@ async fn importing_two_seasons_twice_gives_the_same_rows() {
     );
     assert_eq!(counts, (expected as i64, expected as i64));
 
-    let second = bullpen::features::import_dir(&database.pool, dir.path(), |_| {})
-        .await
-        .expect("import again");
+    let second = bullpen::features::import_dir(
+        &database.pool,
+        dir.path(),
+        &bullpen::games::Pitchers::default(),
+        |_| {},
+    )
+    .await
+    .expect("import again");
     assert_eq!(second, first);
     assert_eq!(
         (
@@ -256,9 +294,14 @@ async fn a_malformed_file_names_its_line_and_leaves_nothing_of_itself() {
         .and_then(|mut f| f.write_all(lines.join("\n").as_bytes()))
         .expect("write");
 
-    let error = bullpen::features::import_dir(&database.pool, dir.path(), |_| {})
-        .await
-        .expect_err("line 1000 is malformed");
+    let error = bullpen::features::import_dir(
+        &database.pool,
+        dir.path(),
+        &bullpen::games::Pitchers::default(),
+        |_| {},
+    )
+    .await
+    .expect_err("line 1000 is malformed");
     let message = error.to_string();
     assert!(
         message.starts_with(&format!("{}:1000: bad value", bad.display())),
@@ -785,9 +828,14 @@ async fn ready_names_what_the_database_lacks_until_it_can_serve() {
         serde_json::json!(["games: run `bullpen import`"])
     );
 
-    bullpen::features::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
-        .await
-        .expect("import");
+    bullpen::features::import_dir(
+        &database.pool,
+        &repo_path("data/retrosheet"),
+        &bullpen::games::Pitchers::default(),
+        |_| {},
+    )
+    .await
+    .expect("import");
     let ready = app.get("/ready").await;
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.body["status"], "ready");
@@ -875,7 +923,7 @@ async fn each_migration_upgrades_a_populated_database() {
     let migrated = bullpen_on(&database, &["migrate"]);
     let log = String::from_utf8_lossy(&migrated.stderr);
     assert!(migrated.status.success(), "{log}");
-    assert!(log.contains(r#""applied":"[4, 5]""#), "{log}");
+    assert!(log.contains(r#""applied":"[4, 5, 6]""#), "{log}");
     let again = bullpen_on(&database, &["migrate"]);
     let log = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{log}");

@@ -257,3 +257,16 @@ fn results_added_in_sets_give_the_store_built_with_them() {
     );
     assert_same_store(&changed, &EmbeddedStore::from_games(corrected, |_| {}));
 }
+
+/// Every shipped game, starters and lines included, reads back through the results body a
+/// feed would post: the checks refuse nothing real.
+#[test]
+fn every_shipped_result_passes_the_results_checks_with_its_starters() {
+    for game in store().games() {
+        let body = bullpen::features::ResultBody::of(game);
+        let again = body
+            .to_game("shipped")
+            .unwrap_or_else(|error| panic!("{}: {error}", game.id));
+        assert_eq!(&again, game);
+    }
+}

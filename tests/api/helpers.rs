@@ -3,7 +3,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use bullpen::features::EmbeddedStore;
+use bullpen::features::{DataSettings, EmbeddedStore};
 use bullpen::games::GameId;
 use bullpen::settings::Settings;
 use bullpen::startup::Application;
@@ -21,7 +21,11 @@ pub fn repo_path(relative: &str) -> PathBuf {
 pub fn store() -> &'static EmbeddedStore {
     static STORE: OnceLock<EmbeddedStore> = OnceLock::new();
     STORE.get_or_init(|| {
-        EmbeddedStore::load(&repo_path("data/retrosheet"), |_| {}).expect("shipped data loads")
+        let data = DataSettings {
+            dir: repo_path("data/retrosheet"),
+            pitchers_dir: repo_path("data/pitchers"),
+        };
+        EmbeddedStore::load(&data, |_| {}).expect("shipped data loads")
     })
 }
 

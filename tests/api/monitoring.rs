@@ -336,9 +336,14 @@ async fn a_scrape_under_load_passes_promtool_and_the_dashboard_and_alerts_use_on
  {
     let database = TestDatabase::new().await;
     bullpen::db::migrate(&database.pool).await.expect("migrate");
-    bullpen::features::import_dir(&database.pool, &repo_path("data/retrosheet"), |_| {})
-        .await
-        .expect("import");
+    bullpen::features::import_dir(
+        &database.pool,
+        &repo_path("data/retrosheet"),
+        &bullpen::games::Pitchers::default(),
+        |_| {},
+    )
+    .await
+    .expect("import");
     let (url, prefix) = (
         database.url(),
         format!("bullpen_test:{}:", uuid::Uuid::new_v4().simple()),
