@@ -101,28 +101,38 @@ pub struct LineBody {
 #[serde(deny_unknown_fields)]
 pub struct StarterBody {
     #[schema(pattern = "^[a-z-]{4}[a-z][0-9]{3}$", example = "burnc002")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Outs recorded (three an inning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 18)]
     pub outs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 24)]
     pub batters_faced: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 5)]
     pub hits: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 1)]
     pub home_runs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 2)]
     pub walks: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 7)]
     pub strikeouts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 0)]
     pub hit_by_pitch: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 2)]
     pub runs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 2)]
     pub earned_runs: Option<i64>,
-    /// `null` when the source lacks them (box scores).
-    #[serde(default)]
+    /// Absent (or `null`) when the source lacks them (box scores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, example = 96)]
     pub pitches: Option<i64>,
 }
@@ -562,8 +572,20 @@ pub fn plan(
     };
     for (index, body) in results.iter().enumerate() {
         let at = format!("results[{index}]");
-        let game = body.to_game(&at)?;
+        let mut game = body.to_game(&at)?;
         let error = |field: &str, problem: String| ResultError::at(&at, field, problem);
+        if let Some((stored, _)) = store.game(game.id) {
+            // A result that names no starter says nothing of him: the one stored stays (a
+            // feed without starters posts a known game again unchanged, not in conflict).
+            for (sent, kept) in [
+                (&mut game.home, &stored.home),
+                (&mut game.away, &stored.away),
+            ] {
+                if sent.starter.is_none() && sent.team == kept.team {
+                    sent.starter = kept.starter;
+                }
+            }
+        }
         if !seen.insert(game.id) {
             return Err(error("game_id", format!("{} is given twice", game.id)).into());
         }
@@ -1015,5 +1037,21 @@ mod tests {
             let error = sent.to_game("results[0]").expect_err(field);
             assert_eq!(error.field, field, "{error}");
         }
+    }
+
+    #[test]
+    fn a_result_without_starters_leaves_the_stored_ones() {
+        let stored = with_starters().to_game("stored").expect("valid");
+        let store = EmbeddedStore::from_games(vec![stored.clone()], |_| {});
+        let today = stored.date + chrono::Days::new(1);
+        let again = plan(&store, &[body()], false, today).expect("a known result");
+        assert_eq!(again.outcome.unchanged, vec![stored.id]);
+        // Another starter is another result.
+        let mut other = with_starters();
+        if let Some(starter) = other.home.as_mut().and_then(|home| home.starter.as_mut()) {
+            starter.id = Some("glast001".into());
+        }
+        let conflict = plan(&store, &[other], false, today).expect_err("a different starter");
+        assert!(matches!(conflict, PlanError::Conflict { .. }), "{conflict}");
     }
 }

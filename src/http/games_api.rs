@@ -114,9 +114,11 @@ pub(super) struct GamesOnDay {
         example = json!({"date": "2024-03-20", "games": [{
             "game_id": "SDN202403200", "date": "2024-03-20", "number": 0, "phase": "regular",
             "home": {"team": "SDN", "runs": 2, "hits": 4, "walks": 4, "home_runs": 0,
-                     "strikeouts": 6, "pitches": 173, "batters_faced": 45},
+                     "strikeouts": 6, "pitches": 173, "batters_faced": 45,
+                     "starter": {"id": "darvy001"}},
             "away": {"team": "LAN", "runs": 5, "hits": 7, "walks": 9, "home_runs": 0,
-                     "strikeouts": 7, "pitches": 127, "batters_faced": 34}}]}))),
+                     "strikeouts": 7, "pitches": 127, "batters_faced": 34,
+                     "starter": {"id": "glast001"}}}]}))),
     security(("bearer" = ["features:read"])),
 )]
 pub(super) async fn games_on_date(
