@@ -44,20 +44,6 @@ pub const TYPES: [Type; 25] = [
     Type::INT2_ARRAY,
 ];
 
-/// The order of a starter's line in `home_starter_line` and `away_starter_line`.
-const STARTER_LINE: [&str; 10] = [
-    "outs",
-    "batters_faced",
-    "hits",
-    "home_runs",
-    "walks",
-    "strikeouts",
-    "hit_by_pitch",
-    "runs",
-    "earned_runs",
-    "pitches",
-];
-
 /// A game's values for one `COPY` row: owned, so the caller can borrow them as `ToSql`.
 #[derive(Debug)]
 pub struct GameRow {
@@ -110,21 +96,8 @@ impl GameRow {
             starters: [h, a].map(|side| side.starter.map(|start| start.pitcher.to_string())),
             starter_lines: [h, a].map(|side| {
                 let line = side.starter?.line?;
-                let counts = [
-                    line.outs,
-                    line.batters_faced,
-                    line.hits,
-                    line.home_runs,
-                    line.walks,
-                    line.strikeouts,
-                    line.hit_by_pitch,
-                    line.runs,
-                    line.earned_runs,
-                ];
-                let mut values: Vec<Option<i16>> =
-                    counts.into_iter().map(|count| Some(small(count))).collect();
-                values.push(line.pitches.map(small));
-                Some(values)
+                let counts = line.counts().into_iter().map(|count| Some(small(count)));
+                Some(counts.chain([line.pitches.map(small)]).collect())
             }),
         }
     }
@@ -248,32 +221,22 @@ fn starter(row: &Row, side: &str) -> Result<Option<Start>, RowError> {
         }));
     };
     let invalid = || RowError::invalid(&column, format!("{values:?}"), "a starter's line");
-    if values.len() != STARTER_LINE.len() {
+    // The counts of `PitcherLine::counts`, then pitches (NULL when unknown).
+    let Some((pitches, counts)) = values.split_last() else {
         return Err(invalid());
-    }
-    let count = |i: usize| -> Result<u16, RowError> {
-        values[i]
-            .and_then(|value| u16::try_from(value).ok())
-            .ok_or_else(invalid)
     };
-    let pitches = match values[9] {
-        None => None,
-        Some(value) => Some(u16::try_from(value).map_err(|_| invalid())?),
-    };
+    let counts: Vec<u16> = counts
+        .iter()
+        .map(|value| value.and_then(|value| u16::try_from(value).ok()))
+        .collect::<Option<_>>()
+        .ok_or_else(invalid)?;
+    let counts: [u16; 9] = counts.try_into().map_err(|_| invalid())?;
+    let pitches = pitches
+        .map(|value| u16::try_from(value).map_err(|_| invalid()))
+        .transpose()?;
     Ok(Some(Start {
         pitcher,
-        line: Some(PitcherLine {
-            outs: count(0)?,
-            batters_faced: count(1)?,
-            hits: count(2)?,
-            home_runs: count(3)?,
-            walks: count(4)?,
-            strikeouts: count(5)?,
-            hit_by_pitch: count(6)?,
-            runs: count(7)?,
-            earned_runs: count(8)?,
-            pitches,
-        }),
+        line: Some(PitcherLine::from_counts(counts, pitches)),
     }))
 }
 

@@ -185,9 +185,7 @@ impl History {
         ];
         FeatureVector(values.map(|v| v as f32))
     }
-}
 
-impl History {
     /// The starter features of a game on `date` started by `home` and `away` (`None`: not
     /// named, read as a debut), from the games recorded so far. The caller guarantees none
     /// of them was played on or after `date`.

@@ -320,8 +320,9 @@ struct StarterView {
 }
 
 impl StarterView {
-    fn new(input: &StarterInput<'_>, league: &PitchingLeague, date: NaiveDate) -> Self {
-        let (league_rates, league_outs_per_start) = league.rates();
+    /// `league`: the league's rates and outs per start (`PitchingLeague::rates`).
+    fn new(input: &StarterInput<'_>, league: (Rates, f64), date: NaiveDate) -> Self {
+        let (league_rates, league_outs_per_start) = league;
         let season = chrono::Datelike::year(&date);
         let fresh = PitcherState::new(season);
         let state = input.state.unwrap_or(&fresh);
@@ -423,6 +424,7 @@ pub fn starter_vector(
     league: &PitchingLeague,
     date: NaiveDate,
 ) -> StarterVector {
+    let league = league.rates();
     let home = StarterView::new(home, league, date);
     let away = StarterView::new(away, league, date);
     let mut values = [0.0; STARTER_COUNT];

@@ -311,16 +311,7 @@ impl LineBody {
             .ok_or_else(|| error("team", "missing".to_owned()))?
             .parse::<TeamCode>()
             .map_err(|e| error("team", e.to_string()))?;
-        let count = |field: &str, value: Option<i64>| -> Result<u16, ResultError> {
-            let value = value.ok_or_else(|| error(field, "missing".to_owned()))?;
-            if !(0..=MAX_COUNT).contains(&value) {
-                return Err(error(
-                    field,
-                    format!("{value} is not a count from 0 to {MAX_COUNT}"),
-                ));
-            }
-            Ok(u16::try_from(value).unwrap_or(0))
-        };
+        let count = |field: &str, value: Option<i64>| count(at, field, value);
         let runs = count("runs", self.runs)?;
         let hits = count("hits", self.hits)?;
         let home_runs = count("home_runs", self.home_runs)?;
@@ -421,16 +412,7 @@ impl StarterBody {
                 line: None,
             });
         }
-        let count = |field: &str, value: Option<i64>| -> Result<u16, ResultError> {
-            let value = value.ok_or_else(|| error(field, "missing".to_owned()))?;
-            if !(0..=MAX_COUNT).contains(&value) {
-                return Err(error(
-                    field,
-                    format!("{value} is not a count from 0 to {MAX_COUNT}"),
-                ));
-            }
-            Ok(u16::try_from(value).unwrap_or(0))
-        };
+        let count = |field: &str, value: Option<i64>| count(at, field, value);
         let line = PitcherLine {
             outs: count("outs", self.outs)?,
             batters_faced: count("batters_faced", self.batters_faced)?,
@@ -466,6 +448,19 @@ impl StarterBody {
             line: Some(line),
         })
     }
+}
+
+/// A present count of 0 to [`MAX_COUNT`] of the field `field` of the body at `at`.
+fn count(at: &str, field: &str, value: Option<i64>) -> Result<u16, ResultError> {
+    let value = value.ok_or_else(|| ResultError::at(at, field, "missing".to_owned()))?;
+    if !(0..=MAX_COUNT).contains(&value) {
+        return Err(ResultError::at(
+            at,
+            field,
+            format!("{value} is not a count from 0 to {MAX_COUNT}"),
+        ));
+    }
+    Ok(u16::try_from(value).unwrap_or(0))
 }
 
 /// The two sides' lines against each other: the field (`home.runs`) and what is wrong.

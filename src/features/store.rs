@@ -439,18 +439,8 @@ fn game_digest(game: &Game) -> u64 {
         if let Some(start) = &line.starter {
             bytes.extend_from_slice(start.pitcher.as_str().as_bytes());
             if let Some(pitched) = &start.line {
-                for count in [
-                    pitched.outs,
-                    pitched.batters_faced,
-                    pitched.hits,
-                    pitched.home_runs,
-                    pitched.walks,
-                    pitched.strikeouts,
-                    pitched.hit_by_pitch,
-                    pitched.runs,
-                    pitched.earned_runs,
-                    pitched.pitches.unwrap_or(u16::MAX),
-                ] {
+                let pitches = pitched.pitches.unwrap_or(u16::MAX);
+                for count in pitched.counts().into_iter().chain([pitches]) {
                     bytes.extend_from_slice(&count.to_le_bytes());
                 }
             }
@@ -574,8 +564,8 @@ mod tests {
         }
     }
 
-    /// A game on day `offset` between two of the teams; its id is made unique by the caller's
-    /// choice of number.
+    /// A game on one of 160 days between two of the teams (game 0: two games with one id are
+    /// kept once, by `sorted`).
     fn game() -> impl Strategy<Value = Game> {
         (
             0u32..160,

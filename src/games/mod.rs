@@ -1,5 +1,6 @@
 //! Games: the domain types for one MLB game and the Retrosheet reader that produces them.
 
+mod csv_rows;
 mod ids;
 mod pitchers;
 mod retrosheet;
@@ -8,7 +9,7 @@ use chrono::NaiveDate;
 
 pub use ids::{GameId, GameIdError, TeamCode, TeamCodeError, parse_date};
 pub use pitchers::{
-    Pitcher, PitcherId, PitcherIdError, PitcherLine, Pitchers, SeasonTotals, Start, load_pitchers,
+    PitcherId, PitcherIdError, PitcherLine, Pitchers, SeasonTotals, Start, load_pitchers,
 };
 pub use retrosheet::{DataError, load_dir, parse_season, season_files};
 

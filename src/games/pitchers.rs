@@ -6,15 +6,16 @@
 //! wild-card rounds retrosplits lacks); any row that cannot be read stops the load with an
 //! error naming the file and line.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::csv_rows::{CsvRow, read_rows};
 use super::retrosheet::{DataError, open_data_file};
-use super::{Game, GameId, TeamCode};
+use super::{Game, GameId};
 
 /// A Retrosheet person id: four letters of the surname (`-` pads short ones), the first
 /// initial, and three digits, e.g. `glast001`.
@@ -84,6 +85,51 @@ pub struct PitcherLine {
     pub pitches: Option<u16>,
 }
 
+impl PitcherLine {
+    /// Every count but pitches, in one order: outs, batters faced, hits, home runs, walks,
+    /// strikeouts, hit batters, runs, earned runs (stored rows and digests use it).
+    pub fn counts(&self) -> [u16; 9] {
+        [
+            self.outs,
+            self.batters_faced,
+            self.hits,
+            self.home_runs,
+            self.walks,
+            self.strikeouts,
+            self.hit_by_pitch,
+            self.runs,
+            self.earned_runs,
+        ]
+    }
+
+    /// The line of [`PitcherLine::counts`] and a pitch count.
+    pub fn from_counts(counts: [u16; 9], pitches: Option<u16>) -> Self {
+        let [
+            outs,
+            batters_faced,
+            hits,
+            home_runs,
+            walks,
+            strikeouts,
+            hit_by_pitch,
+            runs,
+            earned_runs,
+        ] = counts;
+        Self {
+            outs,
+            batters_faced,
+            hits,
+            home_runs,
+            walks,
+            strikeouts,
+            hit_by_pitch,
+            runs,
+            earned_runs,
+            pitches,
+        }
+    }
+}
+
 /// A game's starting pitcher, with his line when the source has it (the 2024 regular season
 /// names its starters but has no lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,51 +151,18 @@ pub struct SeasonTotals {
     pub earned_runs: u32,
 }
 
-/// A pitcher as `GET /api/v1/pitchers` lists him.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pitcher {
-    pub name: String,
-    pub throws: Option<char>,
-}
-
 /// Everything `data/pitchers` holds.
 #[derive(Debug, Clone, Default)]
 pub struct Pitchers {
     /// Per game: the home starter, then the visitors'.
     starts: HashMap<GameId, [Start; 2]>,
     totals: HashMap<(PitcherId, i32), SeasonTotals>,
-    people: HashMap<PitcherId, Pitcher>,
-    /// Who pitched for a team in a season: its starters and anyone in the season totals.
-    staffs: HashMap<(TeamCode, i32), BTreeSet<PitcherId>>,
 }
 
 impl Pitchers {
-    /// Each game's starters, home first, as the files give them.
-    pub fn starts(&self, id: GameId) -> Option<&[Start; 2]> {
-        self.starts.get(&id)
-    }
-
     /// A pitcher's regular-season totals of `season`.
     pub fn totals(&self, pitcher: PitcherId, season: i32) -> Option<&SeasonTotals> {
         self.totals.get(&(pitcher, season))
-    }
-
-    pub fn person(&self, pitcher: PitcherId) -> Option<&Pitcher> {
-        self.people.get(&pitcher)
-    }
-
-    /// The pitchers of a franchise in a season, by id.
-    pub fn staff(&self, team: TeamCode, season: i32) -> impl Iterator<Item = PitcherId> + '_ {
-        self.staffs
-            .get(&(team.franchise(), season))
-            .into_iter()
-            .flatten()
-            .copied()
-    }
-
-    /// The seasons any staff is known for, oldest first.
-    pub fn seasons(&self) -> BTreeSet<i32> {
-        self.staffs.keys().map(|(_, season)| *season).collect()
     }
 
     /// Gives each game the starters the files name for it; the number of games given them.
@@ -169,13 +182,12 @@ impl Pitchers {
 /// The columns of a starters row that bullpen uses.
 #[derive(Debug, Deserialize)]
 struct StartsRow {
-    game_id: GameId,
-    home_team: TeamCode,
-    away_team: TeamCode,
-    home_sp_id: PitcherId,
-    home_sp_name: String,
-    away_sp_id: PitcherId,
-    away_sp_name: String,
+    #[serde(rename = "game_id")]
+    game: GameId,
+    #[serde(rename = "home_sp_id")]
+    home: PitcherId,
+    #[serde(rename = "away_sp_id")]
+    away: PitcherId,
 }
 
 /// The columns of a Lahman row that bullpen uses.
@@ -185,13 +197,6 @@ struct TotalsRow {
     season: i32,
     #[serde(rename = "retroID")]
     pitcher: PitcherId,
-    #[serde(rename = "nameFirst")]
-    first: String,
-    #[serde(rename = "nameLast")]
-    last: String,
-    throws: String,
-    #[serde(rename = "teamID")]
-    team: String,
     #[serde(rename = "GS")]
     starts: u32,
     #[serde(rename = "IPouts")]
@@ -208,27 +213,6 @@ struct TotalsRow {
     strikeouts: u32,
     #[serde(rename = "ER")]
     earned_runs: u32,
-}
-
-/// Lahman's team ids where they differ from Retrosheet's codes.
-fn retrosheet_team(lahman: &str) -> Option<TeamCode> {
-    let code = match lahman {
-        "CHW" => "CHA",
-        "CHC" => "CHN",
-        "KCR" => "KCA",
-        "LAA" => "ANA",
-        "LAD" => "LAN",
-        "NYY" => "NYA",
-        "NYM" => "NYN",
-        "SDP" => "SDN",
-        "SFG" => "SFN",
-        "STL" => "SLN",
-        "TBR" | "TBD" => "TBA",
-        "WSN" => "WAS",
-        "FLA" => "FLO",
-        other => other,
-    };
-    code.parse().ok()
 }
 
 /// Reads `dir`: every `starters_YYYY.csv[.gz]` and `lahman_pitching_*.csv[.gz]`.
@@ -256,7 +240,7 @@ pub fn load_pitchers(dir: &Path) -> Result<Pitchers, DataError> {
             continue;
         }
         if stem.starts_with("starters_") {
-            read_csv(&path, |row| {
+            read_rows(&path, open_data_file(&path)?, |row| {
                 let starts: StartsRow = row.read()?;
                 pitchers
                     .add_starts(&starts, &row)
@@ -264,7 +248,7 @@ pub fn load_pitchers(dir: &Path) -> Result<Pitchers, DataError> {
             })?;
             any = true;
         } else if stem.starts_with("lahman_pitching_") {
-            read_csv(&path, |row| {
+            read_rows(&path, open_data_file(&path)?, |row| {
                 pitchers.add_totals(&row.read()?);
                 Ok(())
             })?;
@@ -278,58 +262,8 @@ pub fn load_pitchers(dir: &Path) -> Result<Pitchers, DataError> {
     }
 }
 
-/// One CSV row and the file's header.
-struct Row<'a> {
-    line: u64,
-    headers: &'a csv::StringRecord,
-    record: csv::StringRecord,
-}
-
-impl Row<'_> {
-    fn read<T: serde::de::DeserializeOwned>(&self) -> Result<T, (u64, String)> {
-        self.record
-            .deserialize(Some(self.headers))
-            .map_err(|e| (self.line, format!("bad value: {e}")))
-    }
-
-    fn get(&self, column: &str) -> Option<&str> {
-        let at = self.headers.iter().position(|name| name == column)?;
-        self.record.get(at)
-    }
-}
-
-fn read_csv(
-    path: &Path,
-    mut each: impl FnMut(Row<'_>) -> Result<(), (u64, String)>,
-) -> Result<(), DataError> {
-    let malformed = |line: u64, reason: String| DataError::Malformed {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let mut csv = csv::Reader::from_reader(open_data_file(path)?);
-    let headers = csv
-        .headers()
-        .map_err(|e| malformed(1, format!("unreadable header: {e}")))?
-        .clone();
-    for record in csv.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, csv::Position::line);
-            malformed(line, format!("unreadable row: {e}"))
-        })?;
-        let line = record.position().map_or(0, csv::Position::line);
-        let row = Row {
-            line,
-            headers: &headers,
-            record,
-        };
-        each(row).map_err(|(line, reason)| malformed(line, reason))?;
-    }
-    Ok(())
-}
-
 impl Pitchers {
-    fn add_starts(&mut self, row: &StartsRow, record: &Row<'_>) -> Result<(), String> {
+    fn add_starts(&mut self, row: &StartsRow, record: &CsvRow<'_>) -> Result<(), String> {
         let line = |side: &str| -> Result<Option<PitcherLine>, String> {
             let count = |field: &str| -> Result<Option<u16>, String> {
                 let column = format!("{side}_sp_{field}");
@@ -360,28 +294,14 @@ impl Pitchers {
             }))
         };
         let home = Start {
-            pitcher: row.home_sp_id,
+            pitcher: row.home,
             line: line("home")?,
         };
         let away = Start {
-            pitcher: row.away_sp_id,
+            pitcher: row.away,
             line: line("away")?,
         };
-        let season = chrono::Datelike::year(&row.game_id.date());
-        for (pitcher, name, team) in [
-            (row.home_sp_id, &row.home_sp_name, row.home_team),
-            (row.away_sp_id, &row.away_sp_name, row.away_team),
-        ] {
-            self.people.entry(pitcher).or_insert_with(|| Pitcher {
-                name: name.clone(),
-                throws: None,
-            });
-            self.staffs
-                .entry((team.franchise(), season))
-                .or_default()
-                .insert(pitcher);
-        }
-        self.starts.insert(row.game_id, [home, away]);
+        self.starts.insert(row.game, [home, away]);
         Ok(())
     }
 
@@ -395,17 +315,6 @@ impl Pitchers {
         totals.hit_by_pitch += row.hit_by_pitch;
         totals.strikeouts += row.strikeouts;
         totals.earned_runs += row.earned_runs;
-        let person = self.people.entry(row.pitcher).or_insert_with(|| Pitcher {
-            name: format!("{} {}", row.first, row.last),
-            throws: None,
-        });
-        person.throws = row.throws.chars().next();
-        if let Some(team) = retrosheet_team(&row.team) {
-            self.staffs
-                .entry((team.franchise(), row.season))
-                .or_default()
-                .insert(row.pitcher);
-        }
     }
 }
 

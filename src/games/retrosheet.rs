@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+use super::csv_rows::read_rows;
 use super::{Game, GameId, Phase, TeamCode, TeamLine};
 
 #[derive(Debug, thiserror::Error)]
@@ -145,31 +146,14 @@ pub(super) fn open_data_file(path: &Path) -> Result<Box<dyn Read>, DataError> {
 }
 
 fn parse_reader(path: &Path, reader: impl Read) -> Result<Vec<Game>, DataError> {
-    let malformed = |line: u64, reason: String| DataError::Malformed {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let mut csv = csv::Reader::from_reader(reader);
-    let headers = csv
-        .headers()
-        .map_err(|e| malformed(1, format!("unreadable header: {e}")))?
-        .clone();
-
     // Per game id: the best source seen so far and its rows, with their line numbers.
     let mut order: Vec<GameId> = Vec::new();
     let mut rows: HashMap<GameId, (u8, Vec<(u64, Row)>)> = HashMap::new();
-    for record in csv.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, csv::Position::line);
-            malformed(line, format!("unreadable row: {e}"))
-        })?;
-        let line = record.position().map_or(0, csv::Position::line);
-        let row: Row = record
-            .deserialize(Some(&headers))
-            .map_err(|e| malformed(line, format!("bad value: {e}")))?;
+    read_rows(path, reader, |record| {
+        let line = record.line;
+        let row: Row = record.read()?;
         let rank = source_rank(&row.source)
-            .ok_or_else(|| malformed(line, format!("unknown game.source `{}`", row.source)))?;
+            .ok_or_else(|| (line, format!("unknown game.source `{}`", row.source)))?;
         match rows.get_mut(&row.key) {
             None => {
                 order.push(row.key);
@@ -182,8 +166,14 @@ fn parse_reader(path: &Path, reader: impl Read) -> Result<Vec<Game>, DataError> 
             Some((best, kept)) if rank == *best => kept.push((line, row)),
             Some(_) => {}
         }
-    }
+        Ok(())
+    })?;
 
+    let malformed = |line: u64, reason: String| DataError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
     order
         .into_iter()
         .map(|id| {
