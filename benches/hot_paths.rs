@@ -10,7 +10,7 @@ use std::time::Duration;
 use bullpen::cache::Caches;
 use bullpen::features::{DataSettings, EmbeddedStore, FeatureSource, FeatureVector, LiveStore};
 use bullpen::games::GameRef;
-use bullpen::games::{GameId, TeamCode};
+use bullpen::games::{GameId, Starters, TeamCode};
 use bullpen::models::{Batching, Catalog, CatalogOptions, InferencePool, PoolOptions, runtime};
 use bullpen::monitoring::{Metrics, MonitoringSettings};
 use bullpen::predict::{Caller, PredictRequest, PredictService, Recorder, ShadowQueue};
@@ -41,12 +41,28 @@ fn features(c: &mut Criterion) {
     });
     let after = "2025-04-05".parse().expect("date");
     c.bench_function("features/scheduled after the data", |b| {
-        b.iter(|| store.scheduled_features(team("NYA"), team("BOS"), black_box(after)));
+        b.iter(|| {
+            store.scheduled_features(
+                team("NYA"),
+                team("BOS"),
+                black_box(after),
+                Starters::default(),
+            )
+        });
     });
     let inside = "2024-07-03".parse().expect("date");
     c.bench_function(
         "features/scheduled inside the data (checkpoint replay)",
-        |b| b.iter(|| store.scheduled_features(team("NYA"), team("BOS"), black_box(inside))),
+        |b| {
+            b.iter(|| {
+                black_box(store.scheduled_features(
+                    team("NYA"),
+                    team("BOS"),
+                    black_box(inside),
+                    Starters::default(),
+                ))
+            });
+        },
     );
 }
 

@@ -117,7 +117,7 @@ mod tests {
     fn embedded_defaults_load_and_validate() {
         let empty = tempfile::tempdir().expect("temp dir");
         let settings = Settings::load(empty.path()).expect("defaults are valid");
-        assert_eq!(settings.features.version, "v1");
+        assert_eq!(settings.features.version, "v2");
         assert_eq!(settings.models.default.to_string(), "home_win@1");
         assert_eq!(settings.telemetry.format, LogFormat::Pretty);
     }

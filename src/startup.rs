@@ -17,8 +17,9 @@ use crate::auth::Gatekeeper;
 use crate::cache::{Caches, SharedTier};
 use crate::db;
 use crate::features::{
-    EmbeddedStore, FeatureSource, LiveStore, PostgresStore, StoreKind, warmup_vector,
+    DataSettings, EmbeddedStore, FeatureSource, LiveStore, PostgresStore, StoreKind, warmup_vector,
 };
+use crate::games::Pitchers;
 use crate::grpc::Inference;
 use crate::http::{self, Admission, BodyLimit, Drain, HeadLimits, Limits};
 use crate::lb;
@@ -404,8 +405,9 @@ async fn load_service(
                     .context("migrating database.url")?;
                 tracing::info!(?applied, "migrations applied");
             }
+            let pitchers = load_pitchers(&settings.data)?;
             FeatureSource::Postgres(
-                PostgresStore::new(db::read_pool(database, &primary)?, primary)
+                PostgresStore::new(db::read_pool(database, &primary)?, primary, pitchers)
                     .with_schedule_horizon(settings.features.schedule_horizon_days),
             )
         }
@@ -613,4 +615,15 @@ pub async fn shutdown_signal() -> StopSignal {
             StopSignal::Terminate
         }
     }
+}
+
+/// The starters and season totals `data.pitchers_dir` holds, for a command that writes or
+/// reads games in PostgreSQL.
+pub fn load_pitchers(data: &DataSettings) -> anyhow::Result<Arc<Pitchers>> {
+    data.load_pitchers().with_context(|| {
+        format!(
+            "loading starters from {} (data.pitchers_dir)",
+            data.pitchers_dir.display()
+        )
+    })
 }

@@ -5,10 +5,12 @@
 
 use chrono::NaiveDate;
 
-use crate::features::{FEATURE_COUNT, FeatureVector, GameFeatures, GameInfo};
+use crate::features::{FeatureVector, GameFeatures, GameInfo, WIDTH};
+use crate::games::{PitcherId, Starters};
 
 const MAGIC: u8 = b'B';
-const VERSION: u8 = 1;
+/// 2: the features of spec `v2` and the game's starters.
+const VERSION: u8 = 2;
 
 /// A value that can live in the shared tier.
 pub trait Codec: Sized {
@@ -47,7 +49,8 @@ impl Codec for GameFeatures {
     const KIND: u8 = 2;
 
     /// Game id (12 bytes, or 12 zeros for a scheduled game), home and away (3 each), the
-    /// date as days since 1970-01-01 (i32), then the features (f32 each), little-endian.
+    /// date as days since 1970-01-01 (i32), the home and away starters (8 bytes each, zeros
+    /// when not named), then the features (f32 each), little-endian.
     fn encode_body(&self, out: &mut Vec<u8>) {
         let game = &self.game;
         match game.game_id {
@@ -58,13 +61,19 @@ impl Codec for GameFeatures {
         out.extend_from_slice(game.away.as_str().as_bytes());
         let days = (game.date - NaiveDate::default()).num_days();
         out.extend_from_slice(&i32::try_from(days).unwrap_or(i32::MAX).to_le_bytes());
+        for starter in [game.starters.home, game.starters.away] {
+            match starter {
+                Some(id) => out.extend_from_slice(id.as_str().as_bytes()),
+                None => out.extend_from_slice(&[0; 8]),
+            }
+        }
         for value in self.vector.values() {
             out.extend_from_slice(&value.to_le_bytes());
         }
     }
 
     fn decode_body(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != 12 + 3 + 3 + 4 + FEATURE_COUNT * 4 {
+        if bytes.len() != 12 + 3 + 3 + 4 + 2 * 8 + WIDTH * 4 {
             return None;
         }
         let text = |range: std::ops::Range<usize>| std::str::from_utf8(&bytes[range]).ok();
@@ -76,8 +85,18 @@ impl Codec for GameFeatures {
         let days = i32::from_le_bytes(bytes[18..22].try_into().ok()?);
         let date =
             NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(i64::from(days)))?;
-        let mut values = [0f32; FEATURE_COUNT];
-        for (value, chunk) in values.iter_mut().zip(bytes[22..].chunks_exact(4)) {
+        let starter = |at: usize| -> Option<Option<PitcherId>> {
+            if bytes[at..at + 8] == [0; 8] {
+                return Some(None);
+            }
+            Some(Some(text(at..at + 8)?.parse().ok()?))
+        };
+        let starters = Starters {
+            home: starter(22)?,
+            away: starter(30)?,
+        };
+        let mut values = [0f32; WIDTH];
+        for (value, chunk) in values.iter_mut().zip(bytes[38..].chunks_exact(4)) {
             *value = f32::from_le_bytes(chunk.try_into().ok()?);
         }
         Some(Self {
@@ -86,6 +105,7 @@ impl Codec for GameFeatures {
                 home: text(12..15)?.parse().ok()?,
                 away: text(15..18)?.parse().ok()?,
                 date,
+                starters,
             },
             vector: FeatureVector(values),
         })
@@ -97,15 +117,19 @@ mod tests {
     use super::*;
 
     fn sample() -> GameFeatures {
-        let mut values = [0f32; FEATURE_COUNT];
+        let mut values = [0f32; WIDTH];
         values[0] = 1512.25;
-        values[26] = -0.5;
+        values[WIDTH - 1] = -0.5;
         GameFeatures {
             game: GameInfo {
                 game_id: Some("KCA202404100".parse().expect("id")),
                 home: "KCA".parse().expect("team"),
                 away: "HOU".parse().expect("team"),
                 date: "2024-04-10".parse().expect("date"),
+                starters: Starters {
+                    home: Some("lugos001".parse().expect("pitcher")),
+                    away: None,
+                },
             },
             vector: FeatureVector(values),
         }

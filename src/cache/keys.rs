@@ -12,7 +12,9 @@
 //! | channel `results` | the earliest date new results changed |
 //!
 //! `{game}` is a stored game's id, or `AWAY@HOMEyyyymmdd` for a scheduled one (`-n` after it
-//! when the request gives the game's number). `{history}` is the digest of every game before
+//! when the request gives the game's number, then `/home/away` starters when it names any,
+//! `-` for a side it does not). `{feature_hash}` hashes the features the model reads (its
+//! spec's width), so a `v1` model's answer does not move when only the starters do. `{history}` is the digest of every game before
 //! the game's date that the features were computed from (`EmbeddedStore::history_before`):
 //! a replica that knows a result another does not reads other keys, so features computed
 //! before a result are never read after it, whatever pub/sub delivered. The cached values
@@ -27,7 +29,7 @@ use chrono::NaiveDate;
 
 use super::codec::Codec;
 use super::pattern::KeyPattern;
-use crate::features::{FEATURE_COUNT, FeatureVector, GameFeatures};
+use crate::features::{FeatureSpec, FeatureVector, GameFeatures, WIDTH};
 use crate::games::GameRef;
 
 const PREDICTION: &str = "prediction:";
@@ -87,12 +89,21 @@ impl fmt::Display for GameSegment<'_> {
                 away,
                 date,
                 number,
+                starters,
             } => {
                 write!(f, "{away}@{home}{}", date.format("%Y%m%d"))?;
-                match number {
-                    Some(number) => write!(f, "-{number}"),
-                    None => Ok(()),
+                if let Some(number) = number {
+                    write!(f, "-{number}")?;
                 }
+                if !starters.is_empty() {
+                    for starter in [starters.home, starters.away] {
+                        match starter {
+                            Some(id) => write!(f, "/{id}")?,
+                            None => f.write_str("/-")?,
+                        }
+                    }
+                }
+                Ok(())
             }
         }
     }
@@ -140,12 +151,14 @@ pub struct PredictionKey {
 }
 
 impl PredictionKey {
-    pub fn feature_hash(vector: &FeatureVector) -> u64 {
-        let mut bytes = [0u8; FEATURE_COUNT * 4];
-        for (chunk, value) in bytes.chunks_exact_mut(4).zip(vector.values()) {
+    /// The hash of the features a model of `spec` reads from `vector`.
+    pub fn feature_hash(vector: &FeatureVector, spec: &FeatureSpec) -> u64 {
+        let values = vector.of(spec);
+        let mut bytes = [0u8; WIDTH * 4];
+        for (chunk, value) in bytes.chunks_exact_mut(4).zip(values) {
             chunk.copy_from_slice(&value.to_le_bytes());
         }
-        xxhash_rust::xxh3::xxh3_64(&bytes)
+        xxhash_rust::xxh3::xxh3_64(&bytes[..values.len() * 4])
     }
 }
 
@@ -225,6 +238,7 @@ impl KeyPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::games::Starters;
 
     #[test]
     fn keys_render_in_the_documented_layout() {
@@ -243,6 +257,7 @@ mod tests {
             away: "BOS".parse().expect("team"),
             date: "2025-04-05".parse().expect("date"),
             number: None,
+            starters: Starters::default(),
         };
         let prediction = PredictionKey {
             model: "home_win".into(),
@@ -275,12 +290,16 @@ mod tests {
                 away: "BOS".parse().expect("team"),
                 date: "2025-04-06".parse().expect("date"),
                 number: Some(2),
+                starters: Starters {
+                    home: None,
+                    away: Some("darvy001".parse().expect("pitcher")),
+                },
             },
             ..feature
         };
         assert_eq!(
             numbered.to_string(),
-            "features:v1:BOS@NYA20250406-2:00000000000000fe"
+            "features:v1:BOS@NYA20250406-2/-/darvy001:00000000000000fe"
         );
         assert_eq!(game_date(&numbered.to_string()), day("2025-04-06"));
         assert_eq!(game_date("ratelimit:key:00ab"), None);

@@ -17,7 +17,7 @@ use crate::db;
 use crate::features::{self, EmbeddedStore, FEATURE_SPECS, FeatureSpec, PostgresStore, StoreKind};
 use crate::monitoring::Metrics;
 use crate::settings::Settings;
-use crate::startup::{Application, StopSignal, shutdown_signal};
+use crate::startup::{self, Application, StopSignal, shutdown_signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -230,12 +230,7 @@ async fn import(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
             .expect("the template is valid; this is a bug"),
     );
     progress.set_message("importing");
-    let pitchers = settings.data.load_pitchers().with_context(|| {
-        format!(
-            "loading starters from {} (data.pitchers_dir)",
-            settings.data.pitchers_dir.display()
-        )
-    })?;
+    let pitchers = startup::load_pitchers(&settings.data)?;
     let summary = features::import_dir(&pool, dir, &pitchers, |path| {
         progress.set_message(format!("imported {}", path.display()));
         progress.inc(1);
@@ -282,7 +277,8 @@ async fn import_results(settings: &Settings, file: &Path, correct: bool) -> anyh
         .with_context(|| format!("reading {}", file.display()))?;
     let pool = primary_pool(settings).await?;
     db::migrate(&pool).await.context("migrating database.url")?;
-    let store = PostgresStore::new(pool.clone(), pool)
+    let pitchers = startup::load_pitchers(&settings.data)?;
+    let store = PostgresStore::new(pool.clone(), pool, pitchers)
         .with_schedule_horizon(settings.features.schedule_horizon_days);
     let today = chrono::Utc::now().date_naive();
     let outcome = store
@@ -359,7 +355,6 @@ fn export(
         spec,
         games: store.games(),
         vectors: store.vectors(),
-        starters: store.starter_vectors(),
     };
     let summary = match output {
         Some(path) => {

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::spec::{FEATURE_SPEC_V2, FeatureSpec, FeatureVector, StarterVector};
+use super::spec::{FeatureSpec, FeatureVector};
 use crate::games::{Game, Phase};
 
 /// What went into a table, for the command's summary.
@@ -19,15 +19,13 @@ pub struct ExportSummary {
 pub struct Table<'a> {
     pub spec: FeatureSpec,
     pub games: &'a [Game],
+    /// Each game's features; the columns of `spec` are written.
     pub vectors: &'a [FeatureVector],
-    /// Written when `spec` is `v2`; as long as `games`.
-    pub starters: &'a [StarterVector],
 }
 
 impl Table<'_> {
     /// Writes the regular-season games of `seasons` as CSV.
     pub fn write<W: Write>(&self, out: W, seasons: &[i32]) -> csv::Result<ExportSummary> {
-        let with_starters = self.spec == FEATURE_SPEC_V2;
         let mut writer = csv::Writer::from_writer(out);
         let mut header = vec!["game_id", "date", "season"];
         header.extend(self.spec.names);
@@ -35,7 +33,7 @@ impl Table<'_> {
         writer.write_record(&header)?;
 
         let mut summary = ExportSummary::default();
-        for (i, (game, vector)) in self.games.iter().zip(self.vectors).enumerate() {
+        for (game, vector) in self.games.iter().zip(self.vectors) {
             if game.phase != Phase::Regular || !seasons.contains(&game.season()) {
                 continue;
             }
@@ -48,10 +46,7 @@ impl Table<'_> {
                 game.date.to_string(),
                 game.season().to_string(),
             ];
-            record.extend(vector.values().iter().map(ToString::to_string));
-            if with_starters {
-                record.extend(self.starters[i].values().iter().map(ToString::to_string));
-            }
+            record.extend(vector.of(&self.spec).iter().map(ToString::to_string));
             record.push(u8::from(home_win).to_string());
             writer.write_record(&record)?;
             summary.rows += 1;

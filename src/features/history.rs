@@ -11,9 +11,9 @@ use std::sync::Arc;
 use chrono::{Datelike, NaiveDate};
 
 use super::pitching::{PitcherState, PitchingLeague, StarterInput, starter_vector};
-use super::spec::{FEATURE_COUNT, FeatureVector, StarterVector};
+use super::spec::{FEATURE_COUNT, FeatureVector, STARTER_COUNT};
 use super::state::{self, LeagueState, TeamState};
-use crate::games::{Game, Phase, PitcherId, Pitchers, TeamCode};
+use crate::games::{Game, Phase, PitcherId, Pitchers, Starters, TeamCode};
 
 /// Games of .500 blended into a season win percentage (a team's record regresses hard early).
 const WIN_PCT_PRIOR_GAMES: f64 = 25.0;
@@ -47,7 +47,7 @@ pub struct History {
 pub fn warmup_vector() -> FeatureVector {
     let team = |code: &str| code.parse().expect("a valid team code; this is a bug");
     let date = NaiveDate::from_ymd_opt(2024, 3, 28).expect("a valid date; this is a bug");
-    History::new().features(team("HOM"), team("AWY"), date)
+    History::new().features(team("HOM"), team("AWY"), date, Starters::default())
 }
 
 impl Default for History {
@@ -82,6 +82,16 @@ impl History {
     /// The date of the latest game recorded.
     pub fn last_date(&self) -> Option<NaiveDate> {
         self.last_date
+    }
+
+    /// Whether a recorded game or the season totals name this pitcher.
+    pub fn knows_pitcher(&self, pitcher: PitcherId) -> bool {
+        self.pitchers.contains_key(&pitcher) || self.seasons.knows(pitcher)
+    }
+
+    /// The season totals the starters' earlier seasons are read from.
+    pub fn seasons(&self) -> &Arc<Pitchers> {
+        &self.seasons
     }
 
     /// Whether any recorded game involved this franchise.
@@ -140,9 +150,28 @@ impl History {
         }
     }
 
-    /// The feature vector of a game between `home` and `away` on `date`, from the games
-    /// recorded so far. The caller guarantees none of them was played on or after `date`.
-    pub fn features(&self, home: TeamCode, away: TeamCode, date: NaiveDate) -> FeatureVector {
+    /// The feature vector of a game between `home` and `away` on `date` started by
+    /// `starters`, from the games recorded so far. The caller guarantees none of them was
+    /// played on or after `date`.
+    pub fn features(
+        &self,
+        home: TeamCode,
+        away: TeamCode,
+        date: NaiveDate,
+        starters: Starters,
+    ) -> FeatureVector {
+        FeatureVector::new(
+            self.team_features(home, away, date),
+            self.starter_features(starters, date),
+        )
+    }
+
+    fn team_features(
+        &self,
+        home: TeamCode,
+        away: TeamCode,
+        date: NaiveDate,
+    ) -> [f32; FEATURE_COUNT] {
         debug_assert!(
             self.last_date.is_none_or(|last| last < date),
             "features read only from earlier games; this is a bug"
@@ -183,18 +212,11 @@ impl History {
             home.games_played,
             away.games_played,
         ];
-        FeatureVector(values.map(|v| v as f32))
+        values.map(|v| v as f32)
     }
 
-    /// The starter features of a game on `date` started by `home` and `away` (`None`: not
-    /// named, read as a debut), from the games recorded so far. The caller guarantees none
-    /// of them was played on or after `date`.
-    pub fn starter_features(
-        &self,
-        home: Option<PitcherId>,
-        away: Option<PitcherId>,
-        date: NaiveDate,
-    ) -> StarterVector {
+    /// The starter features of a game on `date` (a starter not named reads as a debut).
+    fn starter_features(&self, starters: Starters, date: NaiveDate) -> [f32; STARTER_COUNT] {
         debug_assert!(
             self.last_date.is_none_or(|last| last < date),
             "features read only from earlier games; this is a bug"
@@ -209,7 +231,7 @@ impl History {
             previous: pitcher.and_then(|id| self.seasons.totals(id, season - 1)),
             two_back: pitcher.and_then(|id| self.seasons.totals(id, season - 2)),
         };
-        starter_vector(&input(home), &input(away), &league, date)
+        starter_vector(&input(starters.home), &input(starters.away), &league, date)
     }
 }
 

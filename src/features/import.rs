@@ -7,6 +7,7 @@
 //! same way.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::postgres::{lock_games, upsert_features};
 use super::store::EmbeddedStore;
@@ -36,7 +37,7 @@ pub struct ImportSummary {
 pub async fn import_dir(
     pool: &Pool,
     dir: &Path,
-    pitchers: &Pitchers,
+    pitchers: &Arc<Pitchers>,
     mut progress: impl FnMut(&Path),
 ) -> Result<ImportSummary, ImportError> {
     let mut summary = ImportSummary::default();
@@ -56,7 +57,9 @@ pub async fn import_dir(
         summary.games += parsed.len();
         progress(&path);
     }
-    summary.features = write_features(pool).await.map_err(ImportError::Features)?;
+    summary.features = write_features(pool, pitchers)
+        .await
+        .map_err(ImportError::Features)?;
     Ok(summary)
 }
 
@@ -69,13 +72,14 @@ async fn write_games(pool: &Pool, parsed: &[games::Game], source: &str) -> Resul
     Ok(())
 }
 
-/// Recomputes the current spec's features of every stored game and upserts them.
-async fn write_features(pool: &Pool) -> Result<usize, DbError> {
+/// Recomputes the stored spec's features of every stored game (starters' earlier seasons
+/// from `pitchers`) and upserts them.
+async fn write_features(pool: &Pool, pitchers: &Arc<Pitchers>) -> Result<usize, DbError> {
     let mut connection = pool.get().await?;
     let transaction = connection.transaction().await?;
     lock_games(&transaction).await?;
     let stored = load_games(&transaction, None).await?;
-    let store = EmbeddedStore::from_games(stored, |_| {});
+    let store = EmbeddedStore::from_games_and_pitchers(stored, Arc::clone(pitchers), |_| {});
     let written = upsert_features(&transaction, store.games().iter().zip(store.vectors())).await?;
     transaction.commit().await?;
     Ok(written)

@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::spec::FeatureVector;
-use crate::games::{Game, GameId, TeamCode};
+use crate::games::{Game, GameId, Starters, TeamCode};
 
 /// The game as answers describe it; `game_id` is absent for a scheduled game.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
@@ -19,6 +19,10 @@ pub struct GameInfo {
     #[serde(serialize_with = "iso_date")]
     #[schema(value_type = String, format = Date)]
     pub date: NaiveDate,
+    /// The starters the features read: the data's for a stored game, the request's for a
+    /// scheduled one. Absent when neither side is named.
+    #[serde(skip_serializing_if = "Starters::is_empty")]
+    pub starters: Starters,
 }
 
 /// `YYYY-MM-DD` without going through `fmt` (this is on every answer).
@@ -72,6 +76,7 @@ impl GameFeatures {
                 home: game.home.team,
                 away: game.away.team,
                 date: game.date,
+                starters: Starters::of(game),
             },
             vector,
         }

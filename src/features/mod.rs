@@ -32,6 +32,6 @@ pub use settings::{DataSettings, FeatureSettings, StoreKind};
 pub use source::FeatureSource;
 pub use spec::{
     FEATURE_COUNT, FEATURE_SPEC, FEATURE_SPEC_V2, FEATURE_SPECS, FeatureSpec, FeatureVector,
-    STARTER_COUNT, StarterVector,
+    STORED_SPEC, WIDTH,
 };
 pub use store::{EmbeddedStore, FeatureStore, ScheduleError, StoreError};

@@ -8,7 +8,7 @@
 
 use chrono::NaiveDate;
 
-use super::spec::{PER_STARTER, STARTER_COUNT, StarterVector};
+use super::spec::{PER_STARTER, STARTER_COUNT};
 use crate::games::{PitcherLine, SeasonTotals};
 
 /// Batters faced of league-average pitching blended into each window's rates.
@@ -423,7 +423,7 @@ pub fn starter_vector(
     away: &StarterInput<'_>,
     league: &PitchingLeague,
     date: NaiveDate,
-) -> StarterVector {
+) -> [f32; STARTER_COUNT] {
     let league = league.rates();
     let home = StarterView::new(home, league, date);
     let away = StarterView::new(away, league, date);
@@ -447,5 +447,5 @@ pub fn starter_vector(
         home.outs_per_start - away.outs_per_start,
         home.expected_runs() - away.expected_runs(),
     ]);
-    StarterVector(values.map(|v| v as f32))
+    values.map(|v| v as f32)
 }

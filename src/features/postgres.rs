@@ -26,10 +26,10 @@ use tokio_postgres::{IsolationLevel, Transaction};
 use super::live::IngestError;
 use super::lookup::{Decided, GameFeatures};
 use super::results::{self, Ingested, ResultBody};
-use super::spec::{FEATURE_COUNT, FEATURE_SPEC, FeatureVector};
+use super::spec::{FeatureVector, STORED_SPEC, WIDTH};
 use super::store::{DEFAULT_SCHEDULE_HORIZON_DAYS, EmbeddedStore, FeatureStore, StoreError};
 use crate::db::{self, DbError, Pool, RowError};
-use crate::games::{Game, GameId, TeamCode};
+use crate::games::{Game, GameId, Pitchers, Starters, TeamCode};
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -38,6 +38,9 @@ pub struct PostgresStore {
     /// Results are written here (the same pool when there is no read replica).
     primary: Pool,
     schedule_horizon_days: u32,
+    /// Season totals of the starters' earlier seasons (`data.pitchers_dir`): the view's
+    /// features read them as the embedded store's do.
+    pitchers: Arc<Pitchers>,
     /// This replica's view of the games table, and the revision it was built from.
     view: Arc<ArcSwapOption<Replay>>,
     /// One build or ingestion at a time: concurrent cold requests wait for one build instead
@@ -66,12 +69,14 @@ fn corrupt(table: &'static str, source: RowError) -> StoreError {
 }
 
 impl PostgresStore {
-    /// Reads from `pool`, writes results to `primary`.
-    pub fn new(pool: Pool, primary: Pool) -> Self {
+    /// Reads from `pool`, writes results to `primary`; starters' earlier seasons from
+    /// `pitchers`.
+    pub fn new(pool: Pool, primary: Pool, pitchers: Arc<Pitchers>) -> Self {
         Self {
             pool,
             primary,
             schedule_horizon_days: DEFAULT_SCHEDULE_HORIZON_DAYS,
+            pitchers,
             view: Arc::default(),
             building: Arc::default(),
         }
@@ -156,8 +161,9 @@ impl PostgresStore {
         client: &impl tokio_postgres::GenericClient,
     ) -> Result<EmbeddedStore, StoreError> {
         let games = db::load_games(client, None).await?;
-        Ok(EmbeddedStore::from_games(games, |_| {})
-            .with_schedule_horizon(self.schedule_horizon_days))
+        let store =
+            EmbeddedStore::from_games_and_pitchers(games, Arc::clone(&self.pitchers), |_| {});
+        Ok(store.with_schedule_horizon(self.schedule_horizon_days))
     }
 
     /// `view` with the rows written since its revision; `None` when rows were also deleted
@@ -309,7 +315,7 @@ impl PostgresStore {
                 &query,
                 &[
                     (&id.as_str(), Type::TEXT),
-                    (&FEATURE_SPEC.version, Type::TEXT),
+                    (&STORED_SPEC.version, Type::TEXT),
                 ],
             )
             .await
@@ -320,7 +326,7 @@ impl PostgresStore {
         let game: Game = db::game_from_row(row).map_err(|source| corrupt("games", source))?;
         let values: Vec<f32> =
             db::read_column(row, "features").map_err(|source| corrupt("game_features", source))?;
-        let values: [f32; FEATURE_COUNT] = values.try_into().map_err(|values: Vec<f32>| {
+        let values: [f32; WIDTH] = values.try_into().map_err(|values: Vec<f32>| {
             corrupt(
                 "game_features",
                 RowError::Invalid {
@@ -353,8 +359,12 @@ impl FeatureStore for PostgresStore {
         home: TeamCode,
         away: TeamCode,
         date: NaiveDate,
+        starters: Starters,
     ) -> Result<FeatureVector, StoreError> {
-        Ok(self.view().await?.scheduled_features(home, away, date)?)
+        Ok(self
+            .view()
+            .await?
+            .scheduled_features(home, away, date, starters)?)
     }
 }
 
@@ -375,7 +385,7 @@ pub(super) async fn lock_games(transaction: &Transaction<'_>) -> Result<(), DbEr
     Ok(())
 }
 
-/// Upserts the current spec's features of `games` in `transaction`: binary `COPY` into a
+/// Upserts the stored spec's features of `games` in `transaction`: binary `COPY` into a
 /// temporary table, then one upsert. Answers how many.
 pub(super) async fn upsert_features<'a>(
     transaction: &Transaction<'_>,
@@ -398,7 +408,7 @@ pub(super) async fn upsert_features<'a>(
         let values = vector.values().to_vec();
         writer
             .as_mut()
-            .write(&[&id, &FEATURE_SPEC.version, &values])
+            .write(&[&id, &STORED_SPEC.version, &values])
             .await?;
         written += 1;
     }

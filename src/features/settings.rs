@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::spec::FEATURE_SPEC;
+use super::spec::STORED_SPEC;
 use crate::games::{self, DataError, Game, Pitchers};
 use crate::validation::{InvalidSetting, at_least_one};
 
@@ -68,14 +68,17 @@ impl FeatureSettings {
 
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         at_least_one(&[("features.refresh_ms", self.refresh_ms)])?;
-        if self.version == FEATURE_SPEC.version {
+        if self.version == STORED_SPEC.version {
             Ok(())
         } else {
             Err(InvalidSetting::new(
                 "features.version",
                 format!(
-                    "this build computes feature spec `{}`, not `{}`",
-                    FEATURE_SPEC.version, self.version
+                    "this build stores feature spec `{}`, not `{}` (every model reads the part \
+                     its manifest names: `v1` is the first {} features)",
+                    STORED_SPEC.version,
+                    self.version,
+                    super::spec::FEATURE_COUNT
                 ),
             ))
         }

@@ -11,7 +11,7 @@ use super::postgres::PostgresStore;
 use super::results::{Ingested, ResultBody};
 use super::spec::FeatureVector;
 use super::store::{EmbeddedStore, FeatureStore, StoreError};
-use crate::games::{Game, GameId, TeamCode};
+use crate::games::{Game, GameId, Starters, TeamCode};
 
 #[derive(Debug, Clone)]
 pub enum FeatureSource {
@@ -126,10 +126,13 @@ impl FeatureStore for FeatureSource {
         home: TeamCode,
         away: TeamCode,
         date: NaiveDate,
+        starters: Starters,
     ) -> Result<FeatureVector, StoreError> {
         match self {
-            Self::Embedded(live) => Ok(live.current().scheduled_features(home, away, date)?),
-            Self::Postgres(store) => store.scheduled(home, away, date).await,
+            Self::Embedded(live) => Ok(live
+                .current()
+                .scheduled_features(home, away, date, starters)?),
+            Self::Postgres(store) => store.scheduled(home, away, date, starters).await,
         }
     }
 }

@@ -192,37 +192,53 @@ pub const FEATURE_SPEC_V2: FeatureSpec = FeatureSpec {
 /// The specs this build computes.
 pub const FEATURE_SPECS: [FeatureSpec; 2] = [FEATURE_SPEC, FEATURE_SPEC_V2];
 
-/// The starter features of one game, in `v2`'s order after the team features.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StarterVector(pub [f32; STARTER_COUNT]);
+/// The widest spec this build computes: what the stores keep and the caches hold for a game.
+/// Every other spec is a prefix of it (a test holds them so), so a model reads the first
+/// [`FeatureSpec::width`] values of a game's vector.
+pub const STORED_SPEC: FeatureSpec = FEATURE_SPEC_V2;
 
-impl StarterVector {
-    pub fn values(&self) -> &[f32; STARTER_COUNT] {
-        &self.0
+/// Values in a game's vector: every feature of [`STORED_SPEC`].
+pub const WIDTH: usize = FEATURE_COUNT + STARTER_COUNT;
+
+impl FeatureSpec {
+    /// How many values a model of this spec reads.
+    pub fn width(&self) -> usize {
+        self.names.len()
     }
 
-    /// The value of a named `v2` starter feature, for tests and diagnostics.
-    pub fn get(&self, name: &str) -> Option<f32> {
-        STARTER_NAMES
-            .iter()
-            .position(|n| *n == name)
-            .map(|i| self.0[i])
+    /// The spec this build computes under `version`, if any.
+    pub fn named(version: &str) -> Option<Self> {
+        FEATURE_SPECS
+            .into_iter()
+            .find(|spec| spec.version == version)
     }
 }
 
-/// The features of one game, in spec order.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(transparent)]
-pub struct FeatureVector(pub [f32; FEATURE_COUNT]);
+/// The features of one game in [`STORED_SPEC`]'s order: the teams, then the starters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureVector(pub [f32; WIDTH]);
 
 impl FeatureVector {
-    pub fn values(&self) -> &[f32; FEATURE_COUNT] {
+    /// A vector from the team features and the starter features.
+    pub fn new(teams: [f32; FEATURE_COUNT], starters: [f32; STARTER_COUNT]) -> Self {
+        let mut values = [0.0; WIDTH];
+        values[..FEATURE_COUNT].copy_from_slice(&teams);
+        values[FEATURE_COUNT..].copy_from_slice(&starters);
+        Self(values)
+    }
+
+    pub fn values(&self) -> &[f32; WIDTH] {
         &self.0
+    }
+
+    /// The values a model of `spec` reads.
+    pub fn of(&self, spec: &FeatureSpec) -> &[f32] {
+        &self.0[..spec.width()]
     }
 
     /// The value of a named feature, for tests and diagnostics.
     pub fn get(&self, name: &str) -> Option<f32> {
-        NAMES.iter().position(|n| *n == name).map(|i| self.0[i])
+        V2_NAMES.iter().position(|n| *n == name).map(|i| self.0[i])
     }
 }
 
@@ -248,5 +264,9 @@ mod tests {
         );
         let unique: std::collections::HashSet<_> = V2_NAMES.iter().collect();
         assert_eq!(unique.len(), V2_NAMES.len());
+        for spec in FEATURE_SPECS {
+            assert_eq!(spec.names, &STORED_SPEC.names[..spec.width()]);
+        }
+        assert_eq!(STORED_SPEC.width(), WIDTH);
     }
 }

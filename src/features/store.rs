@@ -12,7 +12,7 @@
 //! ([`EmbeddedStore::history_before`]): what a game's features were computed from, which the
 //! feature cache keys carry, so features computed before a result can never be read after it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
@@ -20,9 +20,11 @@ use chrono::{Datelike, NaiveDate};
 use super::history::History;
 use super::lookup::GameFeatures;
 use super::settings::DataSettings;
-use super::spec::{FeatureVector, StarterVector};
+use super::spec::FeatureVector;
 use crate::db::DbError;
-use crate::games::{self, DataError, Game, GameId, Pitchers, TeamCode};
+use crate::games::{
+    self, DataError, Game, GameId, PitcherId, Pitchers, StaffMember, Starters, TeamCode,
+};
 
 /// Game days between two kept histories: ~400 copies of ~30 team states for 2010–2024.
 const CHECKPOINT_DAYS: usize = 7;
@@ -30,9 +32,8 @@ const CHECKPOINT_DAYS: usize = 7;
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     games: Vec<Game>,
+    /// Each game's features from the starters it names.
     vectors: Vec<FeatureVector>,
-    /// Each game's starter features (spec `v2` after `vectors`), from the starters it names.
-    starters: Vec<StarterVector>,
     index: HashMap<GameId, usize>,
     /// `(i, history)`: the history of `games[..i]`, where `games[i]` opens a game day; one
     /// every [`CHECKPOINT_DAYS`] game days from the first.
@@ -50,7 +51,6 @@ pub struct EmbeddedStore {
 /// before it are unchanged.
 struct Resume {
     vectors: Vec<FeatureVector>,
-    starters: Vec<StarterVector>,
     checkpoints: Vec<(usize, History)>,
     history: History,
 }
@@ -68,12 +68,14 @@ pub trait FeatureStore {
         id: GameId,
     ) -> impl Future<Output = Result<Option<GameFeatures>, StoreError>> + Send;
 
-    /// Features of a game between `home` and `away` on `date`, from the games before it.
+    /// Features of a game between `home` and `away` on `date` started by `starters`, from
+    /// the games before it.
     fn scheduled(
         &self,
         home: TeamCode,
         away: TeamCode,
         date: NaiveDate,
+        starters: Starters,
     ) -> impl Future<Output = Result<FeatureVector, StoreError>> + Send;
 }
 
@@ -105,6 +107,11 @@ impl From<DbError> for StoreError {
 pub enum ScheduleError {
     #[error("team `{0}` has no games in the data")]
     UnknownTeam(TeamCode),
+    #[error(
+        "no pitcher `{0}` in the data: name a pitcher by his Retrosheet id \
+         (GET /api/v1/pitchers lists a team's)"
+    )]
+    UnknownPitcher(PitcherId),
     #[error("a team cannot play itself ({0})")]
     SameTeam(TeamCode),
     #[error(
@@ -161,7 +168,6 @@ impl EmbeddedStore {
     ) -> Self {
         let resume = Resume {
             vectors: Vec::with_capacity(games.len()),
-            starters: Vec::with_capacity(games.len()),
             checkpoints: Vec::new(),
             history: History::with_pitchers(pitchers),
         };
@@ -171,7 +177,6 @@ impl EmbeddedStore {
     fn build(games: Vec<Game>, resume: Resume, mut progress: impl FnMut(usize)) -> Self {
         let Resume {
             mut vectors,
-            mut starters,
             mut checkpoints,
             mut history,
         } = resume;
@@ -190,13 +195,8 @@ impl EmbeddedStore {
             }
             // Every game of the day is read before any of them is recorded.
             for game in day {
-                vectors.push(history.features(game.home.team, game.away.team, game.date));
-                let pitcher = |line: &games::TeamLine| line.starter.map(|start| start.pitcher);
-                starters.push(history.starter_features(
-                    pitcher(&game.home),
-                    pitcher(&game.away),
-                    game.date,
-                ));
+                let starters = Starters::of(game);
+                vectors.push(history.features(game.home.team, game.away.team, game.date, starters));
             }
             for game in day {
                 history.record(game);
@@ -232,7 +232,6 @@ impl EmbeddedStore {
         Self {
             games,
             vectors,
-            starters,
             index,
             checkpoints,
             latest: history,
@@ -273,7 +272,6 @@ impl EmbeddedStore {
         let (start, history) = self.checkpoints[kept].clone();
         let resume = Resume {
             vectors: self.vectors[..start].to_vec(),
-            starters: self.starters[..start].to_vec(),
             checkpoints: self.checkpoints[..=kept].to_vec(),
             history,
         };
@@ -340,9 +338,46 @@ impl EmbeddedStore {
         &self.vectors
     }
 
-    /// Each game's starter features, in the order of [`EmbeddedStore::games`].
-    pub fn starter_vectors(&self) -> &[StarterVector] {
-        &self.starters
+    /// Whether a game of the store or the season totals name this pitcher.
+    pub fn knows_pitcher(&self, pitcher: PitcherId) -> bool {
+        self.latest.knows_pitcher(pitcher)
+    }
+
+    /// Who pitched for `team`'s franchise in `season`: every starter of its games in the
+    /// store (results posted included) and every pitcher of the season totals, with his
+    /// games started (the larger count of the two), starters first, then by id.
+    pub fn staff(&self, team: TeamCode, season: i32) -> Vec<StaffMember> {
+        let franchise = team.franchise();
+        let mut starts: BTreeMap<PitcherId, u32> = BTreeMap::new();
+        let first = self.games.partition_point(|game| game.season() < season);
+        let last = self.games.partition_point(|game| game.season() <= season);
+        for game in &self.games[first..last] {
+            if game.phase != games::Phase::Regular {
+                continue;
+            }
+            for line in [&game.home, &game.away] {
+                if line.team.franchise() == franchise
+                    && let Some(start) = line.starter
+                {
+                    *starts.entry(start.pitcher).or_default() += 1;
+                }
+            }
+        }
+        let seasons = self.latest.seasons();
+        for (id, started) in seasons.staff(franchise, season) {
+            let count = starts.entry(id).or_default();
+            *count = (*count).max(started);
+        }
+        let mut staff: Vec<StaffMember> = starts
+            .into_iter()
+            .map(|(id, starts)| StaffMember {
+                id,
+                name: seasons.name(id).cloned(),
+                starts,
+            })
+            .collect();
+        staff.sort_by(|a, b| b.starts.cmp(&a.starts).then(a.id.cmp(&b.id)));
+        staff
     }
 
     /// A stored game and its features.
@@ -352,12 +387,14 @@ impl EmbeddedStore {
             .map(|&i| (&self.games[i], &self.vectors[i]))
     }
 
-    /// Features of a game between `home` and `away` on `date`, from the games before it.
+    /// Features of a game between `home` and `away` on `date` started by `starters`, from
+    /// the games before it.
     pub fn scheduled_features(
         &self,
         home: TeamCode,
         away: TeamCode,
         date: NaiveDate,
+        starters: Starters,
     ) -> Result<FeatureVector, ScheduleError> {
         let span = DataSpan {
             first: self.games.first().map(|game| game.date),
@@ -379,8 +416,15 @@ impl EmbeddedStore {
             away,
             date,
         )?;
+        if let Some(unknown) = [starters.home, starters.away]
+            .into_iter()
+            .flatten()
+            .find(|pitcher| !self.knows_pitcher(*pitcher))
+        {
+            return Err(ScheduleError::UnknownPitcher(unknown));
+        }
         if self.latest.last_date().is_none_or(|last| last < date) {
-            return Ok(self.latest.features(home, away, date));
+            return Ok(self.latest.features(home, away, date, starters));
         }
         let end = self.games.partition_point(|game| game.date < date);
         let (start, checkpoint) = self
@@ -393,7 +437,7 @@ impl EmbeddedStore {
         for game in &self.games[*start..end] {
             history.record(game);
         }
-        Ok(history.features(home, away, date))
+        Ok(history.features(home, away, date, starters))
     }
 }
 
@@ -407,8 +451,9 @@ impl FeatureStore for EmbeddedStore {
         home: TeamCode,
         away: TeamCode,
         date: NaiveDate,
+        starters: Starters,
     ) -> Result<FeatureVector, StoreError> {
-        Ok(self.scheduled_features(home, away, date)?)
+        Ok(self.scheduled_features(home, away, date, starters)?)
     }
 }
 
@@ -628,7 +673,6 @@ mod tests {
                 for after in [&rebuilt, &moved] {
                     let at = after.index[&game.id];
                     prop_assert_eq!(before.vectors()[i], after.vectors()[at]);
-                    prop_assert_eq!(before.starter_vectors()[i], after.starter_vectors()[at]);
                 }
             }
         }

@@ -29,6 +29,15 @@ impl TeamCode {
             _ => self,
         }
     }
+
+    /// This Lahman `teamID` as Retrosheet codes it: the same but for the Angels (`LAA`).
+    #[must_use]
+    pub(super) fn lahman_to_retrosheet(self) -> Self {
+        match &self.0 {
+            b"LAA" => Self(*b"ANA"),
+            _ => self,
+        }
+    }
 }
 
 impl FromStr for TeamCode {

@@ -9,7 +9,8 @@ use chrono::NaiveDate;
 
 pub use ids::{GameId, GameIdError, TeamCode, TeamCodeError, parse_date};
 pub use pitchers::{
-    PitcherId, PitcherIdError, PitcherLine, Pitchers, SeasonTotals, Start, load_pitchers,
+    PitcherId, PitcherIdError, PitcherLine, Pitchers, SeasonTotals, StaffMember, Start, Starters,
+    load_pitchers,
 };
 pub use retrosheet::{DataError, load_dir, parse_season, season_files};
 
@@ -25,6 +26,8 @@ pub enum GameRef {
         /// The game's number when the request gives it (0, or 1 and 2 in a doubleheader):
         /// the answer then names the id the game will be stored under.
         number: Option<u8>,
+        /// The probable starters the request names.
+        starters: Starters,
     },
 }
 
@@ -152,6 +155,7 @@ mod tests {
             away: "MIN".parse().expect("team"),
             date: id.date(),
             number: None,
+            starters: Starters::default(),
         };
         assert_eq!(GameRef::Stored(id).bucket(), scheduled.bucket());
         // Fixed: a replica built elsewhere puts the game in the same bucket.

@@ -6,16 +6,17 @@
 //! wild-card rounds retrosplits lacks); any row that cannot be read stops the load with an
 //! error naming the file and line.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::csv_rows::{CsvRow, read_rows};
 use super::retrosheet::{DataError, open_data_file};
-use super::{Game, GameId};
+use super::{Game, GameId, TeamCode};
 
 /// A Retrosheet person id: four letters of the surname (`-` pads short ones), the first
 /// initial, and three digits, e.g. `glast001`.
@@ -152,14 +153,71 @@ pub struct SeasonTotals {
 }
 
 /// Everything `data/pitchers` holds.
+/// The two starters of a game as a request or the data names them; `None`: not named.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+pub struct Starters {
+    /// Retrosheet id; `null`: not named, read as a league-average debut.
+    #[schema(value_type = Option<String>, pattern = "^[a-z-]{4}[a-z][0-9]{3}$", example = "glast001")]
+    pub home: Option<PitcherId>,
+    #[schema(value_type = Option<String>, pattern = "^[a-z-]{4}[a-z][0-9]{3}$", example = "darvy001")]
+    pub away: Option<PitcherId>,
+}
+
+impl Starters {
+    /// The starters a stored game names.
+    pub fn of(game: &Game) -> Self {
+        Self {
+            home: game.home.starter.map(|start| start.pitcher),
+            away: game.away.starter.map(|start| start.pitcher),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.home.is_none() && self.away.is_none()
+    }
+}
+
+/// One pitcher of a team's staff in a season and the games he started for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffMember {
+    pub id: PitcherId,
+    /// `None` for a pitcher only posted results name.
+    pub name: Option<Arc<str>>,
+    pub starts: u32,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Pitchers {
     /// Per game: the home starter, then the visitors'.
     starts: HashMap<GameId, [Start; 2]>,
     totals: HashMap<(PitcherId, i32), SeasonTotals>,
+    /// Every pitcher the files name, and his name.
+    names: HashMap<PitcherId, Arc<str>>,
+    /// Per franchise and season: who pitched for it (Lahman), and his games started (`GS`).
+    staffs: HashMap<(TeamCode, i32), BTreeMap<PitcherId, u32>>,
 }
 
 impl Pitchers {
+    /// Whether the files name this pitcher (a start, or a season's totals).
+    pub fn knows(&self, pitcher: PitcherId) -> bool {
+        self.names.contains_key(&pitcher)
+    }
+
+    /// A pitcher's name, as the files give it.
+    pub fn name(&self, pitcher: PitcherId) -> Option<&Arc<str>> {
+        self.names.get(&pitcher)
+    }
+
+    /// Who pitched for `team`'s franchise in `season` by the season totals, with his games
+    /// started.
+    pub fn staff(&self, team: TeamCode, season: i32) -> impl Iterator<Item = (PitcherId, u32)> {
+        self.staffs
+            .get(&(team.franchise(), season))
+            .into_iter()
+            .flatten()
+            .map(|(id, starts)| (*id, *starts))
+    }
+
     /// A pitcher's regular-season totals of `season`.
     pub fn totals(&self, pitcher: PitcherId, season: i32) -> Option<&SeasonTotals> {
         self.totals.get(&(pitcher, season))
@@ -188,6 +246,10 @@ struct StartsRow {
     home: PitcherId,
     #[serde(rename = "away_sp_id")]
     away: PitcherId,
+    #[serde(rename = "home_sp_name")]
+    home_name: String,
+    #[serde(rename = "away_sp_name")]
+    away_name: String,
 }
 
 /// The columns of a Lahman row that bullpen uses.
@@ -197,6 +259,13 @@ struct TotalsRow {
     season: i32,
     #[serde(rename = "retroID")]
     pitcher: PitcherId,
+    #[serde(rename = "nameFirst")]
+    first_name: String,
+    #[serde(rename = "nameLast")]
+    last_name: String,
+    /// Lahman's code: Retrosheet's, but `LAA` for the Angels (`ANA`).
+    #[serde(rename = "teamID")]
+    team: TeamCode,
     #[serde(rename = "GS")]
     starts: u32,
     #[serde(rename = "IPouts")]
@@ -302,6 +371,11 @@ impl Pitchers {
             line: line("away")?,
         };
         self.starts.insert(row.game, [home, away]);
+        for (pitcher, name) in [(row.home, &row.home_name), (row.away, &row.away_name)] {
+            self.names
+                .entry(pitcher)
+                .or_insert_with(|| Arc::from(name.as_str()));
+        }
         Ok(())
     }
 
@@ -315,6 +389,15 @@ impl Pitchers {
         totals.hit_by_pitch += row.hit_by_pitch;
         totals.strikeouts += row.strikeouts;
         totals.earned_runs += row.earned_runs;
+        self.names
+            .entry(row.pitcher)
+            .or_insert_with(|| Arc::from(format!("{} {}", row.first_name, row.last_name)));
+        *self
+            .staffs
+            .entry((row.team.lahman_to_retrosheet().franchise(), row.season))
+            .or_default()
+            .entry(row.pitcher)
+            .or_default() += row.starts;
     }
 }
 

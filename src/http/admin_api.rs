@@ -176,7 +176,8 @@ pub(super) async fn unload_version(
     responses((status = 200, description = "What the rescan changed", body = Rescan,
         example = json!({"changes": [
             {"name": "home_win", "version": "1", "change": "unchanged"},
-            {"name": "home_win", "version": "2", "change": "unchanged"}], "failures": []}))),
+            {"name": "home_win", "version": "2", "change": "unchanged"},
+            {"name": "home_win", "version": "3", "change": "unchanged"}], "failures": []}))),
     security(("bearer" = ["admin"])),
 )]
 pub(super) async fn reload(service: web::Data<PredictService>) -> Result<HttpResponse, ApiError> {

@@ -47,6 +47,7 @@ error_codes! {
     InvalidQuery => BAD_REQUEST, "invalid_query", "The query string is not valid";
     InvalidGameId => BAD_REQUEST, "invalid_game_id", "Not a game id";
     InvalidTeam => BAD_REQUEST, "invalid_team", "Not a team code";
+    InvalidPitcher => BAD_REQUEST, "invalid_pitcher", "Not a Retrosheet pitcher id";
     InvalidDate => BAD_REQUEST, "invalid_date", "Not a date";
     InvalidModel => BAD_REQUEST, "invalid_model", "Not a model reference";
     InvalidOdds => UNPROCESSABLE_ENTITY, "invalid_odds", "The odds are not odds";
@@ -69,6 +70,7 @@ error_codes! {
     GameNotFound => NOT_FOUND, "game_not_found", "No such game";
     GameMismatch => UNPROCESSABLE_ENTITY, "game_mismatch", "The data has another game under this number";
     UnknownTeam => NOT_FOUND, "unknown_team", "No such team in the data";
+    UnknownPitcher => UNPROCESSABLE_ENTITY, "unknown_pitcher", "No such pitcher in the data";
     ModelNotFound => NOT_FOUND, "model_not_found", "No such model";
     ModelVersionNotFound => NOT_FOUND, "model_version_not_found", "No such model version";
     ModelFilesNotFound => NOT_FOUND, "model_files_not_found", "No model files for this version in models.dir";
@@ -180,11 +182,15 @@ impl ApiError {
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Pattern(_) => ErrorCode::InvalidPattern,
             Self::Request(
-                RequestError::BothGames | RequestError::NoGame | RequestError::Number(_),
+                RequestError::BothGames
+                | RequestError::NoGame
+                | RequestError::Number(_)
+                | RequestError::StartersOfStoredGame,
             )
             | Self::ConflictingVersion { .. } => ErrorCode::InvalidRequest,
             Self::Request(RequestError::GameId(_)) => ErrorCode::InvalidGameId,
             Self::Request(RequestError::Team(_)) => ErrorCode::InvalidTeam,
+            Self::Request(RequestError::Pitcher(_)) => ErrorCode::InvalidPitcher,
             Self::Request(RequestError::Date(_)) => ErrorCode::InvalidDate,
             Self::Request(RequestError::Model(_)) => ErrorCode::InvalidModel,
             Self::Request(RequestError::Odds(_)) => ErrorCode::InvalidOdds,
@@ -192,6 +198,9 @@ impl ApiError {
             Self::Predict(PredictError::GameMismatch { .. }) => ErrorCode::GameMismatch,
             Self::Predict(PredictError::Schedule(ScheduleError::UnknownTeam(_))) => {
                 ErrorCode::UnknownTeam
+            }
+            Self::Predict(PredictError::Schedule(ScheduleError::UnknownPitcher(_))) => {
+                ErrorCode::UnknownPitcher
             }
             Self::Predict(PredictError::Schedule(ScheduleError::SameTeam(_))) => {
                 ErrorCode::InvalidMatchup

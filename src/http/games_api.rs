@@ -10,22 +10,35 @@ use utoipa::ToSchema;
 use super::errors::ApiError;
 use super::json::ApiJson;
 use crate::cache::Source;
-use crate::features::{FEATURE_SPEC, FeatureVector, GameInfo, Ingested, ResultBody, ResultsBody};
-use crate::games::{GameId, GameRef, parse_date};
-use crate::predict::{PredictService, RequestError};
+use crate::features::{
+    FEATURE_SPEC, FEATURE_SPECS, FeatureSpec, FeatureVector, GameInfo, Ingested, ResultBody,
+    ResultsBody,
+};
+use crate::games::{GameId, GameRef, StaffMember, TeamCode, parse_date};
+use crate::predict::{PredictError, PredictService, RequestError};
 
-/// The vector as `{name: value}` in spec order.
+/// The features of a spec as `{name: value}` in spec order.
 #[derive(Debug)]
-struct NamedFeatures(FeatureVector);
+struct NamedFeatures(FeatureSpec, FeatureVector);
 
 impl Serialize for NamedFeatures {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(FEATURE_SPEC.names.len()))?;
-        for (name, value) in FEATURE_SPEC.names.iter().zip(self.0.values()) {
+        let NamedFeatures(spec, vector) = self;
+        let mut map = serializer.serialize_map(Some(spec.width()))?;
+        for (name, value) in spec.names.iter().zip(vector.of(spec)) {
             map.serialize_entry(name, value)?;
         }
         map.end()
     }
+}
+
+/// `?version=`, and nothing else.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct FeaturesQuery {
+    /// The feature spec: `v1` (the teams; the default) or `v2` (and the starters).
+    version: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,10 +61,12 @@ pub(super) struct FeaturesBody {
     tag = "features",
     operation_id = "game_features",
     params(("game_id" = String, Path, description = "A Retrosheet game id",
-            pattern = "^[A-Z0-9]{3}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-2]$", example = "NYA202404050")),
+            pattern = "^[A-Z0-9]{3}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-2]$", example = "NYA202404050"),
+           FeaturesQuery),
     responses((status = 200, description = "The game's features", body = FeaturesBody,
         example = json!({
-            "game": {"game_id": "NYA202404050", "home": "NYA", "away": "TOR", "date": "2024-04-05"},
+            "game": {"game_id": "NYA202404050", "home": "NYA", "away": "TOR", "date": "2024-04-05",
+                     "starters": {"home": "strom001", "away": "kikuy001"}},
             "feature_version": "v1",
             "features": {
                 "home_elo": 1520.3611, "away_elo": 1518.1263, "elo_diff": 2.234_681_8,
@@ -72,13 +87,34 @@ pub(super) struct FeaturesBody {
 pub(super) async fn features(
     service: web::Data<PredictService>,
     game_id: web::Path<String>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    let versions = || {
+        let names: Vec<&str> = FEATURE_SPECS.iter().map(|spec| spec.version).collect();
+        names.join(", ")
+    };
+    let query =
+        web::Query::<FeaturesQuery>::from_query(request.query_string()).map_err(|error| {
+            ApiError::InvalidQuery(format!(
+                "{error}; the query takes `version` ({})",
+                versions()
+            ))
+        })?;
+    let spec = match &query.version {
+        None => FEATURE_SPEC,
+        Some(version) => FeatureSpec::named(version).ok_or_else(|| {
+            ApiError::InvalidQuery(format!(
+                "no feature spec `{version}`: this server computes {}",
+                versions()
+            ))
+        })?,
+    };
     let id: GameId = game_id.parse().map_err(RequestError::from)?;
     let (found, source) = service.features(GameRef::Stored(id)).await?;
     Ok(HttpResponse::Ok().json(FeaturesBody {
         game: found.game,
-        feature_version: FEATURE_SPEC.version,
-        features: NamedFeatures(found.vector),
+        feature_version: spec.version,
+        features: NamedFeatures(spec, found.vector),
         cached: source != Source::Fresh,
         stale: source == Source::Stale,
     }))
@@ -164,4 +200,104 @@ pub(super) async fn post_results(
 ) -> Result<HttpResponse, ApiError> {
     let outcome = service.ingest_results(body).await?;
     Ok(HttpResponse::Ok().json(outcome))
+}
+
+/// `?team=&season=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct PitchersQuery {
+    /// A team code, as in games (`NYA`).
+    #[param(example = "SDN")]
+    team: String,
+    /// The season; the latest in the data when absent.
+    #[param(example = 2024)]
+    season: Option<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Pitcher {
+    #[schema(value_type = String, example = "darvy001")]
+    id: crate::games::PitcherId,
+    /// As the data gives it; `null` for a pitcher only posted results name.
+    #[schema(value_type = Option<String>, example = "Yu Darvish")]
+    #[serde(serialize_with = "name_text")]
+    name: Option<std::sync::Arc<str>>,
+    /// Games he started for the team that season (the data's games and posted results, or
+    /// the season totals, whichever counts more).
+    starts: u32,
+}
+
+#[expect(
+    clippy::ref_option,
+    reason = "serde's serialize_with passes a reference"
+)]
+fn name_text<S: serde::Serializer>(
+    name: &Option<std::sync::Arc<str>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match name {
+        Some(name) => serializer.serialize_str(name),
+        None => serializer.serialize_none(),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Staff {
+    #[schema(value_type = String, example = "SDN")]
+    team: TeamCode,
+    season: i32,
+    /// Most starts first: the ids a request's `starters` may name (any pitcher of the data
+    /// may start for any team: trades happen).
+    pitchers: Vec<Pitcher>,
+}
+
+/// The pitchers of a team in a season, by the ids requests name starters with.
+#[utoipa::path(
+    get,
+    path = "/api/v1/pitchers",
+    tag = "features",
+    operation_id = "pitchers",
+    params(PitchersQuery),
+    responses((status = 200, description = "The team's pitchers that season", body = Staff,
+        example = super::openapi::example_pitchers)),
+    security(("bearer" = ["features:read"])),
+)]
+pub(super) async fn pitchers(
+    service: web::Data<PredictService>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query =
+        web::Query::<PitchersQuery>::from_query(request.query_string()).map_err(|error| {
+            ApiError::InvalidQuery(format!(
+                "{error}; the query takes `team` (a team code) and `season` (a year)"
+            ))
+        })?;
+    let team: TeamCode = query.team.parse().map_err(RequestError::from)?;
+    let view = service
+        .source()
+        .view()
+        .await
+        .map_err(|error| ApiError::Predict(error.into()))?;
+    if !view.knows_team(team) {
+        return Err(
+            PredictError::Schedule(crate::features::ScheduleError::UnknownTeam(team)).into(),
+        );
+    }
+    let season = match query.season {
+        Some(season) => season,
+        None => view
+            .span()
+            .map_or(0, |(_, last)| chrono::Datelike::year(&last)),
+    };
+    let pitchers = view
+        .staff(team, season)
+        .into_iter()
+        .map(|StaffMember { id, name, starts }| Pitcher { id, name, starts })
+        .collect();
+    Ok(HttpResponse::Ok().json(Staff {
+        team,
+        season,
+        pitchers,
+    }))
 }

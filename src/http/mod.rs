@@ -205,6 +205,10 @@ fn root_routes() -> Vec<RouteEntry> {
 }
 
 /// The API, behind admission control.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the route table is data: an entry per route"
+)]
 fn api_routes() -> Vec<RouteEntry> {
     use Access::{Needs, NeedsPerItem, Probe};
     use Scope::{Admin, FeaturesRead, Predict};
@@ -262,6 +266,12 @@ fn api_routes() -> Vec<RouteEntry> {
             "/games/{game_id}/features",
             Needs(FeaturesRead),
             vec![on(Method::GET, games_api::features)],
+        ),
+        entry(
+            API,
+            "/pitchers",
+            Needs(FeaturesRead),
+            vec![on(Method::GET, games_api::pitchers)],
         ),
         entry(
             API,

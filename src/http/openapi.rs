@@ -56,6 +56,7 @@ struct OipErrorBody {
         monitoring_api::quality,
         games_api::features,
         games_api::games_on_date,
+        games_api::pitchers,
         admin_api::invalidate,
         games_api::post_results,
         admin_api::reload,
@@ -83,7 +84,8 @@ struct OipErrorBody {
         (name = "probes", description = "Liveness and readiness"),
         (name = "monitoring", description = "The status page, its numbers and the Prometheus metrics (live quality: scope `predict` unless `auth.open_status`)"),
         (name = "open inference protocol", description = "The Open Inference Protocol (KServe v2) over REST, as Triton and KServe serve it, \
-            with Triton's binary tensor data extension and bullpen's game inputs (`game_id`; `home`, `away`, `date`). \
+            with Triton's binary tensor data extension and bullpen's game inputs (`game_id`; `home`, `away`, `date`, \
+            and optionally `home_starter`, `away_starter`). \
             Errors are `{\"error\": \"<message>\"}`, as the protocol says."),
     ),
 )]
@@ -114,6 +116,10 @@ pub(super) async fn openapi_json() -> HttpResponse {
 /// Example answers too long to write inline: real answers kept in `docs/examples/`.
 fn example(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_default()
+}
+
+pub(super) fn example_pitchers() -> serde_json::Value {
+    example(include_str!("../../docs/examples/pitchers.json"))
 }
 
 pub(super) fn example_models() -> serde_json::Value {

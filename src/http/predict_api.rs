@@ -15,6 +15,7 @@ use super::json::{ApiJson, JsonBody};
 use super::rendered::{self, Question, Rendered};
 use super::request_id;
 use crate::features::{FEATURE_SPEC, GameInfo};
+use crate::games::Starters;
 use crate::models::{ModelRef, ModelRefError};
 use crate::monitoring::Protocol;
 use crate::predict::{
@@ -36,8 +37,14 @@ pub(super) struct PredictionBody<'a> {
     model: ModelName<'a>,
     home_win_probability: f32,
     away_win_probability: f32,
+    /// The feature spec the model read: `v1` (the teams) or `v2` (and the starters).
     #[schema(example = "v1")]
     feature_version: &'static str,
+    /// With `v2`: the sides whose starter the request (or the data) does not name, read as
+    /// a league-average debut. Absent when both are named or the model reads no starters.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<String>, example = json!(["away"]))]
+    unknown_starters: &'static [&'static str],
     cached: bool,
     /// Present (and true) only when served from an expired cache entry during an outage.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -56,11 +63,26 @@ impl<'a> From<&'a Prediction> for PredictionBody<'a> {
             },
             home_win_probability: prediction.home_win_probability,
             away_win_probability: 1.0 - prediction.home_win_probability,
-            feature_version: FEATURE_SPEC.version,
+            feature_version: prediction.model.spec.version,
+            unknown_starters: if prediction.model.spec == FEATURE_SPEC {
+                &[]
+            } else {
+                unknown_sides(prediction.game.starters)
+            },
             cached: prediction.cached,
             stale: prediction.stale,
             market: prediction.market,
         }
+    }
+}
+
+/// The sides `starters` does not name.
+fn unknown_sides(starters: Starters) -> &'static [&'static str] {
+    match (starters.home, starters.away) {
+        (Some(_), Some(_)) => &[],
+        (None, Some(_)) => &["home"],
+        (Some(_), None) => &["away"],
+        (None, None) => &["home", "away"],
     }
 }
 
@@ -136,7 +158,8 @@ fn pin(request: &mut PredictRequest, version: &str, default: &str) -> Result<(),
         (status = 200, description = "The prediction", body = PredictionBody,
          headers(("Bullpen-Model" = String, description = "The version that answered: `name@version`")),
          example = json!({
-             "game": {"game_id": "NYA202404050", "home": "NYA", "away": "TOR", "date": "2024-04-05"},
+             "game": {"game_id": "NYA202404050", "home": "NYA", "away": "TOR", "date": "2024-04-05",
+                      "starters": {"home": "strom001", "away": "kikuy001"}},
              "model": {"name": "home_win", "version": "1"},
              "home_win_probability": 0.558_316_65, "away_win_probability": 0.441_683_35,
              "feature_version": "v1", "cached": false,

@@ -1,6 +1,7 @@
 //! The prediction as a resource a balancer can route by and a client can keep:
 //! `GET /api/v1/games/{game_id}/prediction` (a stored game) and
-//! `GET /api/v1/predictions?home=&away=&date=&number=` (a scheduled one). The same answer as
+//! `GET /api/v1/predictions?home=&away=&date=&number=&home_starter=&away_starter=` (a
+//! scheduled one). The same answer as
 //! `POST /api/v1/predict`, with validators: an `ETag` of the model that answered and the
 //! features it answered from, `If-None-Match` answered 304, and `Cache-Control: max-age` as
 //! long as the answer's cache entry stays fresh. Their path names the game, so a balancer
@@ -20,6 +21,7 @@ use super::rendered::{self, Question};
 use crate::monitoring::Protocol;
 use crate::predict::{
     OddsBody, OddsFormat, PredictBody, PredictRequest, PredictService, Prediction, ScheduledBody,
+    StartersBody,
 };
 
 /// What the query may add to a stored game.
@@ -54,6 +56,12 @@ struct ScheduledQuery {
     /// 0 for a single game, 1 or 2 in a doubleheader: the answer then names the game's id.
     #[param(minimum = 0, maximum = 2)]
     number: Option<u8>,
+    /// The home side's probable starter (Retrosheet id), for models of feature spec `v2`.
+    #[param(pattern = "^[a-z-]{4}[a-z][0-9]{3}$")]
+    home_starter: Option<String>,
+    /// The visitors' probable starter.
+    #[param(pattern = "^[a-z-]{4}[a-z][0-9]{3}$")]
+    away_starter: Option<String>,
     #[param(example = "home_win@1")]
     model: Option<String>,
     #[param(example = -135)]
@@ -64,7 +72,7 @@ struct ScheduledQuery {
 }
 
 const GAME_QUERY: &str = "`model`, `home_odds` with `away_odds`, and `odds_format`";
-const SCHEDULED_QUERY: &str = "`home`, `away`, `date` (YYYY-MM-DD), and optionally `number`, `model`, `home_odds` with `away_odds`, and `odds_format`";
+const SCHEDULED_QUERY: &str = "`home`, `away`, `date` (YYYY-MM-DD), and optionally `number`, `home_starter`, `away_starter`, `model`, `home_odds` with `away_odds`, and `odds_format`";
 
 fn query<T: serde::de::DeserializeOwned>(http: &HttpRequest, takes: &str) -> Result<T, ApiError> {
     web::Query::<T>::from_query(http.query_string())
@@ -125,6 +133,7 @@ pub(super) async fn game_prediction(
     let body = PredictBody {
         game_id: Some(game_id.into_inner()),
         game: None,
+        starters: None,
         model: asked.model,
         odds: odds(
             asked.home_odds,
@@ -174,6 +183,12 @@ pub(super) async fn scheduled_prediction(
             date: asked.date,
             number: asked.number,
         }),
+        starters: (asked.home_starter.is_some() || asked.away_starter.is_some()).then_some(
+            StartersBody {
+                home: asked.home_starter,
+                away: asked.away_starter,
+            },
+        ),
         model: asked.model,
         odds: odds(
             asked.home_odds,

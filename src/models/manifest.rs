@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::FeatureSpec;
+
 /// `models/<name>/<version>/manifest.json`, written by `training/train.py`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -43,6 +45,12 @@ pub enum ManifestError {
 
 impl Manifest {
     pub const FILE_NAME: &str = "manifest.json";
+
+    /// The spec of this build the manifest names, when it lists that spec's names exactly.
+    pub fn served_spec(&self) -> Option<FeatureSpec> {
+        FeatureSpec::named(&self.feature_spec.version)
+            .filter(|spec| spec.names.iter().eq(self.feature_spec.names.iter()))
+    }
 
     pub fn load(model_dir: &Path) -> Result<Self, ManifestError> {
         let path = model_dir.join(Self::FILE_NAME);

@@ -10,13 +10,16 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
 use super::manifest::{Manifest, ManifestError};
-use crate::features::{FEATURE_COUNT, FEATURE_SPEC, FeatureVector};
+use crate::features::{FEATURE_SPECS, FeatureSpec, FeatureVector};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("model {model} expects feature spec {expected}, but this server computes {actual}")]
+    #[error(
+        "model {model} expects feature spec {expected}, but this server computes {actual} \
+         (each with its own names)"
+    )]
     FeatureSpec {
         model: String,
         expected: String,
@@ -42,6 +45,8 @@ pub enum ModelError {
 pub struct OnnxModel {
     manifest: Manifest,
     path: PathBuf,
+    /// The spec the manifest names: rows are read to its width.
+    spec: FeatureSpec,
     session: Session,
 }
 
@@ -55,14 +60,14 @@ impl OnnxModel {
     ) -> Result<Self, ModelError> {
         let manifest = Manifest::load(dir)?;
         let label = format!("{}@{}", manifest.name, manifest.version);
-        let spec = &manifest.feature_spec;
-        if spec.version != FEATURE_SPEC.version || spec.names != FEATURE_SPEC.names {
+        let Some(spec) = manifest.served_spec() else {
+            let computed: Vec<&str> = FEATURE_SPECS.iter().map(|spec| spec.version).collect();
             return Err(ModelError::FeatureSpec {
                 model: label,
-                expected: spec.version.clone(),
-                actual: FEATURE_SPEC.version.to_owned(),
+                expected: manifest.feature_spec.version.clone(),
+                actual: computed.join(", "),
             });
-        }
+        };
         let path = dir.join(&manifest.model_file);
         let session =
             open_session(environment, &path, intra_threads).map_err(|source| ModelError::Onnx {
@@ -82,10 +87,14 @@ impl OnnxModel {
             .dtype()
             .tensor_shape()
             .and_then(|shape| shape.last().copied());
-        if width != Some(FEATURE_COUNT as i64) {
+        if width != i64::try_from(spec.width()).ok() {
             return Err(ModelError::Shape {
                 model: label,
-                reason: format!("input width is {width:?}, feature spec has {FEATURE_COUNT}"),
+                reason: format!(
+                    "input width is {width:?}, feature spec {} has {}",
+                    spec.version,
+                    spec.width()
+                ),
             });
         }
         if !session
@@ -101,6 +110,7 @@ impl OnnxModel {
         Ok(Self {
             manifest,
             path,
+            spec,
             session,
         })
     }
@@ -109,11 +119,20 @@ impl OnnxModel {
         &self.manifest
     }
 
+    /// The spec whose features this model reads.
+    pub fn spec(&self) -> FeatureSpec {
+        self.spec
+    }
+
     /// P(home win) for each row.
     pub fn predict(&mut self, rows: &[FeatureVector]) -> Result<Vec<f32>, ModelError> {
-        let flat: Vec<f32> = rows.iter().flat_map(|row| *row.values()).collect();
-        let input = Array2::from_shape_vec((rows.len(), FEATURE_COUNT), flat)
-            .expect("rows are FEATURE_COUNT wide; this is a bug");
+        let width = self.spec.width();
+        let flat: Vec<f32> = rows
+            .iter()
+            .flat_map(|row| row.of(&self.spec).iter().copied())
+            .collect();
+        let input = Array2::from_shape_vec((rows.len(), width), flat)
+            .expect("each row gives the spec's width; this is a bug");
         let onnx_error = |source: ort::Error| ModelError::Onnx {
             path: self.path.clone(),
             source,

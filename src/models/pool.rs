@@ -28,7 +28,7 @@ use ort::environment::Environment;
 use tokio::sync::oneshot;
 
 use super::onnx::{ModelError, OnnxModel};
-use crate::features::FeatureVector;
+use crate::features::{FeatureSpec, FeatureVector};
 use crate::monitoring::ModelMetrics;
 
 /// Why a call did not run. Cheap to clone: one failure may answer a whole batch.
@@ -89,6 +89,8 @@ struct Job {
 
 #[derive(Debug)]
 pub struct InferencePool {
+    /// The spec whose features the model reads.
+    spec: FeatureSpec,
     inline: Vec<Mutex<OnnxModel>>,
     next: AtomicUsize,
     inline_max_rows: usize,
@@ -150,7 +152,12 @@ impl InferencePool {
                     source,
                 })?;
         }
+        let spec = inline
+            .first()
+            .map(|model| model.lock().unwrap_or_else(PoisonError::into_inner).spec())
+            .expect("at least one inline session is opened; this is a bug");
         Ok(Self {
+            spec,
             inline,
             next: AtomicUsize::new(0),
             inline_max_rows: options.inline_max_rows,
@@ -284,6 +291,11 @@ impl InferencePool {
                 TrySendError::Disconnected(_) => InferenceError::Stopped,
             })?;
         answer.await.map_err(|_| InferenceError::Stopped)?
+    }
+
+    /// The spec whose features the model reads.
+    pub fn spec(&self) -> FeatureSpec {
+        self.spec
     }
 
     /// Inference calls made so far (one per request or batch, not per row).

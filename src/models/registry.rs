@@ -11,6 +11,7 @@ use super::manifest::{Manifest, ManifestError};
 use super::onnx::ModelError;
 use super::pool::InferencePool;
 use super::runtime::RuntimeError;
+use crate::features::FeatureSpec;
 
 /// `name` or `name@version`, as a request or the configuration names a model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -76,6 +77,8 @@ pub struct ServedModel {
     pub name: Arc<str>,
     pub version: Arc<str>,
     pub manifest: Manifest,
+    /// The feature spec the model reads (its manifest's): `v1`, or `v2` with the starters.
+    pub spec: FeatureSpec,
     /// XXH3-128 of the model file, in hex: tells a replaced artifact from the one before.
     pub fingerprint: String,
     /// Its first 64 bits, in cache keys: a version reloaded from another file never reads
@@ -93,6 +96,7 @@ impl ServedModel {
         Self {
             name: manifest.name.as_str().into(),
             version: manifest.version.as_str().into(),
+            spec: pool.spec(),
             manifest,
             fingerprint,
             fingerprint_key,

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use super::error::OipError;
 use super::metadata::{HOME_WIN_OUTPUT, output_names};
 use super::tensor::{Datatype, Tensor, Values};
-use crate::games::{GameId, GameRef, TeamCode, parse_date};
+use crate::games::{GameId, GameRef, PitcherId, Starters, TeamCode, parse_date};
 use crate::models::ServedModel;
 use crate::predict::{Caller, InferInput, PredictService};
 
@@ -69,6 +69,8 @@ pub struct InferAnswer {
 /// The bullpen inputs that name games.
 const GAME_ID: &str = "game_id";
 const SCHEDULED: [&str; 3] = ["home", "away", "date"];
+/// Optional beside [`SCHEDULED`]: each side's starter by Retrosheet id (empty: not named).
+const STARTERS: [&str; 2] = ["home_starter", "away_starter"];
 
 /// Scores `request` with `service`: the inputs read against the model's metadata, the
 /// outputs checked, then one [`PredictService::infer`] call.
@@ -81,9 +83,9 @@ pub async fn infer(
     let model = snapshot.unrouted(&request.model, request.version.as_deref())?;
     let outputs = requested(&model, &request)?;
     let input = read_input(&model, request.inputs, request.max_rows)?;
-    let inferred = service
-        .infer(&request.model, request.version.as_deref(), input, caller)
-        .await?;
+    // Boxed: a game's features are 400 bytes, and this future holds many.
+    let inferred =
+        Box::pin(service.infer(&request.model, request.version.as_deref(), input, caller)).await?;
     let rows = inferred.home_win.len();
     let outputs = outputs
         .into_iter()
@@ -189,17 +191,27 @@ fn read_input(
                 .collect::<Result<_, _>>()?;
             InferInput::Games(games)
         }
-        _ if names.len() == 3 && SCHEDULED.iter().all(|wanted| names.contains(wanted)) => {
-            scheduled(&inputs, max_rows)?
-        }
+        _ if is_scheduled(&names) => scheduled(&inputs, max_rows)?,
         _ => return Err(unexpected(model)),
     };
     Ok(input)
 }
 
+/// Whether `names` are `home`, `away` and `date`, each once, and any of the starters once.
+fn is_scheduled(names: &[&str]) -> bool {
+    let mut unique = names.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    unique.len() == names.len()
+        && SCHEDULED.iter().all(|wanted| names.contains(wanted))
+        && names
+            .iter()
+            .all(|name| SCHEDULED.contains(name) || STARTERS.contains(name))
+}
+
 fn unexpected(model: &ServedModel) -> OipError {
     OipError::invalid(format!(
-        "model `{}` takes input `{}` (FP32 [-1, {}]), or bullpen's BYTES inputs `game_id`, or `home`, `away` and `date`",
+        "model `{}` takes input `{}` (FP32 [-1, {}]), or bullpen's BYTES inputs `game_id`, or `home`, `away` and `date` (and `home_starter`, `away_starter`)",
         model.name,
         model.manifest.input,
         model.manifest.feature_spec.names.len()
@@ -276,9 +288,34 @@ fn scheduled(inputs: &[Tensor], max_rows: usize) -> Result<InferInput, OipError>
         strings(tensor, max_rows)
     };
     let (homes, aways, dates) = (column("home")?, column("away")?, column("date")?);
-    if homes.len() != aways.len() || homes.len() != dates.len() {
+    let starters = |name: &str| -> Result<Vec<Option<PitcherId>>, OipError> {
+        if !inputs.iter().any(|input| input.name == name) {
+            return Ok(vec![None; homes.len()]);
+        }
+        column(name)?
+            .iter()
+            .map(|id| match id.as_str() {
+                "" => Ok(None),
+                id => id
+                    .parse()
+                    .map(Some)
+                    .map_err(|error| OipError::invalid(format!("input `{name}`: {error}"))),
+            })
+            .collect()
+    };
+    let (home_starters, away_starters) = (starters(STARTERS[0])?, starters(STARTERS[1])?);
+    let rows = homes.len();
+    if [
+        aways.len(),
+        dates.len(),
+        home_starters.len(),
+        away_starters.len(),
+    ]
+    .iter()
+    .any(|len| *len != rows)
+    {
         return Err(OipError::invalid(
-            "inputs `home`, `away` and `date` must have as many rows",
+            "inputs `home`, `away`, `date` and the starters must have as many rows",
         ));
     }
     let team = |name: &str, code: &str| {
@@ -289,7 +326,8 @@ fn scheduled(inputs: &[Tensor], max_rows: usize) -> Result<InferInput, OipError>
         .iter()
         .zip(&aways)
         .zip(&dates)
-        .map(|((home, away), date)| {
+        .zip(home_starters.into_iter().zip(away_starters))
+        .map(|(((home, away), date), (home_starter, away_starter))| {
             let date: NaiveDate = parse_date(date).ok_or_else(|| {
                 OipError::invalid(format!(
                     "input `date`: `{date}` is not a date in YYYY-MM-DD form"
@@ -300,6 +338,10 @@ fn scheduled(inputs: &[Tensor], max_rows: usize) -> Result<InferInput, OipError>
                 away: team("away", away)?,
                 date,
                 number: None,
+                starters: Starters {
+                    home: home_starter,
+                    away: away_starter,
+                },
             })
         })
         .collect::<Result<_, OipError>>()?;

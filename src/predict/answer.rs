@@ -34,15 +34,15 @@ pub(super) struct Served {
 
 pub(super) fn answer(
     model: Arc<ServedModel>,
-    features: GameFeatures,
+    features: &GameFeatures,
     probability: f32,
     served: Served,
     odds: Option<MarketOdds>,
 ) -> Prediction {
     Prediction {
         game: features.game,
+        feature_hash: PredictionKey::feature_hash(&features.vector, &model.spec),
         model,
-        feature_hash: PredictionKey::feature_hash(&features.vector),
         home_win_probability: probability,
         cached: served.source != Source::Fresh,
         stale: served.source == Source::Stale || served.stale_features,

@@ -19,7 +19,9 @@ pub use log::{LogCounters, LogEntry, LogWriter, PredictionLog, PredictionLogSett
 pub use odds::{DecimalOdds, MarketOdds, MarketView, OddsError, OddsFormat, SideValue};
 pub use recorder::{Caller, Paired, Recorder};
 pub use replay::Stamp;
-pub use request::{BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody};
+pub use request::{
+    BatchBody, OddsBody, PredictBody, PredictRequest, RequestError, ScheduledBody, StartersBody,
+};
 pub use rollout::{RolloutSettings, run_guard, share_routing};
 pub use schedule::{Demand, ScheduleError, ScheduleSettings};
 pub use season::follow_results;

@@ -3,7 +3,10 @@
 use serde::Deserialize;
 
 use super::odds::{MarketOdds, OddsError, OddsFormat};
-use crate::games::{GameId, GameIdError, GameRef, TeamCode, TeamCodeError, parse_date};
+use crate::games::{
+    GameId, GameIdError, GameRef, PitcherId, PitcherIdError, Starters, TeamCode, TeamCodeError,
+    parse_date,
+};
 use crate::models::{ModelRef, ModelRefError};
 
 /// `POST /api/v1/predict` as sent.
@@ -26,6 +29,30 @@ pub struct PredictBody {
     )]
     pub model: Option<String>,
     pub odds: Option<OddsBody>,
+    /// With `game`: the probable starters, which a model of feature spec `v2` reads (a
+    /// stored game's are in the data). A side not named reads as a league-average debut.
+    pub starters: Option<StartersBody>,
+}
+
+/// Each side's starter by Retrosheet id (`GET /api/v1/pitchers` lists a team's).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartersBody {
+    #[schema(pattern = "^[a-z-]{4}[a-z][0-9]{3}$", example = "glast001")]
+    pub home: Option<String>,
+    #[schema(pattern = "^[a-z-]{4}[a-z][0-9]{3}$", example = "darvy001")]
+    pub away: Option<String>,
+}
+
+impl StartersBody {
+    /// The starters this names, checked.
+    pub fn parse(&self) -> Result<Starters, PitcherIdError> {
+        let id = |text: &Option<String>| text.as_deref().map(str::parse::<PitcherId>).transpose();
+        Ok(Starters {
+            home: id(&self.home)?,
+            away: id(&self.away)?,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -97,6 +124,10 @@ pub enum RequestError {
     GameId(#[from] GameIdError),
     #[error(transparent)]
     Team(#[from] TeamCodeError),
+    #[error(transparent)]
+    Pitcher(#[from] PitcherIdError),
+    #[error("a stored game's starters are in the data: give `starters` with `game`, not `game_id`")]
+    StartersOfStoredGame,
     #[error("`{0}` is not a date in YYYY-MM-DD form")]
     Date(String),
     #[error("game number {0} is not 0, 1 or 2")]
@@ -111,9 +142,17 @@ impl TryFrom<PredictBody> for PredictRequest {
     type Error = RequestError;
 
     fn try_from(body: PredictBody) -> Result<Self, Self::Error> {
+        let starters = body
+            .starters
+            .as_ref()
+            .map(StartersBody::parse)
+            .transpose()?;
         let game = match (body.game_id, body.game) {
             (Some(_), Some(_)) => return Err(RequestError::BothGames),
             (None, None) => return Err(RequestError::NoGame),
+            (Some(_), None) if starters.is_some() => {
+                return Err(RequestError::StartersOfStoredGame);
+            }
             (Some(id), None) => GameRef::Stored(id.parse::<GameId>()?),
             (None, Some(game)) => GameRef::Scheduled {
                 home: game.home.parse::<TeamCode>()?,
@@ -124,6 +163,7 @@ impl TryFrom<PredictBody> for PredictRequest {
                     None | Some(0..=2) => game.number,
                     Some(number) => return Err(RequestError::Number(number)),
                 },
+                starters: starters.unwrap_or_default(),
             },
         };
         let model = body.model.map(|m| m.parse::<ModelRef>()).transpose()?;

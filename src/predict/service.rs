@@ -14,8 +14,8 @@ use super::shadow::{ShadowJob, ShadowJobs, ShadowQueue, is_shadowed};
 use crate::cache::{Caches, FeatureKey, PredictionKey, Source, Transient};
 use crate::db::DbError;
 use crate::features::{
-    FEATURE_COUNT, FEATURE_SPEC, FeatureSource, FeatureStore, FeatureVector, GameFeatures,
-    GameInfo, ScheduleError, StoreError,
+    FeatureSource, FeatureStore, FeatureVector, GameFeatures, GameInfo, STORED_SPEC, ScheduleError,
+    StoreError, WIDTH,
 };
 use crate::games::{GameId, GameRef, TeamCode};
 use crate::models::{Catalog, InferenceError, ModelRef, ResolveError, ServedModel, Snapshot};
@@ -111,7 +111,7 @@ impl Pending {
             source,
             stale_features: self.stale,
         };
-        answer(self.model, self.features, probability, served, self.odds)
+        answer(self.model, &self.features, probability, served, self.odds)
     }
 }
 
@@ -165,7 +165,7 @@ impl PredictService {
         }
         self.check_identity(game).await?;
         let key = FeatureKey {
-            version: FEATURE_SPEC.version,
+            version: STORED_SPEC.version,
             game,
             history: source.history_before(game.date()).await?,
         };
@@ -187,6 +187,7 @@ impl PredictService {
             away,
             date,
             number: Some(number),
+            ..
         } = game
         else {
             return Ok(());
@@ -221,14 +222,16 @@ impl PredictService {
                 away,
                 date,
                 number,
+                starters,
             } => Ok(GameFeatures {
                 game: GameInfo {
                     game_id: number.map(|number| GameId::new(home, date, number)),
                     home,
                     away,
                     date,
+                    starters,
                 },
-                vector: FeatureStore::scheduled(source, home, away, date).await?,
+                vector: FeatureStore::scheduled(source, home, away, date, starters).await?,
             }),
         }
     }
@@ -238,7 +241,8 @@ impl PredictService {
         game: GameRef,
         features: &GameFeatures,
     ) -> PredictionKey {
-        Self::key_of(model, game, PredictionKey::feature_hash(&features.vector))
+        let feature_hash = PredictionKey::feature_hash(&features.vector, &model.spec);
+        Self::key_of(model, game, feature_hash)
     }
 
     /// The cache key of `model`'s answer for `game` from the features hashed to `feature_hash`.
@@ -284,7 +288,7 @@ impl PredictService {
             source,
             stale_features: feature_source == Source::Stale,
         };
-        let prediction = answer(model, features, probability, served, request.odds);
+        let prediction = answer(model, &features, probability, served, request.odds);
         self.inner.recorder.record(&prediction, caller);
         Ok(prediction)
     }
@@ -339,20 +343,21 @@ impl PredictService {
     ) -> Result<Inferred, PredictError> {
         let started = Instant::now();
         let model = self.inner.catalog.snapshot().unrouted(name, version)?;
-        let names = &model.manifest.feature_spec.names;
-        if width != names.len() || width != FEATURE_COUNT {
+        let spec = model.spec;
+        if width != spec.width() {
             return Err(PredictError::Shape {
                 model: model.label(),
-                expected: names.len(),
+                expected: spec.width(),
                 got: width,
-                names: names.join(", "),
+                names: spec.names.join(", "),
             });
         }
+        // The model reads the first `width` values of each row.
         let rows: Vec<FeatureVector> = values
-            .chunks_exact(FEATURE_COUNT)
+            .chunks_exact(width)
             .map(|row| {
-                let mut vector = [0.0; FEATURE_COUNT];
-                vector.copy_from_slice(row);
+                let mut vector = [0.0; WIDTH];
+                vector[..width].copy_from_slice(row);
                 FeatureVector(vector)
             })
             .collect();
@@ -431,7 +436,7 @@ impl PredictService {
             source,
             stale_features: false,
         };
-        let prediction = answer(job.model, job.features, probability, served, None);
+        let prediction = answer(job.model, &job.features, probability, served, None);
         self.inner.recorder.record_shadow(&prediction, &job.caller);
     }
 

@@ -5,9 +5,10 @@ use std::io::{Read, Write};
 
 use bullpen::db::{self, Pool};
 use bullpen::features::{FeatureStore, PostgresStore};
+use bullpen::games::Starters;
 use tokio_postgres::NoTls;
 
-use crate::helpers::{TestApp, repo_path, store, test_settings};
+use crate::helpers::{TestApp, pitchers, repo_path, store, test_settings};
 
 const ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
 
@@ -34,7 +35,7 @@ impl TestDatabase {
         bullpen::features::import_dir(
             &database.pool,
             &repo_path("data/retrosheet"),
-            &bullpen::games::load_pitchers(&repo_path("data/pitchers")).expect("starters"),
+            &pitchers(),
             |_| {},
         )
         .await
@@ -235,7 +236,7 @@ async fn importing_two_seasons_twice_gives_the_same_rows() {
     let first = bullpen::features::import_dir(
         &database.pool,
         dir.path(),
-        &bullpen::games::Pitchers::default(),
+        &std::sync::Arc::default(),
         |_| {},
     )
     .await
@@ -253,7 +254,7 @@ async fn importing_two_seasons_twice_gives_the_same_rows() {
     let second = bullpen::features::import_dir(
         &database.pool,
         dir.path(),
-        &bullpen::games::Pitchers::default(),
+        &std::sync::Arc::default(),
         |_| {},
     )
     .await
@@ -297,7 +298,7 @@ async fn a_malformed_file_names_its_line_and_leaves_nothing_of_itself() {
     let error = bullpen::features::import_dir(
         &database.pool,
         dir.path(),
-        &bullpen::games::Pitchers::default(),
+        &std::sync::Arc::default(),
         |_| {},
     )
     .await
@@ -332,7 +333,7 @@ async fn a_malformed_file_names_its_line_and_leaves_nothing_of_itself() {
 #[tokio::test]
 async fn both_stores_give_identical_vectors_for_every_2024_game() {
     let database = TestDatabase::imported().await;
-    let postgres = PostgresStore::new(database.pool.clone(), database.pool.clone());
+    let postgres = PostgresStore::new(database.pool.clone(), database.pool.clone(), pitchers());
     let embedded = store();
 
     let mut compared = 0;
@@ -353,15 +354,21 @@ async fn both_stores_give_identical_vectors_for_every_2024_game() {
     for date in ["2024-04-10", "2024-07-03", "2025-04-01"] {
         let date = date.parse().expect("date");
         let (home, away) = ("KCA".parse().expect("team"), "HOU".parse().expect("team"));
-        assert_eq!(
-            FeatureStore::scheduled(&postgres, home, away, date)
-                .await
-                .expect("PostgreSQL computes it"),
-            FeatureStore::scheduled(embedded, home, away, date)
-                .await
-                .expect("the embedded store computes it"),
-            "{date}"
-        );
+        let starters = Starters {
+            home: Some("lugos001".parse().expect("pitcher")),
+            away: Some("valdf001".parse().expect("pitcher")),
+        };
+        for starters in [starters, Starters::default()] {
+            assert_eq!(
+                FeatureStore::scheduled(&postgres, home, away, date, starters)
+                    .await
+                    .expect("PostgreSQL computes it"),
+                FeatureStore::scheduled(embedded, home, away, date, starters)
+                    .await
+                    .expect("the embedded store computes it"),
+                "{date}"
+            );
+        }
     }
     let unknown = FeatureStore::game(&postgres, "KCA202401010".parse().expect("id")).await;
     assert!(matches!(unknown, Ok(None)), "{unknown:?}");
@@ -376,12 +383,18 @@ async fn both_stores_give_identical_vectors_for_every_2024_game() {
 #[tokio::test]
 async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games() {
     let database = TestDatabase::imported().await;
-    let postgres = PostgresStore::new(database.pool.clone(), database.pool.clone());
+    let postgres = PostgresStore::new(database.pool.clone(), database.pool.clone(), pitchers());
     let team = |code: &str| code.parse::<bullpen::games::TeamCode>().expect("team");
     let date = |text: &str| text.parse::<chrono::NaiveDate>().expect("date");
-    let after = FeatureStore::scheduled(&postgres, team("KCA"), team("HOU"), date("2025-04-01"))
-        .await
-        .expect("computed");
+    let after = FeatureStore::scheduled(
+        &postgres,
+        team("KCA"),
+        team("HOU"),
+        date("2025-04-01"),
+        Starters::default(),
+    )
+    .await
+    .expect("computed");
 
     let client = database.pool.get().await.expect("connection");
     client
@@ -393,8 +406,22 @@ async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games()
         ("SDN", "LAN", "2019-08-02"),
         ("KCA", "HOU", "2025-04-01"),
     ] {
-        let vector = FeatureStore::scheduled(&postgres, team(home), team(away), date(day)).await;
-        let expected = FeatureStore::scheduled(store(), team(home), team(away), date(day)).await;
+        let vector = FeatureStore::scheduled(
+            &postgres,
+            team(home),
+            team(away),
+            date(day),
+            Starters::default(),
+        )
+        .await;
+        let expected = FeatureStore::scheduled(
+            store(),
+            team(home),
+            team(away),
+            date(day),
+            Starters::default(),
+        )
+        .await;
         assert_eq!(
             vector.ok(),
             expected.ok(),
@@ -406,9 +433,15 @@ async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games()
         ("NYA", "BOS", "2001-05-17", "not after the first day"),
         ("NYA", "BOS", "2031-05-17", "days after the last game"),
     ] {
-        let error = FeatureStore::scheduled(&postgres, team(home), team(away), date(day))
-            .await
-            .expect_err("refused");
+        let error = FeatureStore::scheduled(
+            &postgres,
+            team(home),
+            team(away),
+            date(day),
+            Starters::default(),
+        )
+        .await
+        .expect_err("refused");
         assert!(error.to_string().contains(refusal), "{error}");
     }
     client
@@ -432,9 +465,15 @@ async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games()
         Some(changed_on)
     );
     assert_eq!(postgres.refresh().await.expect("refreshed"), None, "once");
-    let changed = FeatureStore::scheduled(&postgres, team("KCA"), team("HOU"), date("2025-04-01"))
-        .await
-        .expect("computed");
+    let changed = FeatureStore::scheduled(
+        &postgres,
+        team("KCA"),
+        team("HOU"),
+        date("2025-04-01"),
+        Starters::default(),
+    )
+    .await
+    .expect("computed");
     assert_ne!(changed, after, "the changed result is in the next answer");
     drop(client);
     database.drop_now().await;
@@ -831,7 +870,7 @@ async fn ready_names_what_the_database_lacks_until_it_can_serve() {
     bullpen::features::import_dir(
         &database.pool,
         &repo_path("data/retrosheet"),
-        &bullpen::games::Pitchers::default(),
+        &pitchers(),
         |_| {},
     )
     .await

@@ -185,7 +185,7 @@ async fn bad_models_odds_and_fields_get_their_own_code_and_the_server_keeps_serv
                 "unknown_field",
                 "The body has a field this endpoint does not take",
                 400,
-                "unknown field `season`, expected one of `game_id`, `game`, `model`, `model_name`, `odds` at line 1 column 34",
+                "unknown field `season`, expected one of `game_id`, `game`, `model`, `model_name`, `odds`, `starters` at line 1 column 34",
             ),
         ),
         (

@@ -5,11 +5,19 @@ use bullpen::features::{FEATURE_COUNT, FEATURE_SPEC, FEATURE_SPEC_V2};
 use crate::helpers::{repo_path, store};
 
 /// `bullpen features export --seasons 2024` on the shipped data into `dir`: the table's path.
-pub fn export_2024(dir: &std::path::Path) -> std::path::PathBuf {
-    let table = dir.join("2024.csv");
+pub fn export_2024(dir: &std::path::Path, version: &str) -> std::path::PathBuf {
+    let table = dir.join(format!("2024-{version}.csv"));
     let status = Command::new(env!("CARGO_BIN_EXE_bullpen"))
         .current_dir(repo_path(""))
-        .args(["features", "export", "--seasons", "2024", "--output"])
+        .args([
+            "features",
+            "export",
+            "--seasons",
+            "2024",
+            "--version",
+            version,
+        ])
+        .arg("--output")
         .arg(&table)
         .status()
         .expect("bullpen runs");
@@ -20,7 +28,7 @@ pub fn export_2024(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn export_2024_writes_every_regular_season_game_with_no_missing_value() {
     let out = tempfile::tempdir().expect("temp dir");
-    let table = export_2024(out.path());
+    let table = export_2024(out.path(), "v1");
     let mut reader = csv::Reader::from_path(&table).expect("table is CSV");
     let header: Vec<String> = reader
         .headers()
@@ -102,8 +110,8 @@ fn export_v2_writes_the_teams_then_the_starters_as_the_store_computes_them() {
         .iter()
         .position(|game| game.id.as_str() == &row[0])
         .expect("the game is stored");
-    let starters = store.starter_vectors()[index];
-    for (i, value) in starters.values().iter().enumerate() {
+    let vector = store.vectors()[index];
+    for (i, value) in vector.values()[FEATURE_COUNT..].iter().enumerate() {
         let written: f32 = row[3 + FEATURE_COUNT + i].parse().expect("a number");
         // Written as Rust prints an f32, so it reads back as the same bits.
         assert_eq!(

@@ -1,8 +1,8 @@
 use bullpen::features::{EmbeddedStore, FeatureVector, ScheduleError};
-use bullpen::games::{Game, GameId, TeamCode};
+use bullpen::games::{Game, GameId, Starters, TeamCode};
 use chrono::NaiveDate;
 
-use crate::helpers::store;
+use crate::helpers::{pitchers, store};
 
 fn date(text: &str) -> NaiveDate {
     text.parse().expect("valid date")
@@ -154,8 +154,13 @@ fn scheduled_games_get_the_same_vector_as_stored_ones() {
     for game in sample {
         let (_, stored) = store.game(game.id).expect("stored");
         let scheduled = store
-            .scheduled_features(game.home.team, game.away.team, game.date)
-            .expect("teams are known");
+            .scheduled_features(
+                game.home.team,
+                game.away.team,
+                game.date,
+                Starters::of(game),
+            )
+            .expect("teams and starters are known");
         assert_eq!(&scheduled, stored, "game {}", game.id);
         checked += 1;
     }
@@ -166,7 +171,12 @@ fn scheduled_games_get_the_same_vector_as_stored_ones() {
 fn scheduled_games_after_the_data_carry_history_into_the_new_season() {
     let store = store();
     let v = store
-        .scheduled_features(team("NYA"), team("BOS"), date("2025-03-27"))
+        .scheduled_features(
+            team("NYA"),
+            team("BOS"),
+            date("2025-03-27"),
+            Starters::default(),
+        )
         .expect("both teams are known");
     assert_close(&v, "home_games_played", 0.0);
     assert_close(&v, "home_win_pct", 0.5);
@@ -180,11 +190,21 @@ fn scheduled_games_after_the_data_carry_history_into_the_new_season() {
     // only in the seasons it was used.
     assert!(
         store
-            .scheduled_features(team("MIA"), team("BOS"), date("2025-03-27"))
+            .scheduled_features(
+                team("MIA"),
+                team("BOS"),
+                date("2025-03-27"),
+                Starters::default()
+            )
             .is_ok()
     );
     let refused = store
-        .scheduled_features(team("FLO"), team("BOS"), date("2025-03-27"))
+        .scheduled_features(
+            team("FLO"),
+            team("BOS"),
+            date("2025-03-27"),
+            Starters::default(),
+        )
         .expect_err("a retired code");
     assert!(refused.to_string().contains("MIA"), "{refused}");
 }
@@ -193,17 +213,42 @@ fn scheduled_games_after_the_data_carry_history_into_the_new_season() {
 fn scheduled_games_that_cannot_be_computed_say_why() {
     let store = store();
     assert_eq!(
-        store.scheduled_features(team("XXX"), team("BOS"), date("2025-04-01")),
+        store.scheduled_features(
+            team("XXX"),
+            team("BOS"),
+            date("2025-04-01"),
+            Starters::default()
+        ),
         Err(ScheduleError::UnknownTeam(team("XXX")))
     );
     assert_eq!(
-        store.scheduled_features(team("BOS"), team("BOS"), date("2025-04-01")),
+        store.scheduled_features(
+            team("BOS"),
+            team("BOS"),
+            date("2025-04-01"),
+            Starters::default()
+        ),
         Err(ScheduleError::SameTeam(team("BOS")))
     );
     assert!(matches!(
-        store.scheduled_features(team("NYA"), team("BOS"), date("2001-04-01")),
+        store.scheduled_features(
+            team("NYA"),
+            team("BOS"),
+            date("2001-04-01"),
+            Starters::default()
+        ),
         Err(ScheduleError::BeforeData { .. })
     ));
+    let nobody = Starters {
+        home: Some("glast001".parse().expect("pitcher")),
+        away: Some("zzzzz999".parse().expect("a well-formed id")),
+    };
+    assert_eq!(
+        store.scheduled_features(team("LAN"), team("SDN"), date("2025-04-01"), nobody),
+        Err(ScheduleError::UnknownPitcher(
+            "zzzzz999".parse().expect("id")
+        ))
+    );
 }
 
 /// Everything a store holds that features and cache keys are read from.
@@ -214,9 +259,10 @@ fn assert_same_store(a: &EmbeddedStore, b: &EmbeddedStore) {
     for game in a.games().iter().step_by(97) {
         assert_eq!(a.history_before(game.date), b.history_before(game.date));
         let (home, away) = (game.home.team, game.away.team);
+        let starters = Starters::of(game);
         assert_eq!(
-            a.scheduled_features(home, away, game.date),
-            b.scheduled_features(home, away, game.date)
+            a.scheduled_features(home, away, game.date, starters),
+            b.scheduled_features(home, away, game.date, starters)
         );
     }
 }
@@ -227,7 +273,8 @@ fn assert_same_store(a: &EmbeddedStore, b: &EmbeddedStore) {
 fn results_added_in_sets_give_the_store_built_with_them() {
     let games = store().games().to_vec();
     let cut = games.partition_point(|g| g.date < date("2024-06-01"));
-    let mut grown = EmbeddedStore::from_games(games[..cut].to_vec(), |_| {});
+    let mut grown =
+        EmbeddedStore::from_games_and_pitchers(games[..cut].to_vec(), pitchers(), |_| {});
     for set in games[cut..].chunks(400) {
         let before = grown.history_before(set[0].date);
         grown = grown.with_results(set);
@@ -255,7 +302,10 @@ fn results_added_in_sets_give_the_store_built_with_them() {
         changed.history_before(date("2017-08-16")),
         grown.history_before(date("2017-08-16"))
     );
-    assert_same_store(&changed, &EmbeddedStore::from_games(corrected, |_| {}));
+    assert_same_store(
+        &changed,
+        &EmbeddedStore::from_games_and_pitchers(corrected, pitchers(), |_| {}),
+    );
 }
 
 /// Every shipped game, starters and lines included, reads back through the results body a

@@ -29,6 +29,16 @@ pub fn store() -> &'static EmbeddedStore {
     })
 }
 
+/// The shipped starters and season totals, loaded once.
+pub fn pitchers() -> std::sync::Arc<bullpen::games::Pitchers> {
+    static PITCHERS: OnceLock<std::sync::Arc<bullpen::games::Pitchers>> = OnceLock::new();
+    std::sync::Arc::clone(PITCHERS.get_or_init(|| {
+        std::sync::Arc::new(
+            bullpen::games::load_pitchers(&repo_path("data/pitchers")).expect("shipped starters"),
+        )
+    }))
+}
+
 /// Every `step`-th regular-season game id of `season`, at most `count` of them.
 pub fn game_ids(season: i32, step: usize, count: usize) -> Vec<String> {
     store()
@@ -67,8 +77,13 @@ pub struct ParityGame {
 }
 
 pub fn parity() -> Parity {
-    let text =
-        std::fs::read_to_string(repo_path("models/home_win/1/parity.json")).expect("parity file");
+    parity_of("1")
+}
+
+/// What training recorded for `home_win@{version}`: games, their features and probabilities.
+pub fn parity_of(version: &str) -> Parity {
+    let path = repo_path(&format!("models/home_win/{version}/parity.json"));
+    let text = std::fs::read_to_string(path).expect("parity file");
     serde_json::from_str(&text).expect("parity JSON")
 }
 

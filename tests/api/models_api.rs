@@ -1,4 +1,4 @@
-use bullpen::features::FEATURE_SPEC;
+use bullpen::features::{FEATURE_SPEC, FEATURE_SPEC_V2};
 use serde_json::json;
 
 use crate::helpers::{repo_path, spawn_app};
@@ -28,6 +28,22 @@ async fn models_lists_every_version_with_its_manifest() {
         ),
         (&json!("2"), &json!(0), &json!("ready"))
     );
+    // Version 3 reads the starters too (feature spec `v2`), also without traffic.
+    let third = reply.body["models"][2].clone();
+    assert_eq!(
+        (
+            &third["version"],
+            &third["routing_weight"],
+            &third["feature_spec"]["version"],
+            &third["feature_spec"]["names"],
+        ),
+        (
+            &json!("3"),
+            &json!(0),
+            &json!("v2"),
+            &json!(FEATURE_SPEC_V2.names)
+        )
+    );
     assert_eq!(
         reply.body,
         json!({
@@ -47,7 +63,7 @@ async fn models_lists_every_version_with_its_manifest() {
                 "metrics": manifest["metrics"],
                 "inference_calls": 0,
                 "rows_inferred": 0,
-            }, second],
+            }, second, third],
             "failed": [],
         })
     );

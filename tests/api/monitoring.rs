@@ -339,7 +339,7 @@ async fn a_scrape_under_load_passes_promtool_and_the_dashboard_and_alerts_use_on
     bullpen::features::import_dir(
         &database.pool,
         &repo_path("data/retrosheet"),
-        &bullpen::games::Pitchers::default(),
+        &crate::helpers::pitchers(),
         |_| {},
     )
     .await

@@ -199,6 +199,78 @@ async fn game_inputs_answer_what_api_v1_answers() {
     assert_eq!(contents.fp32_contents, from_rest);
 }
 
+/// The starters as two more BYTES inputs, to version 3 (feature spec `v2`): named, or empty
+/// for not named; the answer is `/api/v1/predict`'s with the same starters, over either
+/// protocol, and an unknown pitcher is refused.
+#[tokio::test]
+async fn game_inputs_name_the_starters_a_v2_model_reads() {
+    let app = grpc_app().await;
+    let with_starters = json!({"inputs": [
+        {"name": "home", "shape": [2], "datatype": "BYTES", "data": ["NYA", "NYA"]},
+        {"name": "away", "shape": [2], "datatype": "BYTES", "data": ["BOS", "BOS"]},
+        {"name": "date", "shape": [2], "datatype": "BYTES", "data": ["2025-04-05", "2025-04-05"]},
+        {"name": "home_starter", "shape": [2], "datatype": "BYTES", "data": ["coleg001", ""]},
+        {"name": "away_starter", "shape": [2], "datatype": "BYTES", "data": ["crocg001", ""]}]});
+    let reply = app
+        .post_json("/v2/models/home_win/versions/3/infer", &with_starters)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let served = floats(&output(&reply.body, "home_win_probability")["data"]);
+    let game = json!({"home": "NYA", "away": "BOS", "date": "2025-04-05"});
+    for (starters, got) in [json!({"home": "coleg001", "away": "crocg001"}), json!({})]
+        .iter()
+        .zip(&served)
+    {
+        let v1 = app
+            .predict(&json!({"game": game, "starters": starters, "model": "home_win@3"}))
+            .await;
+        assert_eq!(v1.body["feature_version"], "v2");
+        assert_eq!(
+            Some(*got),
+            v1.body["home_win_probability"].as_f64(),
+            "{starters}"
+        );
+    }
+    assert!(
+        (served[0] - served[1]).abs() > 1e-4,
+        "the starters move the answer"
+    );
+    let answer = client(&app)
+        .await
+        .model_infer(infer_request(
+            "home_win",
+            "3",
+            vec![
+                bytes_input("home", &["NYA"]),
+                bytes_input("away", &["BOS"]),
+                bytes_input("date", &["2025-04-05"]),
+                bytes_input("home_starter", &["coleg001"]),
+                bytes_input("away_starter", &["crocg001"]),
+            ],
+        ))
+        .await
+        .expect("infer")
+        .into_inner();
+    let contents = answer.outputs[0].contents.clone().expect("typed contents");
+    assert_eq!(contents.fp32_contents, vec![served[0] as f32]);
+    let unknown = json!({"inputs": [
+        {"name": "home", "shape": [1], "datatype": "BYTES", "data": ["NYA"]},
+        {"name": "away", "shape": [1], "datatype": "BYTES", "data": ["BOS"]},
+        {"name": "date", "shape": [1], "datatype": "BYTES", "data": ["2025-04-05"]},
+        {"name": "home_starter", "shape": [1], "datatype": "BYTES", "data": ["zzzzz999"]}]});
+    let reply = app
+        .post_json("/v2/models/home_win/versions/3/infer", &unknown)
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("zzzzz999")),
+        "{}",
+        reply.body
+    );
+}
+
 #[tokio::test]
 async fn binary_tensors_go_in_and_come_out_framed_as_triton_frames_them() {
     let app = spawn_app_with(|_| {}).await;
@@ -278,7 +350,7 @@ async fn rest_metadata_readiness_and_errors_speak_the_protocol() {
     let model = app.get("/v2/models/home_win").await;
     assert_eq!(model.status, 200, "{}", model.body);
     assert_eq!(model.body["platform"], "onnxruntime_onnx");
-    assert_eq!(model.body["versions"], json!(["1", "2"]));
+    assert_eq!(model.body["versions"], json!(["1", "2", "3"]));
     assert_eq!(
         model.body["inputs"],
         json!([{"name": "input", "datatype": "FP32", "shape": [-1, 27]}])
@@ -291,6 +363,11 @@ async fn rest_metadata_readiness_and_errors_speak_the_protocol() {
     assert_eq!(
         app.get("/v2/models/home_win/versions/1").await.body["versions"],
         json!(["1"])
+    );
+    // Each version's input is its feature spec's width: version 3 reads the starters too.
+    assert_eq!(
+        app.get("/v2/models/home_win/versions/3").await.body["inputs"],
+        json!([{"name": "input", "datatype": "FP32", "shape": [-1, 101]}])
     );
     assert_eq!(app.get("/v2/models/home_win/ready").await.status, 200);
     assert_eq!(

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{parity, spawn_app, spawn_app_with};
+use crate::helpers::{parity_of, spawn_app, spawn_app_with};
 
 fn probability(body: &Value, field: &str) -> f64 {
     body[field].as_f64().expect("probability is a number")
@@ -19,30 +19,42 @@ fn without_probabilities(mut body: Value, home: f64, tolerance: f64) -> Value {
     body
 }
 
+/// Each version answers a stored game with what its training recorded: version 1 from the
+/// teams (`v1`), version 3 from the teams and the data's starters (`v2`).
 #[tokio::test]
 async fn predict_returns_the_probabilities_training_recorded_for_real_2024_games() {
     let app = spawn_app().await;
-    let parity = parity();
-    for game in &parity.games {
-        let reply = app.predict(&json!({ "game_id": game.game_id })).await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        let (home, away, date) = {
-            let (stored, _) = crate::helpers::store().game(game.game_id).expect("stored");
-            (
-                stored.home.team.to_string(),
-                stored.away.team.to_string(),
-                stored.date.to_string(),
-            )
-        };
-        assert_eq!(
-            without_probabilities(reply.body, game.probability, parity.tolerance),
-            json!({
-                "game": { "game_id": game.game_id, "home": home, "away": away, "date": date },
-                "model": { "name": "home_win", "version": "1" },
-                "feature_version": "v1",
-                "cached": false,
-            })
-        );
+    for (version, spec) in [("1", "v1"), ("3", "v2")] {
+        let parity = parity_of(version);
+        for game in &parity.games {
+            let reply = app
+                .predict(
+                    &json!({ "game_id": game.game_id, "model": format!("home_win@{version}") }),
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let stored = crate::helpers::store()
+                .game(game.game_id)
+                .expect("stored")
+                .0;
+            let starter =
+                |line: &bullpen::games::TeamLine| line.starter.map(|s| s.pitcher.to_string());
+            assert_eq!(
+                without_probabilities(reply.body, game.probability, parity.tolerance),
+                json!({
+                    "game": {
+                        "game_id": game.game_id,
+                        "home": stored.home.team.to_string(),
+                        "away": stored.away.team.to_string(),
+                        "date": stored.date.to_string(),
+                        "starters": { "home": starter(&stored.home), "away": starter(&stored.away) },
+                    },
+                    "model": { "name": "home_win", "version": version },
+                    "feature_version": spec,
+                    "cached": false,
+                })
+            );
+        }
     }
 }
 

@@ -26,9 +26,14 @@ fn copy_version(dir: &Path, from: &str, version: &str) {
 
 /// A models folder with the shipped version 1 and, as version 2, `second`.
 fn models(second: &str) -> tempfile::TempDir {
+    models_with(second, "2")
+}
+
+/// A models folder with the shipped version 1 and, as `version`, the folder `from`.
+fn models_with(from: &str, version: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     copy_version(dir.path(), "models/home_win/1", "1");
-    copy_version(dir.path(), second, "2");
+    copy_version(dir.path(), from, version);
     dir
 }
 
@@ -180,12 +185,13 @@ async fn a_full_shadow_queue_drops_shadow_work_never_answers() {
     assert!(scored >= 1);
 }
 
-async fn canary(second: &str) -> (tempfile::TempDir, TestApp, Vec<String>) {
-    let dir = models(second);
+/// Version 1 stable and `from`, as `version`, a canary with half the games.
+async fn canary(from: &str, version: &str) -> (tempfile::TempDir, TestApp, Vec<String>) {
+    let dir = models_with(from, version);
     let app = app(dir.path(), |_| {}).await;
     let routed = app
         .send(app.request(Method::PUT, ROUTING).json(&json!({
-            "weights": { "1": 50, "2": 50 },
+            "weights": { "1": 50, version: 50 },
             "guard": { "min_games": 300, "brier_margin": 0.003 },
         })))
         .await;
@@ -197,7 +203,7 @@ async fn canary(second: &str) -> (tempfile::TempDir, TestApp, Vec<String>) {
 /// (the 2024 season, replayed): paired with stable, which scores the canary's games in shadow.
 #[tokio::test]
 async fn the_guard_rolls_back_a_canary_that_predicts_worse_than_stable() {
-    let (_dir, app, games) = canary("tests/fixtures/shuffled-labels/home_win/2").await;
+    let (_dir, app, games) = canary("tests/fixtures/shuffled-labels/home_win/2", "2").await;
     replay(&app, &games).await;
     let routing = eventually(
         "the canary rolled back",
@@ -240,10 +246,12 @@ async fn the_guard_rolls_back_a_canary_that_predicts_worse_than_stable() {
     }
 }
 
-/// The honest version 2 as a canary over the same season is not rolled back.
+/// `home_win@3`, which reads the starters (feature spec `v2`), as a canary of `home_win@1`
+/// (`v1`) over the same season is not rolled back: each scores the other's games in shadow
+/// from the same game's features, each reading its own spec.
 #[tokio::test]
-async fn the_guard_keeps_a_canary_that_predicts_as_well_as_stable() {
-    let (_dir, app, games) = canary("models/home_win/2").await;
+async fn the_guard_keeps_a_canary_of_another_feature_version_that_predicts_better() {
+    let (_dir, app, games) = canary("models/home_win/3", "3").await;
     replay(&app, &games).await;
     // Stable has scored the canary's games in shadow, and the guard has looked since.
     let canary_games = eventually(
@@ -260,7 +268,7 @@ async fn the_guard_keeps_a_canary_that_predicts_as_well_as_stable() {
     let routing = app.get(ROUTING).await;
     assert_eq!(
         routing.body["weights"],
-        json!({ "1": 50, "2": 50 }),
+        json!({ "1": 50, "3": 50 }),
         "{}",
         routing.body
     );

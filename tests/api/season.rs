@@ -28,10 +28,11 @@ pub fn data_through_2023() -> tempfile::TempDir {
     dir
 }
 
-/// Every game of 2024 in the order the store keeps them.
+/// Every game of 2024 in the order the store keeps them, with its starters.
 pub fn season_2024() -> Vec<Game> {
     let mut games = bullpen::games::parse_season(&repo_path("data/retrosheet/teams-2024.csv.gz"))
         .expect("2024 parses");
+    crate::helpers::pitchers().attach(&mut games);
     games.sort_by_key(|game| (game.date, game.number, game.id));
     games
 }
@@ -40,23 +41,34 @@ pub fn result(game: &Game) -> Value {
     serde_json::to_value(ResultBody::of(game)).expect("a result is JSON")
 }
 
-/// The game as a bettor names it before first pitch: teams, date and number, no id.
+/// The game as a bettor names it before first pitch: teams, date, number and probable
+/// starters, no id.
 pub fn scheduled(game: &Game) -> Value {
-    json!({ "game": {
-        "home": game.home.team.to_string(),
-        "away": game.away.team.to_string(),
-        "date": game.date.to_string(),
-        "number": game.number,
-    } })
+    let starter = |line: &bullpen::games::TeamLine| line.starter.map(|s| s.pitcher.to_string());
+    json!({
+        "game": {
+            "home": game.home.team.to_string(),
+            "away": game.away.team.to_string(),
+            "date": game.date.to_string(),
+            "number": game.number,
+        },
+        "starters": { "home": starter(&game.home), "away": starter(&game.away) },
+    })
 }
 
-/// What the offline path gives each 2024 game: `bullpen features export --seasons 2024` on
-/// the full data (regular season), scored by the model through the feature-row input of a
-/// server on the full data; postseason games, which the export leaves out, asked by id.
-async fn offline_probabilities(games: &[Game]) -> HashMap<String, f64> {
+/// The versions a replay asks for each game, and the feature spec each reads: the teams
+/// (`v1`, the default) and the starters (`v2`).
+pub const REPLAYED: [(&str, &str); 2] = [("1", "v1"), ("3", "v2")];
+
+/// What the offline path gives each 2024 game for `version`, which reads feature spec
+/// `spec`: `bullpen features export --seasons 2024 --version {spec}` on the full data
+/// (regular season), scored by the model through the feature-row input of a server on the
+/// full data; postseason games, which the export leaves out, asked by id.
+async fn offline_probabilities(games: &[Game], version: &str, spec: &str) -> HashMap<String, f64> {
     let out = tempfile::tempdir().expect("temp dir");
-    let table = crate::export::export_2024(out.path());
+    let table = crate::export::export_2024(out.path(), spec);
     let mut reader = csv::Reader::from_path(&table).expect("CSV");
+    let width = reader.headers().expect("header").len() - 4;
     let rows: Vec<(String, Vec<f32>)> = reader
         .records()
         .map(|record| {
@@ -64,7 +76,7 @@ async fn offline_probabilities(games: &[Game]) -> HashMap<String, f64> {
             let features = record
                 .iter()
                 .skip(3)
-                .take(27)
+                .take(width)
                 .map(|value| value.parse::<f32>().expect("a number"))
                 .collect();
             (record[0].to_owned(), features)
@@ -72,12 +84,16 @@ async fn offline_probabilities(games: &[Game]) -> HashMap<String, f64> {
         .collect();
     let reference = spawn_app().await;
     let mut expected = HashMap::new();
-    for chunk in rows.chunks(256) {
+    // As many values per request as 256 rows of `v1` (the body limit).
+    for chunk in rows.chunks(256 * 27 / width) {
         let data: Vec<f32> = chunk.iter().flat_map(|(_, f)| f.clone()).collect();
         let body = json!({"inputs": [
-            {"name": "input", "shape": [chunk.len(), 27], "datatype": "FP32", "data": data}]});
+            {"name": "input", "shape": [chunk.len(), width], "datatype": "FP32", "data": data}]});
         let reply = reference
-            .post_json("/v2/models/home_win/versions/1/infer", &body)
+            .post_json(
+                &format!("/v2/models/home_win/versions/{version}/infer"),
+                &body,
+            )
             .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         let output = reply.body["outputs"]
@@ -91,7 +107,7 @@ async fn offline_probabilities(games: &[Game]) -> HashMap<String, f64> {
     let postseason: Vec<Value> = games
         .iter()
         .filter(|game| game.phase == Phase::Postseason)
-        .map(|game| json!({ "game_id": game.id.to_string(), "model": "home_win@1" }))
+        .map(|game| json!({ "game_id": game.id.to_string(), "model": format!("home_win@{version}") }))
         .collect();
     let reply = reference
         .post_json("/api/v1/predict/batch", &json!({ "items": postseason }))
@@ -111,16 +127,17 @@ async fn offline_probabilities(games: &[Game]) -> HashMap<String, f64> {
 
 /// What a replay served and how long it took.
 pub struct Replayed {
-    /// The probability served for each game, by id.
-    pub served: HashMap<String, f64>,
+    /// The probability each version of [`REPLAYED`] served for each game, by version and id.
+    pub served: HashMap<&'static str, HashMap<String, f64>>,
     pub took: Duration,
     /// For each day, how long each replica but the first took to know its results.
     pub lag: Vec<Duration>,
 }
 
 /// Replays 2024 on `replicas` (which start from data through 2023): each date's games asked
-/// by teams, date and number (of each replica in turn, day by day), then that date's results
-/// posted to the first; before the next day, every other replica has caught up (its
+/// by teams, date, number and starters (of each replica in turn, day by day; of the default
+/// version, then of each other version of [`REPLAYED`] in a batch), then that date's results,
+/// with their starters' lines, posted to the first; before the next day, every other replica has caught up (its
 /// `GET /api/v1/games` shows the day), as a client that reads its writes waits.
 pub async fn replay(replicas: &[&TestApp], games: &[Game]) -> Replayed {
     let mut days: BTreeMap<chrono::NaiveDate, Vec<&Game>> = BTreeMap::new();
@@ -128,7 +145,7 @@ pub async fn replay(replicas: &[&TestApp], games: &[Game]) -> Replayed {
         days.entry(game.date).or_default().push(game);
     }
     let started = Instant::now();
-    let mut served = HashMap::new();
+    let mut served: HashMap<&'static str, HashMap<String, f64>> = HashMap::new();
     let mut lag = Vec::new();
     // All-Star sides are not clubs: their game is posted, never asked.
     let clubs = |day: &[&Game]| -> Vec<Value> {
@@ -165,10 +182,21 @@ pub async fn replay(replicas: &[&TestApp], games: &[Game]) -> Replayed {
                 let prediction = &item["prediction"];
                 assert_eq!(prediction["game"]["game_id"], game.id.to_string());
                 assert!(prediction.get("stale").is_none(), "{prediction}");
-                served.insert(
+                served.entry(REPLAYED[0].0).or_default().insert(
                     game.id.to_string(),
                     prediction["home_win_probability"].as_f64().expect("p"),
                 );
+            }
+            for (version, spec) in &REPLAYED[1..] {
+                let answers = ask_pinned(asked, version, &items).await;
+                for (game, prediction) in clubs.iter().zip(answers) {
+                    assert_eq!(prediction["feature_version"], *spec, "{prediction}");
+                    assert!(prediction.get("unknown_starters").is_none(), "{prediction}");
+                    served.entry(version).or_default().insert(
+                        game.id.to_string(),
+                        prediction["home_win_probability"].as_f64().expect("p"),
+                    );
+                }
             }
             // The same games asked singly (the second served again as kept): the batch's
             // answers, made since yesterday's results.
@@ -206,27 +234,52 @@ pub async fn replay(replicas: &[&TestApp], games: &[Game]) -> Replayed {
     }
 }
 
-/// Every served probability equals the offline one; live quality over the regular season
-/// equals the evaluation report's.
+/// The predictions of `home_win@{version}` for `items`, asked in one batch.
+async fn ask_pinned(app: &TestApp, version: &str, items: &[Value]) -> Vec<Value> {
+    let pinned: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            item["model"] = json!(format!("home_win@{version}"));
+            item
+        })
+        .collect();
+    let reply = app
+        .post_json("/api/v1/predict/batch", &json!({ "items": pinned }))
+        .await;
+    assert_eq!(reply.body["failed"], 0, "{}", reply.body);
+    let answers = reply.body["results"].as_array().expect("results");
+    answers
+        .iter()
+        .map(|item| item["prediction"].clone())
+        .collect()
+}
+
+/// Every probability served by each version equals the offline one; live quality over the
+/// regular season equals the evaluation report's.
 pub async fn assert_replay_matches_offline(
     app: &TestApp,
-    served: &HashMap<String, f64>,
+    served: &HashMap<&'static str, HashMap<String, f64>>,
     games: &[Game],
 ) {
-    let expected = offline_probabilities(games).await;
     let asked = games.iter().filter(|g| g.phase != Phase::AllStar).count();
-    assert_eq!(served.len(), asked);
-    let mut worst = 0.0_f64;
-    for (id, p) in served {
-        let want = expected
-            .get(id)
-            .unwrap_or_else(|| panic!("{id} scored offline"));
-        worst = worst.max((p - want).abs());
+    for (version, spec) in REPLAYED {
+        let expected = offline_probabilities(games, version, spec).await;
+        let served = &served[version];
+        assert_eq!(served.len(), asked);
+        let mut worst = 0.0_f64;
+        for (id, p) in served {
+            let want = expected
+                .get(id)
+                .unwrap_or_else(|| panic!("{id} scored offline"));
+            worst = worst.max((p - want).abs());
+        }
+        assert!(
+            worst <= 1e-6,
+            "home_win@{version}: largest difference from the offline score: {worst}"
+        );
+        println!("home_win@{version}: {asked} games, largest difference from offline {worst:e}");
     }
-    assert!(
-        worst <= 1e-6,
-        "largest difference from the offline score: {worst}"
-    );
 
     let reply = app
         .get("/api/v1/models/home_win/quality?from=2024-01-01&to=2024-09-30")
@@ -250,7 +303,7 @@ async fn a_season_replayed_day_by_day_serves_what_the_offline_export_scores() {
     println!(
         "replayed 2024 on the embedded store in {:.1} s ({} games asked, {} results posted)",
         replayed.took.as_secs_f64(),
-        replayed.served.len(),
+        replayed.served[REPLAYED[0].0].len(),
         games.len(),
     );
     assert_replay_matches_offline(&app, &replayed.served, &games).await;
@@ -651,7 +704,7 @@ async fn database_through_2023() -> TestDatabase {
     bullpen::features::import_dir(
         &database.pool,
         data.path(),
-        &bullpen::games::Pitchers::default(),
+        &crate::helpers::pitchers(),
         |_| {},
     )
     .await

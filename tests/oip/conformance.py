@@ -110,10 +110,11 @@ class Server:
         self.process.wait(timeout=20)
 
 
-def feature_rows(binary, names):
-    """Every 2024 game's feature vector, as the server computes it offline."""
-    text = subprocess.run([binary, "features", "export", "--seasons", "2024"], cwd=ROOT,
-                          check=True, capture_output=True, text=True).stdout
+def feature_rows(binary, names, spec="v1"):
+    """Every 2024 game's feature vector of feature spec `spec`, as the server computes it
+    offline."""
+    text = subprocess.run([binary, "features", "export", "--seasons", "2024", "--version", spec],
+                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
     rows = list(csv.DictReader(io.StringIO(text)))
     ids = [row["game_id"] for row in rows]
     matrix = np.array([[float(row[name]) for name in names] for row in rows], dtype=np.float32)
@@ -172,11 +173,11 @@ def probes(server, http, grpc):
     return model["inputs"][0]["name"]
 
 
-def infer_rows(server, http, grpc, input_name, rows):
+def infer_rows(server, http, grpc, input_name, rows, versions):
     headers = server.headers()
     for count in (1, 64):
         batch = rows[:count]
-        for version in ("", "1", "2"):
+        for version in versions:
             cases = [("http binary", http, True), ("http JSON", http, False),
                      ("grpc raw", grpc, True)]
             for name, client, binary in cases:
@@ -337,7 +338,11 @@ def main():
             input_name = probes(server, http, grpc)
             names = json.loads((ROOT / "models" / MODEL / "1" / "manifest.json").read_text())
             ids, rows = feature_rows(binary, names["feature_spec"]["names"])
-            infer_rows(server, http, grpc, input_name, rows)
+            infer_rows(server, http, grpc, input_name, rows, ("", "1", "2"))
+            # Version 3 reads feature spec v2: the teams, then the starters.
+            v2 = json.loads((ROOT / "models" / MODEL / "3" / "manifest.json").read_text())
+            _, v2_rows = feature_rows(binary, v2["feature_spec"]["names"], "v2")
+            infer_rows(server, http, grpc, input_name, v2_rows, ("3",))
             game_ids(server, http, grpc, ids)
             load_reports(server, ids[0])
             errors(server, http, grpc, input_name, rows)

@@ -215,7 +215,7 @@ fn tensors(tensors: Vec<oip::TensorMetadata>) -> Vec<TensorMetadataBody> {
     operation_id = "v2_model_metadata",
     params(("model" = String, Path, description = "Model name", example = "home_win")),
     responses((status = 200, description = "Model metadata", body = ModelMetadataBody,
-        example = json!({"name": "home_win", "versions": ["1", "2"], "platform": "onnxruntime_onnx",
+        example = json!({"name": "home_win", "versions": ["1", "2", "3"], "platform": "onnxruntime_onnx",
                    "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 27]}],
                    "outputs": [{"name": "home_win_probability", "datatype": "FP32", "shape": [-1]},
                                {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}]}))),
