@@ -386,15 +386,11 @@ async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games()
     let postgres = PostgresStore::new(database.pool.clone(), database.pool.clone(), pitchers());
     let team = |code: &str| code.parse::<bullpen::games::TeamCode>().expect("team");
     let date = |text: &str| text.parse::<chrono::NaiveDate>().expect("date");
-    let after = FeatureStore::scheduled(
-        &postgres,
-        team("KCA"),
-        team("HOU"),
-        date("2025-04-01"),
-        Starters::default(),
-    )
-    .await
-    .expect("computed");
+    let kansas_city_opener = || {
+        let (home, away, day) = (team("KCA"), team("HOU"), date("2025-04-01"));
+        FeatureStore::scheduled(&postgres, home, away, day, Starters::default())
+    };
+    let after = kansas_city_opener().await.expect("computed");
 
     let client = database.pool.get().await.expect("connection");
     client
@@ -465,15 +461,7 @@ async fn scheduled_games_replay_in_memory_and_follow_every_change_to_the_games()
         Some(changed_on)
     );
     assert_eq!(postgres.refresh().await.expect("refreshed"), None, "once");
-    let changed = FeatureStore::scheduled(
-        &postgres,
-        team("KCA"),
-        team("HOU"),
-        date("2025-04-01"),
-        Starters::default(),
-    )
-    .await
-    .expect("computed");
+    let changed = kansas_city_opener().await.expect("computed");
     assert_ne!(changed, after, "the changed result is in the next answer");
     drop(client);
     database.drop_now().await;

@@ -19,6 +19,7 @@ async fn health_and_ready_answer() {
             "models": [
                 { "name": "home_win", "version": "1", "warm": true },
                 { "name": "home_win", "version": "2", "warm": true },
+                { "name": "home_win", "version": "3", "warm": true },
             ],
             "features": { "store": "embedded", "games": store().games().len(), "last_game_date": "2024-10-30" },
         })

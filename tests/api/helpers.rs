@@ -57,7 +57,7 @@ pub fn game_ids(season: i32, step: usize, count: usize) -> Vec<String> {
 pub fn scheduled_features_key(prefix: &str) -> String {
     let date = chrono::NaiveDate::from_ymd_opt(2025, 4, 5).expect("date");
     format!(
-        "{prefix}features:v1:BOS@NYA20250405:{:016x}",
+        "{prefix}features:v2:BOS@NYA20250405:{:016x}",
         store().history_before(date)
     )
 }

@@ -92,6 +92,18 @@ fn a_model_with_another_feature_spec_is_refused() {
     let error = OnnxModel::load(environment, dir.path(), 1).expect_err("spec mismatch");
     assert_eq!(
         error.to_string(),
-        "model home_win@1 expects feature spec v0, but this server computes v1"
+        "model home_win@1 expects feature spec v0, but this server computes v1, v2 (each with \
+         its own names)"
+    );
+    // A spec this build computes, with another spec's names, is refused too.
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        manifest.replace("\"v1\"", "\"v2\""),
+    )
+    .expect("write");
+    let error = OnnxModel::load(environment, dir.path(), 1).expect_err("names mismatch");
+    assert!(
+        error.to_string().contains("expects feature spec v2"),
+        "{error}"
     );
 }

@@ -206,8 +206,8 @@ async fn a_redis_cluster_is_shared_by_replicas_and_invalidated_on_every_node() {
     let by_node = cluster.keys_by_node(prefix).await;
     let total: usize = by_node.iter().map(Vec::len).sum();
     // A prediction for each stored game, the cold one and the scheduled one; the scheduled
-    // game's features; the fingerprints of the two model files.
-    assert_eq!(total, ids.len() + 5, "{by_node:?}");
+    // game's features; the fingerprints of the three model files.
+    assert_eq!(total, ids.len() + 6, "{by_node:?}");
     assert!(
         by_node.iter().filter(|keys| !keys.is_empty()).count() >= 2,
         "keys on more than one node: {by_node:?}"
@@ -262,6 +262,7 @@ async fn a_redis_cluster_is_shared_by_replicas_and_invalidated_on_every_node() {
             crate::helpers::scheduled_features_key(prefix),
             format!("{prefix}model:home_win:1"),
             format!("{prefix}model:home_win:2"),
+            format!("{prefix}model:home_win:3"),
         ]
     );
     // Gone from the other replica too.

@@ -801,7 +801,8 @@ async fn feature_keys(prefix: &str, game: &Game) -> Vec<String> {
         game.date.format("%Y%m%d"),
         game.number
     );
-    redis::AsyncCommands::keys(&mut redis, format!("{prefix}features:*{segment}:*"))
+    // The segment ends before the starters (`/home/away`) or the history (`:`).
+    redis::AsyncCommands::keys(&mut redis, format!("{prefix}features:*{segment}[:/]*"))
         .await
         .expect("keys")
 }

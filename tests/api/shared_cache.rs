@@ -532,8 +532,8 @@ async fn a_replica_started_with_a_replaced_model_file_drops_the_old_files_predic
     assert_eq!(same.predict(&body).await.body["cached"], true);
     assert_eq!(
         keys(&prefix).await.len(),
-        5,
-        "2 predictions, 1 feature vector, 2 fingerprints (versions 1 and 2)"
+        6,
+        "2 predictions, 1 feature vector, 3 fingerprints (versions 1, 2 and 3)"
     );
 
     // Another file under the same version: its predictions go, its features stay, and the
@@ -550,6 +550,7 @@ async fn a_replica_started_with_a_replaced_model_file_drops_the_old_files_predic
             crate::helpers::scheduled_features_key(&prefix),
             fingerprint_key.clone(),
             format!("{prefix}model:home_win:2"),
+            format!("{prefix}model:home_win:3"),
         ],
     );
     let now: String = connection.get(&fingerprint_key).await.expect("fingerprint");
