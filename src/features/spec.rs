@@ -206,6 +206,11 @@ impl FeatureSpec {
         self.names.len()
     }
 
+    /// Whether a model of this spec reads the starters (their features follow the teams').
+    pub fn reads_starters(&self) -> bool {
+        self.width() > FEATURE_COUNT
+    }
+
     /// The spec this build computes under `version`, if any.
     pub fn named(version: &str) -> Option<Self> {
         FEATURE_SPECS
@@ -268,5 +273,6 @@ mod tests {
             assert_eq!(spec.names, &STORED_SPEC.names[..spec.width()]);
         }
         assert_eq!(STORED_SPEC.width(), WIDTH);
+        assert!(!FEATURE_SPEC.reads_starters() && FEATURE_SPEC_V2.reads_starters());
     }
 }

@@ -152,7 +152,6 @@ pub struct SeasonTotals {
     pub earned_runs: u32,
 }
 
-/// Everything `data/pitchers` holds.
 /// The two starters of a game as a request or the data names them; `None`: not named.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 pub struct Starters {
@@ -186,6 +185,7 @@ pub struct StaffMember {
     pub starts: u32,
 }
 
+/// Everything `data/pitchers` holds.
 #[derive(Debug, Clone, Default)]
 pub struct Pitchers {
     /// Per game: the home starter, then the visitors'.

@@ -216,40 +216,25 @@ struct PitchersQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(super) struct Pitcher {
+pub(super) struct Pitcher<'a> {
     #[schema(value_type = String, example = "darvy001")]
     id: crate::games::PitcherId,
     /// As the data gives it; `null` for a pitcher only posted results name.
-    #[schema(value_type = Option<String>, example = "Yu Darvish")]
-    #[serde(serialize_with = "name_text")]
-    name: Option<std::sync::Arc<str>>,
+    #[schema(example = "Yu Darvish")]
+    name: Option<&'a str>,
     /// Games he started for the team that season (the data's games and posted results, or
     /// the season totals, whichever counts more).
     starts: u32,
 }
 
-#[expect(
-    clippy::ref_option,
-    reason = "serde's serialize_with passes a reference"
-)]
-fn name_text<S: serde::Serializer>(
-    name: &Option<std::sync::Arc<str>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match name {
-        Some(name) => serializer.serialize_str(name),
-        None => serializer.serialize_none(),
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
-pub(super) struct Staff {
+pub(super) struct Staff<'a> {
     #[schema(value_type = String, example = "SDN")]
     team: TeamCode,
     season: i32,
     /// Most starts first: the ids a request's `starters` may name (any pitcher of the data
     /// may start for any team: trades happen).
-    pitchers: Vec<Pitcher>,
+    pitchers: Vec<Pitcher<'a>>,
 }
 
 /// The pitchers of a team in a season, by the ids requests name starters with.
@@ -290,10 +275,14 @@ pub(super) async fn pitchers(
             .span()
             .map_or(0, |(_, last)| chrono::Datelike::year(&last)),
     };
-    let pitchers = view
-        .staff(team, season)
-        .into_iter()
-        .map(|StaffMember { id, name, starts }| Pitcher { id, name, starts })
+    let staff = view.staff(team, season);
+    let pitchers = staff
+        .iter()
+        .map(|member: &StaffMember| Pitcher {
+            id: member.id,
+            name: member.name.as_deref(),
+            starts: member.starts,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(Staff {
         team,

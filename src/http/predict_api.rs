@@ -14,7 +14,7 @@ use super::errors::{self, ApiError, Problem};
 use super::json::{ApiJson, JsonBody};
 use super::rendered::{self, Question, Rendered};
 use super::request_id;
-use crate::features::{FEATURE_SPEC, GameInfo};
+use crate::features::GameInfo;
 use crate::games::Starters;
 use crate::models::{ModelRef, ModelRefError};
 use crate::monitoring::Protocol;
@@ -64,10 +64,10 @@ impl<'a> From<&'a Prediction> for PredictionBody<'a> {
             home_win_probability: prediction.home_win_probability,
             away_win_probability: 1.0 - prediction.home_win_probability,
             feature_version: prediction.model.spec.version,
-            unknown_starters: if prediction.model.spec == FEATURE_SPEC {
-                &[]
-            } else {
+            unknown_starters: if prediction.model.spec.reads_starters() {
                 unknown_sides(prediction.game.starters)
+            } else {
+                &[]
             },
             cached: prediction.cached,
             stale: prediction.stale,

@@ -183,12 +183,10 @@ pub(super) async fn scheduled_prediction(
             date: asked.date,
             number: asked.number,
         }),
-        starters: (asked.home_starter.is_some() || asked.away_starter.is_some()).then_some(
-            StartersBody {
-                home: asked.home_starter,
-                away: asked.away_starter,
-            },
-        ),
+        starters: Some(StartersBody {
+            home: asked.home_starter,
+            away: asked.away_starter,
+        }),
         model: asked.model,
         odds: odds(
             asked.home_odds,

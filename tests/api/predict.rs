@@ -37,8 +37,6 @@ async fn predict_returns_the_probabilities_training_recorded_for_real_2024_games
                 .game(game.game_id)
                 .expect("stored")
                 .0;
-            let starter =
-                |line: &bullpen::games::TeamLine| line.starter.map(|s| s.pitcher.to_string());
             assert_eq!(
                 without_probabilities(reply.body, game.probability, parity.tolerance),
                 json!({
@@ -47,7 +45,7 @@ async fn predict_returns_the_probabilities_training_recorded_for_real_2024_games
                         "home": stored.home.team.to_string(),
                         "away": stored.away.team.to_string(),
                         "date": stored.date.to_string(),
-                        "starters": { "home": starter(&stored.home), "away": starter(&stored.away) },
+                        "starters": bullpen::games::Starters::of(stored),
                     },
                     "model": { "name": "home_win", "version": version },
                     "feature_version": spec,

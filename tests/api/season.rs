@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bullpen::features::ResultBody;
-use bullpen::games::{Game, Phase};
+use bullpen::games::{Game, Phase, Starters};
 use serde_json::{Value, json};
 
 use crate::database::TestDatabase;
@@ -44,7 +44,6 @@ pub fn result(game: &Game) -> Value {
 /// The game as a bettor names it before first pitch: teams, date, number and probable
 /// starters, no id.
 pub fn scheduled(game: &Game) -> Value {
-    let starter = |line: &bullpen::games::TeamLine| line.starter.map(|s| s.pitcher.to_string());
     json!({
         "game": {
             "home": game.home.team.to_string(),
@@ -52,7 +51,7 @@ pub fn scheduled(game: &Game) -> Value {
             "date": game.date.to_string(),
             "number": game.number,
         },
-        "starters": { "home": starter(&game.home), "away": starter(&game.away) },
+        "starters": Starters::of(game),
     })
 }
 
