@@ -10,6 +10,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -163,7 +164,7 @@ impl Application {
         })
         .workers(workers)
         .shutdown_timeout(server_settings.shutdown_timeout_secs)
-        // Signals are handled once, by `shutdown_signal`, which stops through the handle.
+        // Signals are handled once, by `StopSignals`, which stops through the handle.
         .disable_signals()
         .listen(listeners.http)
         .context("starting the HTTP server")?
@@ -530,10 +531,17 @@ impl BackgroundWork<'_> {
             // Routing is the same on every replica: stored in Redis and announced there.
             predict::share_routing(service, shared, stop, tasks).await;
         }
-        #[cfg(unix)]
-        {
-            let (service, stop) = (service.clone(), stop.clone());
-            tasks.spawn(async move { reload_on_sighup(&service, &stop).await });
+        // Listened for before the server says it serves: SIGHUP's default action ends the
+        // process.
+        match signal(SignalKind::hangup()) {
+            Ok(hangups) => {
+                let (service, stop) = (service.clone(), stop.clone());
+                tasks.spawn(async move { reload_on_sighup(hangups, &service, &stop).await });
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "cannot listen for SIGHUP; reload with POST /api/v1/admin/models/reload"
+            ),
         }
     }
 }
@@ -548,16 +556,7 @@ async fn follow_schedule(demand: &Demand, metrics: &Metrics, stop: &Cancellation
 }
 
 /// On SIGHUP, rescans `models.dir` as `POST /api/v1/admin/models/reload` does, until `stop`.
-#[cfg(unix)]
-async fn reload_on_sighup(service: &PredictService, stop: &CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGHUP; reload with POST /api/v1/admin/models/reload");
-            return;
-        }
-    };
+async fn reload_on_sighup(mut hangups: Signal, service: &PredictService, stop: &CancellationToken) {
     while stop
         .run_until_cancelled(hangups.recv())
         .await
@@ -583,37 +582,54 @@ pub enum StopSignal {
     Interrupt,
 }
 
-/// Resolves on SIGTERM or Ctrl-C, saying which.
-pub async fn shutdown_signal() -> StopSignal {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// SIGTERM and Ctrl-C, listened for from the moment this is made. Made before the server
+/// starts, so a signal that comes while it loads, or just after it says `serving`, is
+/// handled (drained or stopped) instead of ending the process by the default action.
+#[derive(Debug)]
+pub struct StopSignals {
+    terminate: Option<Signal>,
+    interrupt: Option<Signal>,
+}
+
+impl StopSignals {
+    /// Must be called inside a Tokio runtime. A signal that cannot be listened for is
+    /// logged; the other still works.
+    pub fn listen() -> Self {
+        Self {
+            terminate: listen(SignalKind::terminate(), "SIGTERM"),
+            interrupt: listen(SignalKind::interrupt(), "Ctrl-C"),
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    }
+
+    /// Resolves on the next SIGTERM or Ctrl-C, saying which.
+    pub async fn next(&mut self) -> StopSignal {
+        tokio::select! {
+            () = received(self.interrupt.as_mut()) => {
+                tracing::info!("Ctrl-C: shutting down");
+                StopSignal::Interrupt
             }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+            () = received(self.terminate.as_mut()) => {
+                tracing::info!("SIGTERM: shutting down");
+                StopSignal::Terminate
             }
         }
+    }
+}
+
+fn listen(kind: SignalKind, name: &str) -> Option<Signal> {
+    signal(kind)
+        .inspect_err(|error| tracing::error!(%error, "cannot listen for {name}"))
+        .ok()
+}
+
+/// Resolves when `signal` arrives; never, for a signal not listened for.
+async fn received(signal: Option<&mut Signal>) {
+    let arrived = match signal {
+        Some(signal) => signal.recv().await.is_some(),
+        None => false,
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {
-            tracing::info!("Ctrl-C: shutting down");
-            StopSignal::Interrupt
-        }
-        () = terminate => {
-            tracing::info!("SIGTERM: shutting down");
-            StopSignal::Terminate
-        }
+    if !arrived {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -17,7 +17,7 @@ use crate::db;
 use crate::features::{self, EmbeddedStore, FEATURE_SPECS, FeatureSpec, PostgresStore, StoreKind};
 use crate::monitoring::Metrics;
 use crate::settings::Settings;
-use crate::startup::{self, Application, StopSignal, shutdown_signal};
+use crate::startup::{self, Application, StopSignal, StopSignals};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -306,16 +306,24 @@ async fn import_results(settings: &Settings, file: &Path, correct: bool) -> anyh
 
 fn serve(settings: &Settings) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let app = Application::build(settings).await?;
+        let mut signals = StopSignals::listen();
+        // A signal while loading stops the start: there is nothing to drain yet.
+        let app = tokio::select! {
+            app = Application::build(settings) => app?,
+            _ = signals.next() => {
+                tracing::info!("stopped before serving");
+                return Ok(());
+            }
+        };
         let shutdown = app.shutdown();
         tokio::spawn(async move {
-            let signal = shutdown_signal().await;
+            let signal = signals.next().await;
             shutdown.exit_at_deadline();
             match signal {
                 StopSignal::Terminate => {
                     // A second signal ends the drain early.
                     let second = async {
-                        shutdown_signal().await;
+                        signals.next().await;
                     };
                     shutdown.drain_then_stop(second).await;
                 }

@@ -300,6 +300,37 @@ fn terminate_within(child: &mut std::process::Child, limit: Duration) -> std::pr
     panic!("SIGTERM did not end the process within {limit:?}");
 }
 
+/// SIGTERM while the server loads (an orchestrator that gives up on a slow start, or a
+/// signal just as it says `serving`) ends the process cleanly, not by the signal's default
+/// action.
+#[tokio::test]
+async fn sigterm_while_loading_ends_the_process_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let mut child = ServerProcess::command(&[]).spawn().expect("bullpen starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut messages = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(&line)
+                .map(|event| event["message"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or(line)
+        });
+    // Logged while loading, before the models are read.
+    assert!(
+        messages.any(|message| message == "embedded feature store loaded"),
+        "the store loads"
+    );
+    let status = terminate_within(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    let last = messages.last().unwrap_or_default();
+    // The signal nearly always comes while the models load; just after, it drains (0 s).
+    assert!(
+        last == "stopped before serving" || last == "stopped",
+        "the last line: {last}"
+    );
+}
+
 /// A log whose reader is gone before the server starts (`bullpen serve 2>&1 | head -5`):
 /// the server starts, serves, and stops on SIGTERM.
 #[tokio::test]
