@@ -407,10 +407,19 @@ async fn load_service(
                 tracing::info!(?applied, "migrations applied");
             }
             let pitchers = load_pitchers(&settings.data)?;
-            FeatureSource::Postgres(
-                PostgresStore::new(db::read_pool(database, &primary)?, primary, pitchers)
-                    .with_schedule_horizon(settings.features.schedule_horizon_days),
-            )
+            let store = PostgresStore::new(db::read_pool(database, &primary)?, primary, pitchers)
+                .with_schedule_horizon(settings.features.schedule_horizon_days);
+            // Scheduled games are answered from the view of the games: built before serving,
+            // so a new replica's first requests do not all wait for it (past their timeout).
+            if let Err(error) = store.refresh().await {
+                let error = crate::telemetry::Chain(&error);
+                tracing::warn!(
+                    %error,
+                    "the games are not loaded: scheduled games wait for the database, checked \
+                     again every features.refresh_ms"
+                );
+            }
+            FeatureSource::Postgres(store)
         }
     };
     let inference = &settings.inference;

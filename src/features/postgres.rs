@@ -93,7 +93,8 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// This replica's view of the games: built on first use, then moved by [`Self::refresh`].
+    /// This replica's view of the games: built at start (or on first use, when the database
+    /// was down then), then moved by [`Self::refresh`].
     pub async fn view(&self) -> Result<Arc<EmbeddedStore>, StoreError> {
         if let Some(view) = self.view.load().as_ref() {
             return Ok(Arc::clone(&view.store));
