@@ -637,23 +637,30 @@ async fn a_full_prediction_log_drops_and_counts_without_slowing_answers() {
 async fn the_schedule_gauges_count_the_games_ahead_and_what_the_games_before_drew() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let file = dir.path().join("schedule.csv");
-    let now = chrono::Utc::now();
-    let at = |seconds: i64| (now + chrono::TimeDelta::seconds(seconds)).to_rfc3339();
-    std::fs::write(
-        &file,
-        format!(
-            "date,home,away,number,first_pitch\n2024-04-10,KCA,HOU,0,{}\n2024-04-11,KCA,HOU,0,{}\n",
-            at(4),
-            at(1800),
-        ),
-    )
-    .expect("the schedule is written");
+    // The first game's first pitch `first_in` from now, the second's half an hour away.
+    let write_schedule = |first_in: i64| {
+        let now = chrono::Utc::now();
+        let at = |seconds: i64| (now + chrono::TimeDelta::seconds(seconds)).to_rfc3339();
+        std::fs::write(
+            &file,
+            format!(
+                "date,home,away,number,first_pitch\n2024-04-10,KCA,HOU,0,{}\n2024-04-11,KCA,HOU,0,{}\n",
+                at(first_in),
+                at(1800),
+            ),
+        )
+        .expect("the schedule is written");
+    };
+    write_schedule(600);
     let app = spawn_app_with(|settings| {
         settings.schedule.file = file.display().to_string();
         settings.schedule.requests_per_game = 36.0;
         settings.schedule.refresh_ms = 100;
     })
     .await;
+    // Timed once the server is up (a loaded machine takes seconds to start it): the file is
+    // read again when it changes.
+    write_schedule(6);
     let gauges = || async {
         let scrape = scrape(&app).await;
         let samples = samples(&scrape);
@@ -665,7 +672,7 @@ async fn the_schedule_gauges_count_the_games_ahead_and_what_the_games_before_dre
     };
     eventually(
         "both games ahead, at the configured guess",
-        Duration::from_secs(3),
+        Duration::from_secs(4),
         || async {
             let (starting, expected) = gauges().await;
             (starting.as_deref() == Some("2") && (expected - 2.0 * 36.0 / 3600.0).abs() < 1e-9)

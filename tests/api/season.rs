@@ -855,8 +855,12 @@ async fn without_pubsub_the_history_in_the_key_decides() {
     let games = season_2024();
     let (opening, later) = opening_and_later(&games);
     let ask = scheduled(later);
-    let before = a.predict(&ask).await.body["home_win_probability"].clone();
-    assert_eq!(b.predict(&ask).await.body["home_win_probability"], before);
+    let before = a.predict(&ask).await;
+    assert_eq!(before.status, 200, "{}", before.body);
+    let before = before.body["home_win_probability"].clone();
+    let other = b.predict(&ask).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert_eq!(other.body["home_win_probability"], before);
 
     // The nightly batch job, with no Redis to announce on.
     let dir = tempfile::tempdir().expect("temp dir");
