@@ -542,15 +542,13 @@ impl BackgroundWork<'_> {
         }
         // Listened for before the server says it serves: SIGHUP's default action ends the
         // process.
-        match signal(SignalKind::hangup()) {
-            Ok(hangups) => {
-                let (service, stop) = (service.clone(), stop.clone());
-                tasks.spawn(async move { reload_on_sighup(hangups, &service, &stop).await });
-            }
-            Err(error) => tracing::error!(
-                %error,
-                "cannot listen for SIGHUP; reload with POST /api/v1/admin/models/reload"
-            ),
+        let hangups = listen(
+            SignalKind::hangup(),
+            "SIGHUP; reload with POST /api/v1/admin/models/reload",
+        );
+        if let Some(hangups) = hangups {
+            let (service, stop) = (service.clone(), stop.clone());
+            tasks.spawn(async move { reload_on_sighup(hangups, &service, &stop).await });
         }
     }
 }
@@ -625,9 +623,10 @@ impl StopSignals {
     }
 }
 
-fn listen(kind: SignalKind, name: &str) -> Option<Signal> {
+/// Listens for `kind`; logs "cannot listen for `what`" when it cannot.
+fn listen(kind: SignalKind, what: &str) -> Option<Signal> {
     signal(kind)
-        .inspect_err(|error| tracing::error!(%error, "cannot listen for {name}"))
+        .inspect_err(|error| tracing::error!(%error, "cannot listen for {what}"))
         .ok()
 }
 
